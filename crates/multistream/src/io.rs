@@ -101,7 +101,16 @@ where
             if n == 0 {
                 listener.handle_eof()?;
             }
-            let used = listener.handle_input(&buf[..n])?;
+            let used = match listener.handle_input(&buf[..n]) {
+                Ok(used) => used,
+                Err(err) => {
+                    // Answers queued before the violation (an `na`, say) are
+                    // still true: send them, so the dialer learns why.
+                    listener.take_output(&mut out);
+                    let _ = write_out(&mut io, &mut out).await;
+                    return Err(err);
+                }
+            };
             leftover = buf[used..n].to_vec();
         }
     };
