@@ -1,4 +1,8 @@
 //! The tokio adapter, end to end over in-memory streams.
+//!
+//! The tests run on tokio's paused clock, which jumps ahead whenever every
+//! task is blocked: a deadlock runs into the negotiation timeout at once
+//! instead of hanging the suite.
 
 use std::{
     io,
@@ -14,6 +18,13 @@ use onetrip_multistream::{
 use tokio::io::{
     AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf, duplex,
 };
+
+/// Fails a test that deadlocks, at once (see the module docs).
+async fn bounded(test: impl Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(60), test)
+        .await
+        .expect("deadlocked")
+}
 
 fn p(name: &str) -> Protocol {
     Protocol::new(name).unwrap()
@@ -87,213 +98,242 @@ async fn echo_listener(
     Ok(protocol)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn both_modes_exchange_data_both_ways() {
-    for mode in [Mode::Interactive, Mode::Optimistic] {
-        let (a, b) = duplex(1 << 16);
-        let server = tokio::spawn(echo_listener(b, vec![p("/x"), p("/echo/1.0.0")], 5));
-        let (protocol, mut stream) = dialer_select(a, [p("/echo/1.0.0")], mode).await.unwrap();
-        assert_eq!(protocol, "/echo/1.0.0");
-        assert_eq!(stream.is_confirmed(), mode == Mode::Interactive);
-        stream.write_all(b"hello").await.unwrap();
-        stream.flush().await.unwrap();
-        let mut buf = [0; 5];
-        stream.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"olleh", "{mode:?}");
-        assert!(stream.is_confirmed());
-        assert_eq!(server.await.unwrap().unwrap(), "/echo/1.0.0");
-    }
+    bounded(async {
+        for mode in [Mode::Interactive, Mode::Optimistic] {
+            let (a, b) = duplex(1 << 16);
+            let server = tokio::spawn(echo_listener(b, vec![p("/x"), p("/echo/1.0.0")], 5));
+            let (protocol, mut stream) = dialer_select(a, [p("/echo/1.0.0")], mode).await.unwrap();
+            assert_eq!(protocol, "/echo/1.0.0");
+            assert_eq!(stream.is_confirmed(), mode == Mode::Interactive);
+            stream.write_all(b"hello").await.unwrap();
+            stream.flush().await.unwrap();
+            let mut buf = [0; 5];
+            stream.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"olleh", "{mode:?}");
+            assert!(stream.is_confirmed());
+            assert_eq!(server.await.unwrap().unwrap(), "/echo/1.0.0");
+        }
+    })
+    .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refused_candidates_fall_back_in_both_modes() {
-    for mode in [Mode::Interactive, Mode::Optimistic] {
-        let (a, b) = duplex(1 << 16);
-        let server = tokio::spawn(echo_listener(b, vec![p("/c")], 3));
-        let (protocol, mut stream) = dialer_select(a, [p("/a"), p("/b"), p("/c")], mode)
-            .await
-            .unwrap();
-        assert_eq!(protocol, "/c");
-        stream.write_all(b"abc").await.unwrap();
-        stream.flush().await.unwrap();
-        let mut buf = [0; 3];
-        stream.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"cba");
-        server.await.unwrap().unwrap();
-    }
+    bounded(async {
+        for mode in [Mode::Interactive, Mode::Optimistic] {
+            let (a, b) = duplex(1 << 16);
+            let server = tokio::spawn(echo_listener(b, vec![p("/c")], 3));
+            let (protocol, mut stream) = dialer_select(a, [p("/a"), p("/b"), p("/c")], mode)
+                .await
+                .unwrap();
+            assert_eq!(protocol, "/c");
+            stream.write_all(b"abc").await.unwrap();
+            stream.flush().await.unwrap();
+            let mut buf = [0; 3];
+            stream.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"cba");
+            server.await.unwrap().unwrap();
+        }
+    })
+    .await;
 }
 
 /// The optimistic dialer's header, proposal and first application bytes
 /// reach the transport as a single write; the listener hands those bytes
 /// over intact.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn optimistic_first_flight_is_one_write() {
-    let (a, b) = duplex(1 << 16);
-    let (io, writes) = counting(a);
-    let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
-    let (_, mut stream) = dialer_select(io, [p("/ping")], Mode::Optimistic)
-        .await
-        .unwrap();
-    assert!(
-        writes.lock().unwrap().is_empty(),
-        "nothing leaves before the application writes"
-    );
-    stream.write_all(b"ping").await.unwrap();
-    stream.flush().await.unwrap();
-    let expected = [
-        frame(Message::Header),
-        frame(Message::Protocol(p("/ping"))),
-        b"ping".to_vec(),
-    ]
-    .concat();
-    assert_eq!(*writes.lock().unwrap(), vec![expected]);
-    let mut buf = [0; 4];
-    stream.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"gnip");
-    server.await.unwrap().unwrap();
+    bounded(async {
+        let (a, b) = duplex(1 << 16);
+        let (io, writes) = counting(a);
+        let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
+        let (_, mut stream) = dialer_select(io, [p("/ping")], Mode::Optimistic)
+            .await
+            .unwrap();
+        assert!(
+            writes.lock().unwrap().is_empty(),
+            "nothing leaves before the application writes"
+        );
+        stream.write_all(b"ping").await.unwrap();
+        stream.flush().await.unwrap();
+        let expected = [
+            frame(Message::Header),
+            frame(Message::Protocol(p("/ping"))),
+            b"ping".to_vec(),
+        ]
+        .concat();
+        assert_eq!(*writes.lock().unwrap(), vec![expected]);
+        let mut buf = [0; 4];
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"gnip");
+        server.await.unwrap().unwrap();
+    })
+    .await;
 }
 
 /// For contrast: the interactive dialer flushes its proposal alone, and its
 /// application bytes follow only after the echo.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn interactive_dialer_waits_for_the_echo() {
-    let (a, b) = duplex(1 << 16);
-    let (io, writes) = counting(a);
-    let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
-    let (_, mut stream) = dialer_select(io, [p("/ping")], Mode::Interactive)
-        .await
-        .unwrap();
-    let negotiation = [frame(Message::Header), frame(Message::Protocol(p("/ping")))].concat();
-    assert_eq!(*writes.lock().unwrap(), vec![negotiation]);
-    stream.write_all(b"ping").await.unwrap();
-    assert_eq!(writes.lock().unwrap().len(), 2);
-    let mut buf = [0; 4];
-    stream.read_exact(&mut buf).await.unwrap();
-    server.await.unwrap().unwrap();
+    bounded(async {
+        let (a, b) = duplex(1 << 16);
+        let (io, writes) = counting(a);
+        let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
+        let (_, mut stream) = dialer_select(io, [p("/ping")], Mode::Interactive)
+            .await
+            .unwrap();
+        let negotiation = [frame(Message::Header), frame(Message::Protocol(p("/ping")))].concat();
+        assert_eq!(*writes.lock().unwrap(), vec![negotiation]);
+        stream.write_all(b"ping").await.unwrap();
+        assert_eq!(writes.lock().unwrap().len(), 2);
+        let mut buf = [0; 4];
+        stream.read_exact(&mut buf).await.unwrap();
+        server.await.unwrap().unwrap();
+    })
+    .await;
 }
 
 /// A large first write: the first 16 KiB share the negotiation's write, the
 /// rest follows, and every byte arrives in order.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn optimistic_large_first_write_arrives_whole() {
-    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    let (a, b) = duplex(1 << 12);
-    let server = tokio::spawn({
-        let len = data.len();
-        async move {
-            let (_, mut stream) = listener_select(b, vec![p("/bulk")]).await?;
-            let mut got = vec![0; len];
-            stream.read_exact(&mut got).await?;
-            Ok::<_, Error>(got)
-        }
-    });
-    let (_, mut stream) = dialer_select(a, [p("/bulk")], Mode::Optimistic)
-        .await
-        .unwrap();
-    stream.write_all(&data).await.unwrap();
-    stream.flush().await.unwrap();
-    assert_eq!(server.await.unwrap().unwrap(), data);
+    bounded(async {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let (a, b) = duplex(1 << 12);
+        let server = tokio::spawn({
+            let len = data.len();
+            async move {
+                let (_, mut stream) = listener_select(b, vec![p("/bulk")]).await?;
+                let mut got = vec![0; len];
+                stream.read_exact(&mut got).await?;
+                Ok::<_, Error>(got)
+            }
+        });
+        let (_, mut stream) = dialer_select(a, [p("/bulk")], Mode::Optimistic)
+            .await
+            .unwrap();
+        stream.write_all(&data).await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(server.await.unwrap().unwrap(), data);
+    })
+    .await;
 }
 
 /// The listener's echo and its first response bytes arrive together; the
 /// dialer must return the response, not lose it with the echo.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn response_sharing_a_read_with_the_echo_is_kept() {
-    let (a, mut b) = duplex(1 << 16);
-    let (_, mut stream) = dialer_select(a, [p("/r")], Mode::Optimistic).await.unwrap();
-    stream.write_all(b"q").await.unwrap();
-    stream.flush().await.unwrap();
-    let reply = [
-        frame(Message::Header),
-        frame(Message::Protocol(p("/r"))),
-        b"response".to_vec(),
-    ]
-    .concat();
-    b.write_all(&reply).await.unwrap();
-    let mut buf = [0; 8];
-    stream.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"response");
+    bounded(async {
+        let (a, mut b) = duplex(1 << 16);
+        let (_, mut stream) = dialer_select(a, [p("/r")], Mode::Optimistic).await.unwrap();
+        stream.write_all(b"q").await.unwrap();
+        stream.flush().await.unwrap();
+        let reply = [
+            frame(Message::Header),
+            frame(Message::Protocol(p("/r"))),
+            b"response".to_vec(),
+        ]
+        .concat();
+        b.write_all(&reply).await.unwrap();
+        let mut buf = [0; 8];
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"response");
+    })
+    .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn listener_hands_over_pipelined_bytes() {
-    let (mut a, b) = duplex(1 << 16);
-    let request = [
-        frame(Message::Header),
-        frame(Message::Protocol(p("/a"))),
-        b"first bytes".to_vec(),
-    ]
-    .concat();
-    a.write_all(&request).await.unwrap();
-    let (protocol, mut stream) = listener_select(b, vec![p("/a")]).await.unwrap();
-    assert_eq!(protocol, "/a");
-    let mut buf = [0; 11];
-    stream.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"first bytes");
+    bounded(async {
+        let (mut a, b) = duplex(1 << 16);
+        let request = [
+            frame(Message::Header),
+            frame(Message::Protocol(p("/a"))),
+            b"first bytes".to_vec(),
+        ]
+        .concat();
+        a.write_all(&request).await.unwrap();
+        let (protocol, mut stream) = listener_select(b, vec![p("/a")]).await.unwrap();
+        assert_eq!(protocol, "/a");
+        let mut buf = [0; 11];
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"first bytes");
+    })
+    .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn optimistic_rejection_surfaces_on_read_then_write() {
-    let (a, b) = duplex(1 << 16);
-    let server = tokio::spawn(async move { listener_select(b, vec![p("/b")]).await.map(|_| ()) });
-    let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
-    stream.write_all(b"hello").await.unwrap();
-    stream.flush().await.unwrap();
-    let mut buf = [0; 1];
-    let err = stream.read(&mut buf).await.unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::Unsupported);
-    assert!(matches!(
-        Error::from_io(&err),
-        Some(Error::OptimisticRejected { protocol }) if protocol == "/a"
-    ));
-    let err = stream.write_all(b"more").await.unwrap_err();
-    assert!(matches!(
-        Error::from_io(&err),
-        Some(Error::OptimisticRejected { .. })
-    ));
-    assert!(!stream.is_confirmed());
-    drop(stream);
-    // The listener read "hello" as the start of a message and then hit EOF.
-    assert!(matches!(server.await.unwrap(), Err(Error::UnexpectedEof)));
+    bounded(async {
+        let (a, b) = duplex(1 << 16);
+        let server =
+            tokio::spawn(async move { listener_select(b, vec![p("/b")]).await.map(|_| ()) });
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        stream.write_all(b"hello").await.unwrap();
+        stream.flush().await.unwrap();
+        let mut buf = [0; 1];
+        let err = stream.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        assert!(matches!(
+            Error::from_io(&err),
+            Some(Error::OptimisticRejected { protocol }) if protocol == "/a"
+        ));
+        let err = stream.write_all(b"more").await.unwrap_err();
+        assert!(matches!(
+            Error::from_io(&err),
+            Some(Error::OptimisticRejected { .. })
+        ));
+        assert!(!stream.is_confirmed());
+        drop(stream);
+        // The listener read "hello" as the start of a message and then hit EOF.
+        assert!(matches!(server.await.unwrap(), Err(Error::UnexpectedEof)));
+    })
+    .await;
 }
 
 /// Two optimistic negotiations nested on one stream (as security, then a
 /// muxer): each layer consumes only its own header and echo.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nested_optimistic_negotiations() {
-    let (a, b) = duplex(1 << 16);
-    let server = tokio::spawn(async move {
-        let (outer, stream) = listener_select(b, vec![p("/outer")]).await?;
-        let (inner, mut stream) = listener_select(stream, vec![p("/inner")]).await?;
+    bounded(async {
+        let (a, b) = duplex(1 << 16);
+        let server = tokio::spawn(async move {
+            let (outer, stream) = listener_select(b, vec![p("/outer")]).await?;
+            let (inner, mut stream) = listener_select(stream, vec![p("/inner")]).await?;
+            let mut buf = [0; 4];
+            stream.read_exact(&mut buf).await?;
+            stream.write_all(b"pong").await?;
+            stream.flush().await?;
+            Ok::<_, Error>((outer, inner, buf))
+        });
+        let (_, stream) = dialer_select(a, [p("/outer")], Mode::Optimistic)
+            .await
+            .unwrap();
+        let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic)
+            .await
+            .unwrap();
+        stream.write_all(b"ping").await.unwrap();
+        stream.flush().await.unwrap();
         let mut buf = [0; 4];
-        stream.read_exact(&mut buf).await?;
-        stream.write_all(b"pong").await?;
-        stream.flush().await?;
-        Ok::<_, Error>((outer, inner, buf))
-    });
-    let (_, stream) = dialer_select(a, [p("/outer")], Mode::Optimistic)
-        .await
-        .unwrap();
-    let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic)
-        .await
-        .unwrap();
-    stream.write_all(b"ping").await.unwrap();
-    stream.flush().await.unwrap();
-    let mut buf = [0; 4];
-    stream.read_exact(&mut buf).await.unwrap();
-    assert_eq!(&buf, b"pong");
-    let (outer, inner, got) = server.await.unwrap().unwrap();
-    assert_eq!(
-        (outer.as_str(), inner.as_str(), &got),
-        ("/outer", "/inner", b"ping")
-    );
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"pong");
+        let (outer, inner, got) = server.await.unwrap().unwrap();
+        assert_eq!(
+            (outer.as_str(), inner.as_str(), &got),
+            ("/outer", "/inner", b"ping")
+        );
+    })
+    .await;
 }
 
 /// go-multistream#20 on the wire: the outer proposal is refused, and the
 /// nested negotiation that the dialer pipelined behind it must not select
 /// the inner protocol at the outer level.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refused_outer_does_not_select_nested_inner() {
+    bounded(async {
     let (a, b) = duplex(1 << 16);
     let server =
         tokio::spawn(async move { listener_select(b, vec![p("/inner")]).await.map(|(p, _)| p) });
@@ -314,6 +354,8 @@ async fn refused_outer_does_not_select_nested_inner() {
     assert!(
         matches!(Error::from_io(&err), Some(Error::OptimisticRejected { protocol }) if protocol == "/outer")
     );
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -329,36 +371,42 @@ async fn stalled_peer_times_out() {
     assert!(matches!(result, Err(Error::Timeout)));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn eof_mid_negotiation() {
-    let (mut a, b) = duplex(1 << 16);
-    let mut partial = [frame(Message::Header), frame(Message::Protocol(p("/a")))].concat();
-    partial.truncate(partial.len() - 1);
-    a.write_all(&partial).await.unwrap();
-    a.shutdown().await.unwrap();
-    assert!(matches!(
-        listener_select(b, vec![p("/a")]).await,
-        Err(Error::UnexpectedEof)
-    ));
+    bounded(async {
+        let (mut a, b) = duplex(1 << 16);
+        let mut partial = [frame(Message::Header), frame(Message::Protocol(p("/a")))].concat();
+        partial.truncate(partial.len() - 1);
+        a.write_all(&partial).await.unwrap();
+        a.shutdown().await.unwrap();
+        assert!(matches!(
+            listener_select(b, vec![p("/a")]).await,
+            Err(Error::UnexpectedEof)
+        ));
 
-    // An optimistic dialer whose listener goes away before answering.
-    let (a, b) = duplex(1 << 16);
-    let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
-    drop(b);
-    let mut buf = [0; 1];
-    let err = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert!(matches!(Error::from_io(&err), Some(Error::UnexpectedEof)));
+        // An optimistic dialer whose listener goes away before answering.
+        let (a, b) = duplex(1 << 16);
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        drop(b);
+        let mut buf = [0; 1];
+        let err = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(Error::from_io(&err), Some(Error::UnexpectedEof)));
+    })
+    .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn garbage_instead_of_header() {
-    let (mut a, b) = duplex(1 << 16);
-    a.write_all(b"\x13/multistream/0.9.9\n").await.unwrap();
-    assert!(matches!(
-        listener_select(b, vec![p("/a")]).await,
-        Err(Error::UnexpectedHeader { .. })
-    ));
+    bounded(async {
+        let (mut a, b) = duplex(1 << 16);
+        a.write_all(b"\x13/multistream/0.9.9\n").await.unwrap();
+        assert!(matches!(
+            listener_select(b, vec![p("/a")]).await,
+            Err(Error::UnexpectedHeader { .. })
+        ));
+    })
+    .await;
 }
