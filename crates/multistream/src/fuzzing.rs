@@ -4,7 +4,7 @@
 //! The first input byte chooses how the rest is cut into chunks (1 to 256
 //! bytes), so that message boundaries fall everywhere.
 
-use crate::{Dialer, Error, Listener, MAX_MESSAGE_LEN, Mode, Protocol, Status};
+use crate::{Dialer, Error, Listener, MAX_MESSAGE_LEN, Message, Mode, Protocol, Status};
 
 /// The most a listener may queue in response to one chunk of input: one
 /// answer (at most one message) per proposal, plus its header.
@@ -70,4 +70,23 @@ pub fn dialer(data: &[u8]) -> Result<Status, Error> {
     }
     dialer.handle_eof()?;
     Ok(dialer.status().clone())
+}
+
+/// Decodes `data` as a payload in both contexts; whatever decodes must
+/// encode back to the same payload.
+pub fn message(data: &[u8]) {
+    let reencode = |message: &Message| {
+        let mut out = Vec::new();
+        message.encode(&mut out);
+        let (len, payload) = unsigned_varint::decode::usize(&out).expect("own prefix");
+        assert_eq!(len, payload.len());
+        payload.to_vec()
+    };
+    if let Ok(message) = Message::decode(data) {
+        assert_eq!(reencode(&message), data);
+    }
+    if let Ok(list) = Message::decode_protocols(data) {
+        let payload = reencode(&Message::Protocols(list.clone()));
+        assert_eq!(Message::decode_protocols(&payload).expect("own list"), list);
+    }
 }

@@ -279,18 +279,18 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Negotiated<IO> {
         if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        // Read the listener's answer into the caller's buffer, consume the
-        // negotiation messages, and leave the application bytes behind them
-        // at the front of the buffer.
+        // Read the listener's answer in chunks of our own (the caller's
+        // buffer may be a single byte), consume the negotiation messages, and
+        // pass on the application bytes behind them.
+        let mut chunk = [0u8; READ_CHUNK];
         loop {
-            let unfilled = buf.initialize_unfilled();
-            let mut chunk = ReadBuf::new(unfilled);
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut chunk))?;
-            let n = chunk.filled().len();
+            let mut filled = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut this.io).poll_read(cx, &mut filled))?;
+            let n = filled.filled().len();
             let result = if n == 0 {
                 dialer.handle_eof().map(|()| 0)
             } else {
-                dialer.handle_input(&unfilled[..n])
+                dialer.handle_input(&chunk[..n])
             };
             let used = match result {
                 Ok(used) => used,
@@ -298,12 +298,14 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Negotiated<IO> {
             };
             if let Status::Selected(_) = dialer.status() {
                 this.pending = None;
-                unfilled.copy_within(used..n, 0);
-                buf.advance(n - used);
-                if n > used {
-                    return Poll::Ready(Ok(()));
+                let rest = &chunk[used..n];
+                if rest.is_empty() {
+                    return Pin::new(&mut this.io).poll_read(cx, buf);
                 }
-                return Pin::new(&mut this.io).poll_read(cx, buf);
+                let now = rest.len().min(buf.remaining());
+                buf.put_slice(&rest[..now]);
+                this.inbound = rest[now..].to_vec();
+                return Poll::Ready(Ok(()));
             }
         }
     }

@@ -341,3 +341,15 @@ proptest! {
         let _ = fuzzing::dialer(&[&[1], input.as_slice()].concat());
     }
 }
+
+proptest! {
+    /// The message fuzz target's driver on random payloads and on valid ones.
+    #[test]
+    fn message_driver_holds(data in prop::collection::vec(any::<u8>(), 0..300), name in protocol_name()) {
+        fuzzing::message(&data);
+        let mut list = Vec::new();
+        Message::Protocols(vec![name.clone(), name]).encode(&mut list);
+        let (_, payload) = unsigned_varint::decode::usize(&list).unwrap();
+        fuzzing::message(payload);
+    }
+}
