@@ -130,10 +130,10 @@ async fn rust_libp2p_listener_refuses_optimistic_proposal() {
     };
     let listener = listener_select_proto(b.compat(), ["/supported"]);
     let (err, refused) = bounded(async { tokio::join!(dialer, listener) }).await;
-    assert!(
-        matches!(Error::from_io(&err), Some(Error::OptimisticRejected { protocol }) if protocol == "/unsupported"),
-        "{err:?}"
-    );
+    match Error::from_io(&err) {
+        Some(Error::OptimisticRejected { protocol }) => assert_eq!(protocol, "/unsupported"),
+        other => panic!("expected OptimisticRejected, got {other:?} ({err})"),
+    }
     assert!(refused.is_err());
 }
 

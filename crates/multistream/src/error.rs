@@ -20,8 +20,8 @@ const EXCERPT_LEN: usize = 64;
 #[non_exhaustive]
 pub enum Error {
     /// The underlying transport failed.
-    #[error("transport I/O error: {0}")]
-    Io(#[source] Arc<io::Error>),
+    #[error(transparent)]
+    Io(Arc<io::Error>),
     /// The stream ended before negotiation finished.
     #[error("stream ended during multistream-select negotiation")]
     UnexpectedEof,

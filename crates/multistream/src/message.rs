@@ -40,6 +40,10 @@ pub enum Message {
 
 impl Message {
     /// Appends the framed message (length prefix and payload) to `out`.
+    ///
+    /// Encoding does not enforce [`MAX_MESSAGE_LEN`]: names are bounded by
+    /// [`Protocol`], but a long [`Message::Protocols`] list is the sender's
+    /// to cut (the [`Listener`](crate::Listener) does).
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Message::Header => put_frame(out, HEADER_LINE),

@@ -83,6 +83,15 @@ fn frame(message: Message) -> Vec<u8> {
     out
 }
 
+/// Sends `request` and reads a reply of the same length.
+async fn exchange(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), request: &[u8]) -> Vec<u8> {
+    stream.write_all(request).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut reply = vec![0; request.len()];
+    stream.read_exact(&mut reply).await.unwrap();
+    reply
+}
+
 /// Echo server: negotiates, reads `len` bytes, writes them back reversed.
 async fn echo_listener(
     io: DuplexStream,
@@ -107,11 +116,7 @@ async fn both_modes_exchange_data_both_ways() {
             let (protocol, mut stream) = dialer_select(a, [p("/echo/1.0.0")], mode).await.unwrap();
             assert_eq!(protocol, "/echo/1.0.0");
             assert_eq!(stream.is_confirmed(), mode == Mode::Interactive);
-            stream.write_all(b"hello").await.unwrap();
-            stream.flush().await.unwrap();
-            let mut buf = [0; 5];
-            stream.read_exact(&mut buf).await.unwrap();
-            assert_eq!(&buf, b"olleh", "{mode:?}");
+            assert_eq!(exchange(&mut stream, b"hello").await, b"olleh", "{mode:?}");
             assert!(stream.is_confirmed());
             assert_eq!(server.await.unwrap().unwrap(), "/echo/1.0.0");
         }
@@ -129,15 +134,26 @@ async fn refused_candidates_fall_back_in_both_modes() {
                 .await
                 .unwrap();
             assert_eq!(protocol, "/c");
-            stream.write_all(b"abc").await.unwrap();
-            stream.flush().await.unwrap();
-            let mut buf = [0; 3];
-            stream.read_exact(&mut buf).await.unwrap();
-            assert_eq!(&buf, b"cba");
+            assert_eq!(exchange(&mut stream, b"abc").await, b"cba");
             server.await.unwrap().unwrap();
         }
     })
     .await;
+}
+
+/// Dials `/ping` in `mode` over a transport that records its writes, and
+/// exchanges one request. Returns the writes made before the request, and
+/// all of them.
+async fn ping_writes(mode: Mode) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (a, b) = duplex(1 << 16);
+    let (io, writes) = counting(a);
+    let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
+    let (_, mut stream) = dialer_select(io, [p("/ping")], mode).await.unwrap();
+    let before = writes.lock().unwrap().clone();
+    assert_eq!(exchange(&mut stream, b"ping").await, b"gnip");
+    server.await.unwrap().unwrap();
+    let all = writes.lock().unwrap().clone();
+    (before, all)
 }
 
 /// The optimistic dialer's header, proposal and first application bytes
@@ -146,29 +162,17 @@ async fn refused_candidates_fall_back_in_both_modes() {
 #[tokio::test(start_paused = true)]
 async fn optimistic_first_flight_is_one_write() {
     bounded(async {
-        let (a, b) = duplex(1 << 16);
-        let (io, writes) = counting(a);
-        let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
-        let (_, mut stream) = dialer_select(io, [p("/ping")], Mode::Optimistic)
-            .await
-            .unwrap();
+        let (before, all) = ping_writes(Mode::Optimistic).await;
         assert!(
-            writes.lock().unwrap().is_empty(),
+            before.is_empty(),
             "nothing leaves before the application writes"
         );
-        stream.write_all(b"ping").await.unwrap();
-        stream.flush().await.unwrap();
-        let expected = [
+        let flight = [
             frame(Message::Header),
             frame(Message::Protocol(p("/ping"))),
             b"ping".to_vec(),
-        ]
-        .concat();
-        assert_eq!(*writes.lock().unwrap(), vec![expected]);
-        let mut buf = [0; 4];
-        stream.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"gnip");
-        server.await.unwrap().unwrap();
+        ];
+        assert_eq!(all, vec![flight.concat()]);
     })
     .await;
 }
@@ -178,19 +182,10 @@ async fn optimistic_first_flight_is_one_write() {
 #[tokio::test(start_paused = true)]
 async fn interactive_dialer_waits_for_the_echo() {
     bounded(async {
-        let (a, b) = duplex(1 << 16);
-        let (io, writes) = counting(a);
-        let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
-        let (_, mut stream) = dialer_select(io, [p("/ping")], Mode::Interactive)
-            .await
-            .unwrap();
+        let (before, all) = ping_writes(Mode::Interactive).await;
         let negotiation = [frame(Message::Header), frame(Message::Protocol(p("/ping")))].concat();
-        assert_eq!(*writes.lock().unwrap(), vec![negotiation]);
-        stream.write_all(b"ping").await.unwrap();
-        assert_eq!(writes.lock().unwrap().len(), 2);
-        let mut buf = [0; 4];
-        stream.read_exact(&mut buf).await.unwrap();
-        server.await.unwrap().unwrap();
+        assert_eq!(before, vec![negotiation.clone()]);
+        assert_eq!(all, vec![negotiation, b"ping".to_vec()]);
     })
     .await;
 }
@@ -319,11 +314,7 @@ async fn nested_optimistic_negotiations() {
         let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic)
             .await
             .unwrap();
-        stream.write_all(b"ping").await.unwrap();
-        stream.flush().await.unwrap();
-        let mut buf = [0; 4];
-        stream.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"pong");
+        assert_eq!(exchange(&mut stream, b"ping").await, b"pong");
         let (outer, inner, got) = server.await.unwrap().unwrap();
         assert_eq!(
             (outer.as_str(), inner.as_str(), &got),
@@ -339,26 +330,28 @@ async fn nested_optimistic_negotiations() {
 #[tokio::test(start_paused = true)]
 async fn refused_outer_does_not_select_nested_inner() {
     bounded(async {
-    let (a, b) = duplex(1 << 16);
-    let server =
-        tokio::spawn(async move { listener_select(b, vec![p("/inner")]).await.map(|(p, _)| p) });
-    let (_, stream) = dialer_select(a, [p("/outer")], Mode::Optimistic)
-        .await
-        .unwrap();
-    let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic)
-        .await
-        .unwrap();
-    stream.write_all(b"data").await.unwrap();
-    stream.flush().await.unwrap();
-    assert!(matches!(
-        server.await.unwrap(),
-        Err(Error::UnexpectedMessage { .. })
-    ));
-    let mut buf = [0; 1];
-    let err = stream.read(&mut buf).await.unwrap_err();
-    assert!(
-        matches!(Error::from_io(&err), Some(Error::OptimisticRejected { protocol }) if protocol == "/outer")
-    );
+        let (a, b) = duplex(1 << 16);
+        let server = tokio::spawn(async move { listener_select(b, vec![p("/inner")]).await });
+        let (_, stream) = dialer_select(a, [p("/outer")], Mode::Optimistic)
+            .await
+            .unwrap();
+        let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic)
+            .await
+            .unwrap();
+        stream.write_all(b"data").await.unwrap();
+        stream.flush().await.unwrap();
+        let verdict = server.await.unwrap().map(|(protocol, _)| protocol);
+        assert!(
+            matches!(verdict, Err(Error::UnexpectedMessage { .. })),
+            "{verdict:?}"
+        );
+        // The listener still sent its `na`: the dialer knows why.
+        let err = stream.read(&mut [0; 1]).await.unwrap_err();
+        let refused = match Error::from_io(&err) {
+            Some(Error::OptimisticRejected { protocol }) => protocol.as_str(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(refused, "/outer");
     })
     .await;
 }

@@ -209,9 +209,12 @@ fn malformed_input_gets_typed_errors() {
         Err(Error::UnexpectedHeader { got }) if got == "/multistream/2.0.0\n"
     ));
     // Plain HTTP: 'G' reads as a length of 71, and what follows is no header.
-    let http = b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+    let http = concat!(
+        "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl\r\n",
+        "Accept: */*\r\nConnection: close\r\n\r\n",
+    );
     assert!(matches!(
-        listen(http),
+        listen(http.as_bytes()),
         Err(Error::MissingNewline | Error::UnexpectedHeader { .. })
     ));
     // A partial message is no error: it is consumed and buffered.
@@ -289,7 +292,13 @@ fn protocol_name() -> impl Strategy<Value = Protocol> {
 proptest! {
     #[test]
     fn message_round_trip(name in protocol_name()) {
-        for message in [Message::Header, Message::NotAvailable, Message::ListProtocols, Message::Protocol(name.clone())] {
+        let messages = [
+            Message::Header,
+            Message::NotAvailable,
+            Message::ListProtocols,
+            Message::Protocol(name.clone()),
+        ];
+        for message in messages {
             let bytes = encode(&message);
             let (len, payload) = unsigned_varint::decode::usize(&bytes).unwrap();
             prop_assert_eq!(len, payload.len());
@@ -312,7 +321,11 @@ proptest! {
         cuts in prop::collection::vec(1usize..40, 1..20),
         app in prop::collection::vec(any::<u8>(), 0..64),
     ) {
-        let mut input = dialer_bytes(&[Message::ListProtocols, Message::Protocol(p("/x")), Message::Protocol(p("/a"))]);
+        let mut input = dialer_bytes(&[
+            Message::ListProtocols,
+            Message::Protocol(p("/x")),
+            Message::Protocol(p("/a")),
+        ]);
         let negotiation = input.len();
         input.extend_from_slice(&app);
         let mut listener = Listener::new(vec![p("/a")]);
@@ -334,19 +347,23 @@ proptest! {
 
     /// Random input after a valid header, where the parsers do real work.
     #[test]
-    fn random_messages_never_panic(data in prop::collection::vec(any::<u8>(), 0..512), chunk in any::<u8>()) {
+    fn random_messages_never_panic(
+        data in prop::collection::vec(any::<u8>(), 0..512),
+        chunk in any::<u8>(),
+    ) {
         let mut input = vec![chunk];
         input.extend_from_slice(&encode(&Message::Header));
         input.extend_from_slice(&data);
         let _ = fuzzing::listener(&input);
         let _ = fuzzing::dialer(&[&[1], input.as_slice()].concat());
     }
-}
 
-proptest! {
     /// The message fuzz target's driver on random payloads and on valid ones.
     #[test]
-    fn message_driver_holds(data in prop::collection::vec(any::<u8>(), 0..300), name in protocol_name()) {
+    fn message_driver_holds(
+        data in prop::collection::vec(any::<u8>(), 0..300),
+        name in protocol_name(),
+    ) {
         fuzzing::message(&data);
         let mut list = Vec::new();
         Message::Protocols(vec![name.clone(), name]).encode(&mut list);
