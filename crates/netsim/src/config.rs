@@ -1,0 +1,100 @@
+//! Link parameters.
+
+use std::time::Duration;
+
+use crate::{DeliveryTrace, Error, LossModel};
+
+/// The default MTU of a datagram link: what QUIC may assume of the path
+/// without discovery is 1200; a typical Ethernet path carries 1500.
+pub const DEFAULT_MTU: usize = 1500;
+
+/// How much a stream link's sender may have in flight before its writes
+/// wait for the reader: a typical socket send buffer.
+pub const DEFAULT_STREAM_BUFFER: usize = 4 << 20;
+
+/// One direction of a link between two hosts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkConfig {
+    /// Propagation delay, one way.
+    pub delay: Duration,
+    /// Serialization rate in bits per second; `None` for unlimited.
+    pub bandwidth: Option<u64>,
+    /// Largest datagram carried; larger ones are dropped (datagram links).
+    pub mtu: usize,
+    /// Which datagrams are lost (datagram links; stream links are reliable).
+    pub loss: LossModel,
+    /// Delivery opportunities to replay instead of a fixed bandwidth
+    /// (datagram links): each carries one datagram.
+    pub schedule: Option<DeliveryTrace>,
+    /// Bytes a stream sender may have in flight before its writes wait.
+    pub stream_buffer: usize,
+}
+
+impl LinkConfig {
+    /// A loss-free link with this one-way delay and no bandwidth limit.
+    pub fn with_delay(delay: Duration) -> Self {
+        LinkConfig {
+            delay,
+            bandwidth: None,
+            mtu: DEFAULT_MTU,
+            loss: LossModel::None,
+            schedule: None,
+            stream_buffer: DEFAULT_STREAM_BUFFER,
+        }
+    }
+
+    /// Sets the bandwidth, in bits per second.
+    pub fn bandwidth(mut self, bits_per_second: u64) -> Self {
+        self.bandwidth = Some(bits_per_second);
+        self
+    }
+
+    /// Sets the loss model.
+    pub fn loss(mut self, loss: LossModel) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Sets the MTU.
+    pub fn mtu(mut self, mtu: usize) -> Self {
+        self.mtu = mtu;
+        self
+    }
+
+    /// Replays delivery opportunities from a trace.
+    pub fn schedule(mut self, trace: DeliveryTrace) -> Self {
+        self.schedule = Some(trace);
+        self
+    }
+
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`].
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.bandwidth == Some(0) {
+            return Err(Error::InvalidConfig("bandwidth must be positive"));
+        }
+        if self.mtu == 0 || self.stream_buffer == 0 {
+            return Err(Error::InvalidConfig("MTU and stream buffer must be positive"));
+        }
+        self.loss.validate()
+    }
+
+    /// How long `bytes` take to serialize onto the link.
+    pub fn serialization(&self, bytes: usize) -> Duration {
+        match self.bandwidth {
+            None => Duration::ZERO,
+            Some(bps) => {
+                let nanos = (bytes as u128 * 8 * 1_000_000_000).div_ceil(u128::from(bps));
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+            }
+        }
+    }
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig::with_delay(Duration::ZERO)
+    }
+}

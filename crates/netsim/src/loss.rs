@@ -1,0 +1,175 @@
+//! Loss models for datagram links: deterministic for a given seed.
+
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use crate::{Error, trace::LossDelayTrace};
+
+/// Which datagrams a link drops.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum LossModel {
+    /// Every datagram arrives.
+    #[default]
+    None,
+    /// Each datagram is lost independently with probability `p`.
+    Bernoulli {
+        /// Loss probability, in `[0, 1]`.
+        p: f64,
+    },
+    /// Two-state bursty loss (Gilbert-Elliott).
+    GilbertElliott(GilbertElliott),
+    /// Each datagram's fate (lost, or its one-way delay) read from a trace,
+    /// in order, cycling.
+    Trace(LossDelayTrace),
+}
+
+/// The Gilbert-Elliott model: a Markov chain with a good and a bad state,
+/// each with its own loss probability. Real losses come in bursts; this is
+/// the standard two-parameter (Gilbert) or four-parameter description of
+/// them (RFC 3611 section 4.7.2 reports its parameters; netem implements it).
+///
+/// Per datagram, the current state decides whether it is lost, then the
+/// chain moves: good → bad with probability `p`, bad → good with `r`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GilbertElliott {
+    /// Probability of moving from the good to the bad state.
+    pub p: f64,
+    /// Probability of moving from the bad to the good state.
+    pub r: f64,
+    /// Loss probability in the good state (`1 - k` in the literature).
+    pub loss_good: f64,
+    /// Loss probability in the bad state (`1 - h`).
+    pub loss_bad: f64,
+}
+
+impl GilbertElliott {
+    /// The Gilbert model (every datagram lost in the bad state, none in the
+    /// good one) with the given mean loss rate and mean burst length (mean
+    /// number of consecutive losses, ≥ 1).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] unless `0 ≤ loss < 1` and `burst ≥ 1`.
+    pub fn with_mean_loss(loss: f64, burst: f64) -> Result<Self, Error> {
+        if !(0.0..1.0).contains(&loss) {
+            return Err(Error::InvalidConfig("mean loss must be in [0, 1)"));
+        }
+        if !(burst >= 1.0) {
+            return Err(Error::InvalidConfig("mean burst length must be at least 1"));
+        }
+        // Bursts are sojourns in the bad state: mean length 1/r. The
+        // stationary share of the bad state, p/(p+r), is the loss rate.
+        let r = 1.0 / burst;
+        let p = r * loss / (1.0 - loss);
+        Ok(GilbertElliott {
+            p,
+            r,
+            loss_good: 0.0,
+            loss_bad: 1.0,
+        })
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let probability = |x: f64| (0.0..=1.0).contains(&x);
+        if ![self.p, self.r, self.loss_good, self.loss_bad].into_iter().all(probability) {
+            return Err(Error::InvalidConfig("Gilbert-Elliott parameters must be probabilities"));
+        }
+        if self.p + self.r == 0.0 {
+            return Err(Error::InvalidConfig("Gilbert-Elliott p and r cannot both be 0"));
+        }
+        Ok(())
+    }
+
+    /// Stationary probability of the bad state: `p / (p + r)`.
+    pub fn bad_share(&self) -> f64 {
+        self.p / (self.p + self.r)
+    }
+
+    /// The long-run loss rate.
+    pub fn mean_loss(&self) -> f64 {
+        let bad = self.bad_share();
+        bad * self.loss_bad + (1.0 - bad) * self.loss_good
+    }
+
+    /// The mean length of a run of consecutive losses: `1 / (1 - q)`, where
+    /// `q` is the probability that the datagram after a lost one is lost too.
+    pub fn mean_burst_len(&self) -> f64 {
+        let (bad, lg, lb) = (self.bad_share(), self.loss_good, self.loss_bad);
+        let good = 1.0 - bad;
+        let lost = good * lg + bad * lb;
+        let both = good * lg * ((1.0 - self.p) * lg + self.p * lb)
+            + bad * lb * (self.r * lg + (1.0 - self.r) * lb);
+        1.0 / (1.0 - both / lost)
+    }
+}
+
+impl LossModel {
+    /// Checks that the parameters are probabilities.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`].
+    pub fn validate(&self) -> Result<(), Error> {
+        match self {
+            LossModel::Bernoulli { p } if !(0.0..=1.0).contains(p) => {
+                Err(Error::InvalidConfig("Bernoulli loss must be a probability"))
+            }
+            LossModel::GilbertElliott(ge) => ge.validate(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What happens to one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// It arrives, after the link's own delay.
+    Deliver,
+    /// It arrives after this one-way delay (from a trace).
+    DeliverAfter(std::time::Duration),
+    /// It is lost.
+    Drop,
+}
+
+/// A running loss model: the model plus its state and its random stream.
+/// Same model, same seed: same sequence of fates.
+#[derive(Debug, Clone)]
+pub struct LossProcess {
+    model: LossModel,
+    bad: bool,
+    next_in_trace: usize,
+    rng: Pcg64Mcg,
+}
+
+impl LossProcess {
+    /// Starts `model` (in the good state) with a seeded random stream.
+    pub fn new(model: LossModel, seed: u64) -> Self {
+        LossProcess {
+            model,
+            bad: false,
+            next_in_trace: 0,
+            rng: Pcg64Mcg::seed_from_u64(seed),
+        }
+    }
+
+    /// Decides the fate of the next datagram.
+    pub fn next_fate(&mut self) -> Fate {
+        let lost = match &self.model {
+            LossModel::None => false,
+            LossModel::Bernoulli { p } => self.rng.random_bool(*p),
+            LossModel::GilbertElliott(ge) => {
+                let loss = if self.bad { ge.loss_bad } else { ge.loss_good };
+                let lost = self.rng.random_bool(loss);
+                let flip = if self.bad { ge.r } else { ge.p };
+                if self.rng.random_bool(flip) {
+                    self.bad = !self.bad;
+                }
+                lost
+            }
+            LossModel::Trace(trace) => {
+                let fate = trace.fate(self.next_in_trace);
+                self.next_in_trace += 1;
+                return fate;
+            }
+        };
+        if lost { Fate::Drop } else { Fate::Deliver }
+    }
+}
