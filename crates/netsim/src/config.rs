@@ -76,7 +76,9 @@ impl LinkConfig {
             return Err(Error::InvalidConfig("bandwidth must be positive"));
         }
         if self.mtu == 0 || self.stream_buffer == 0 {
-            return Err(Error::InvalidConfig("MTU and stream buffer must be positive"));
+            return Err(Error::InvalidConfig(
+                "MTU and stream buffer must be positive",
+            ));
         }
         self.loss.validate()
     }

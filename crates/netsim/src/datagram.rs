@@ -20,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::{
     loss::Fate,
-    network::Inner,
+    network::{Inner, Transmission},
     recorder::Carrier,
 };
 
@@ -62,7 +62,9 @@ struct Arrival {
 
 impl fmt::Debug for SimUdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimUdpSocket").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("SimUdpSocket")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +83,9 @@ impl SimUdpSocket {
     }
 
     fn inbox(&self) -> MutexGuard<'_, Inbox> {
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends one datagram across the link; never blocks.
@@ -94,13 +98,18 @@ impl SimUdpSocket {
             let mut state = inner.lock();
             let target = state.sockets.get(&to).and_then(|s| s.upgrade());
             let link_state = inner.datagram_link_state(&mut state, from_ip, to_ip);
-            let fate = if data.len() > link.mtu { Fate::Drop } else { link_state.loss.next_fate() };
+            let fate = if data.len() > link.mtu {
+                Fate::Drop
+            } else {
+                link_state.loss.next_fate()
+            };
             let arrives = match fate {
                 Fate::Drop => None,
                 Fate::DeliverAfter(delay) => Some(now + delay),
                 Fate::Deliver => Some(match &link.schedule {
                     Some(trace) => {
-                        let n = trace.next_opportunity(inner.since_start(now), link_state.next_opportunity);
+                        let n = trace
+                            .next_opportunity(inner.since_start(now), link_state.next_opportunity);
                         link_state.next_opportunity = n + 1;
                         inner.start + trace.opportunity(n) + link.delay
                     }
@@ -117,7 +126,15 @@ impl SimUdpSocket {
             (Some(at), Some(target)) => target.enqueue(at, self.addr, data).then_some(at),
             _ => None,
         };
-        inner.record(Carrier::Datagram, self.addr, to, data.len(), now, delivered, None);
+        inner.record(Transmission {
+            carrier: Carrier::Datagram,
+            from: self.addr,
+            to,
+            bytes: data.len(),
+            sent: now,
+            delivered,
+            label: None,
+        });
     }
 
     /// Queues a datagram for delivery at `at`; false if the queue is full.
@@ -147,14 +164,22 @@ impl AsyncUdpSocket for SimUdpSocket {
     }
 
     fn try_send(&self, transmit: &Transmit<'_>) -> io::Result<()> {
-        let size = transmit.segment_size.unwrap_or(transmit.contents.len()).max(1);
+        let size = transmit
+            .segment_size
+            .unwrap_or(transmit.contents.len())
+            .max(1);
         for datagram in transmit.contents.chunks(size) {
             self.send_one(transmit.destination, datagram);
         }
         Ok(())
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>, bufs: &mut [IoSliceMut<'_>], meta: &mut [RecvMeta]) -> Poll<io::Result<usize>> {
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
         let mut inbox = self.inbox();
         loop {
             let now = Instant::now();
@@ -164,7 +189,9 @@ impl AsyncUdpSocket for SimUdpSocket {
                     Some(Reverse(next)) if next.at <= now => {}
                     _ => break,
                 }
-                let Some(Reverse(arrival)) = inbox.heap.pop() else { break };
+                let Some(Reverse(arrival)) = inbox.heap.pop() else {
+                    break;
+                };
                 let len = arrival.data.len().min(buf.len());
                 buf[..len].copy_from_slice(&arrival.data[..len]);
                 *meta = RecvMeta {
@@ -180,7 +207,9 @@ impl AsyncUdpSocket for SimUdpSocket {
                 return Poll::Ready(Ok(received));
             }
             inbox.waker = Some(cx.waker().clone());
-            let Some(Reverse(next)) = inbox.heap.peek() else { return Poll::Pending };
+            let Some(Reverse(next)) = inbox.heap.peek() else {
+                return Poll::Pending;
+            };
             let next = next.at;
             inbox.timer.as_mut().reset(next);
             if inbox.timer.as_mut().poll(cx).is_pending() {

@@ -4,7 +4,9 @@ use crate::{DeliveryTrace, LossDelayTrace, LossModel, LossProcess};
 
 /// Parses `data` as both kinds of trace; whatever parses must be usable.
 pub fn traces(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(trace) = DeliveryTrace::parse(text) {
         assert!(!trace.is_empty());
         let mut last = trace.opportunity(0);

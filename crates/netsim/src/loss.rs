@@ -53,7 +53,7 @@ impl GilbertElliott {
         if !(0.0..1.0).contains(&loss) {
             return Err(Error::InvalidConfig("mean loss must be in [0, 1)"));
         }
-        if !(burst >= 1.0) {
+        if burst.is_nan() || burst < 1.0 {
             return Err(Error::InvalidConfig("mean burst length must be at least 1"));
         }
         // Bursts are sojourns in the bad state: mean length 1/r. The
@@ -70,11 +70,18 @@ impl GilbertElliott {
 
     fn validate(&self) -> Result<(), Error> {
         let probability = |x: f64| (0.0..=1.0).contains(&x);
-        if ![self.p, self.r, self.loss_good, self.loss_bad].into_iter().all(probability) {
-            return Err(Error::InvalidConfig("Gilbert-Elliott parameters must be probabilities"));
+        if ![self.p, self.r, self.loss_good, self.loss_bad]
+            .into_iter()
+            .all(probability)
+        {
+            return Err(Error::InvalidConfig(
+                "Gilbert-Elliott parameters must be probabilities",
+            ));
         }
         if self.p + self.r == 0.0 {
-            return Err(Error::InvalidConfig("Gilbert-Elliott p and r cannot both be 0"));
+            return Err(Error::InvalidConfig(
+                "Gilbert-Elliott p and r cannot both be 0",
+            ));
         }
         Ok(())
     }

@@ -53,6 +53,18 @@ pub(crate) struct State {
     pub(crate) datagram_links: HashMap<(IpAddr, IpAddr), DatagramLinkState>,
 }
 
+/// A transmission as the links see it, in tokio time.
+#[derive(Debug)]
+pub(crate) struct Transmission {
+    pub(crate) carrier: Carrier,
+    pub(crate) from: SocketAddr,
+    pub(crate) to: SocketAddr,
+    pub(crate) bytes: usize,
+    pub(crate) sent: Instant,
+    pub(crate) delivered: Option<Instant>,
+    pub(crate) label: Option<Arc<str>>,
+}
+
 /// What a datagram link remembers between datagrams.
 #[derive(Debug)]
 pub(crate) struct DatagramLinkState {
@@ -174,32 +186,25 @@ impl Inner {
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn since_start(&self, t: Instant) -> Duration {
         t.saturating_duration_since(self.start)
     }
 
-    /// Records a transmission sent now.
-    pub(crate) fn record(
-        &self,
-        carrier: Carrier,
-        from: SocketAddr,
-        to: SocketAddr,
-        bytes: usize,
-        sent: Instant,
-        delivered: Option<Instant>,
-        label: Option<Arc<str>>,
-    ) {
+    /// Records a transmission.
+    pub(crate) fn record(&self, transmission: Transmission) {
         self.recorder.push(Record {
-            sent: self.since_start(sent),
-            delivered: delivered.map(|t| self.since_start(t)),
-            from,
-            to,
-            bytes,
-            label,
-            carrier,
+            sent: self.since_start(transmission.sent),
+            delivered: transmission.delivered.map(|t| self.since_start(t)),
+            from: transmission.from,
+            to: transmission.to,
+            bytes: transmission.bytes,
+            label: transmission.label,
+            carrier: transmission.carrier,
         });
     }
 
@@ -216,7 +221,10 @@ impl Inner {
             let mut hasher = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(&(self.seed, from, to), &mut hasher);
             DatagramLinkState {
-                loss: LossProcess::new(self.link(from, to).loss.clone(), std::hash::Hasher::finish(&hasher)),
+                loss: LossProcess::new(
+                    self.link(from, to).loss.clone(),
+                    std::hash::Hasher::finish(&hasher),
+                ),
                 free_at: self.start,
                 next_opportunity: 0,
             }
@@ -245,7 +253,10 @@ impl Host {
 
     fn ephemeral(&self, state: &mut State) -> SocketAddr {
         loop {
-            let next = state.next_port.entry(self.ip).or_insert(FIRST_EPHEMERAL_PORT);
+            let next = state
+                .next_port
+                .entry(self.ip)
+                .or_insert(FIRST_EPHEMERAL_PORT);
             let addr = SocketAddr::new(self.ip, *next);
             *next = next.checked_add(1).unwrap_or(FIRST_EPHEMERAL_PORT);
             if !state.listeners.contains_key(&addr) && !state.sockets.contains_key(&addr) {
@@ -286,14 +297,29 @@ impl Host {
         let now = Instant::now();
         let forward = inner.link(self.ip, to.ip()).delay;
         let back = inner.link(to.ip(), self.ip).delay;
-        let (syn_at, syn_ack_at, ack_at) = (now + forward, now + forward + back, now + 2 * forward + back);
+        let (syn_at, syn_ack_at, ack_at) = (
+            now + forward,
+            now + forward + back,
+            now + 2 * forward + back,
+        );
         let (local, listener) = {
             let mut state = inner.lock();
             let local = self.ephemeral(&mut state);
             (local, state.listeners.get(&to).cloned())
         };
-        let label = |s: &'static str| Some(Arc::<str>::from(s));
-        inner.record(Carrier::Stream, local, to, 0, now, Some(syn_at), label("SYN"));
+        // The handshake's segments carry no payload; each is one flight.
+        let control = |from, to, sent, delivered, label: &str| {
+            inner.record(Transmission {
+                carrier: Carrier::Stream,
+                from,
+                to,
+                bytes: 0,
+                sent,
+                delivered: Some(delivered),
+                label: Some(Arc::from(label)),
+            });
+        };
+        control(local, to, now, syn_at, "SYN");
         let accepted = listener.and_then(|listener| {
             let (dialer, listener_side) = SimStream::pair(inner.clone(), local, to);
             let pending = PendingConnection {
@@ -304,10 +330,10 @@ impl Host {
             listener.try_send(pending).ok().map(|()| dialer)
         });
         let reply = if accepted.is_some() { "SYN-ACK" } else { "RST" };
-        inner.record(Carrier::Stream, to, local, 0, syn_at, Some(syn_ack_at), label(reply));
+        control(to, local, syn_at, syn_ack_at, reply);
         tokio::time::sleep_until(syn_ack_at).await;
         let stream = accepted.ok_or(Error::ConnectionRefused(to))?;
-        inner.record(Carrier::Stream, local, to, 0, syn_ack_at, Some(ack_at), label("ACK"));
+        control(local, to, syn_ack_at, ack_at, "ACK");
         Ok(stream)
     }
 

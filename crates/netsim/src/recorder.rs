@@ -95,7 +95,9 @@ impl Recorder {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A group of transmissions in one direction, each sent after the previous
@@ -133,7 +135,11 @@ impl Recording {
     /// skipped.
     pub fn flights(&self) -> Vec<Flight> {
         let mut flights: Vec<Flight> = Vec::new();
-        let mut delivered: Vec<&Record> = self.records.iter().filter(|r| r.delivered.is_some()).collect();
+        let mut delivered: Vec<&Record> = self
+            .records
+            .iter()
+            .filter(|r| r.delivered.is_some())
+            .collect();
         delivered.sort_by_key(|r| r.sent);
         for record in delivered {
             let landed = record.delivered.unwrap_or_default();
@@ -163,7 +169,12 @@ impl Recording {
     /// The records sent before `until`.
     pub fn until(&self, until: Duration) -> Recording {
         Recording {
-            records: self.records.iter().filter(|r| r.sent < until).cloned().collect(),
+            records: self
+                .records
+                .iter()
+                .filter(|r| r.sent < until)
+                .cloned()
+                .collect(),
             overflow: self.overflow,
         }
     }
@@ -201,16 +212,30 @@ impl Recording {
             w = WIDTH
         );
         for r in self.between(left, right) {
-            let recv = r.delivered.map_or_else(|| "lost".to_string(), |d| format!("{:.3}", ms(d)));
+            let recv = r
+                .delivered
+                .map_or_else(|| "lost".to_string(), |d| format!("{:.3}", ms(d)));
             let text = format!(" {} ", describe(r));
             let dashes = WIDTH.saturating_sub(text.chars().count() + 1);
             let (pad_l, pad_r) = (dashes / 2, dashes - dashes / 2);
             let arrow = if r.from.ip() == left {
                 let tip = if r.delivered.is_some() { ">" } else { "x" };
-                format!("|{}{}{}{}|", "-".repeat(pad_l), text, "-".repeat(pad_r), tip)
+                format!(
+                    "|{}{}{}{}|",
+                    "-".repeat(pad_l),
+                    text,
+                    "-".repeat(pad_r),
+                    tip
+                )
             } else {
                 let tip = if r.delivered.is_some() { "<" } else { "x" };
-                format!("|{}{}{}{}|", tip, "-".repeat(pad_l), text, "-".repeat(pad_r))
+                format!(
+                    "|{}{}{}{}|",
+                    tip,
+                    "-".repeat(pad_l),
+                    text,
+                    "-".repeat(pad_r)
+                )
             };
             let _ = writeln!(out, "{:>9.3} {:>9}  {}", ms(r.sent), recv, arrow);
         }
@@ -220,7 +245,9 @@ impl Recording {
     /// The same ladder as a standalone SVG image: time flows down.
     pub fn ladder_svg(&self) -> String {
         let Some((left, right)) = self.hosts() else {
-            return String::from(r#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>"#);
+            return String::from(
+                r#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>"#,
+            );
         };
         let records: Vec<&Record> = self.between(left, right).collect();
         let end = records
@@ -229,7 +256,8 @@ impl Recording {
             .max()
             .unwrap_or_default()
             .max(Duration::from_millis(1));
-        let (x_left, x_right, top, height) = (140.0, 460.0, 50.0, 40.0 * records.len().max(4) as f64);
+        let (x_left, x_right, top, height) =
+            (140.0, 460.0, 50.0, 40.0 * records.len().max(4) as f64);
         let y = |t: Duration| top + height * t.as_secs_f64() / end.as_secs_f64();
         let mut svg = String::new();
         let _ = write!(
@@ -246,7 +274,11 @@ impl Recording {
             );
         }
         for r in records {
-            let (x1, x2) = if r.from.ip() == left { (x_left, x_right) } else { (x_right, x_left) };
+            let (x1, x2) = if r.from.ip() == left {
+                (x_left, x_right)
+            } else {
+                (x_right, x_left)
+            };
             let y1 = y(r.sent);
             let (x2, y2, style) = match r.delivered {
                 Some(d) => (x2, y(d), r#"marker-end="url(#a)""#),
@@ -286,5 +318,7 @@ fn describe(r: &Record) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

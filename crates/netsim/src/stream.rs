@@ -16,7 +16,11 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use crate::{LinkConfig, network::Inner, recorder::Carrier};
+use crate::{
+    LinkConfig,
+    network::{Inner, Transmission},
+    recorder::Carrier,
+};
 
 /// A connection waiting in a listener's accept queue.
 #[derive(Debug)]
@@ -36,7 +40,11 @@ pub struct StreamListener {
 }
 
 impl StreamListener {
-    pub(crate) fn new(inner: Arc<Inner>, addr: SocketAddr, queue: mpsc::Receiver<PendingConnection>) -> Self {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        addr: SocketAddr,
+        queue: mpsc::Receiver<PendingConnection>,
+    ) -> Self {
         StreamListener { inner, addr, queue }
     }
 
@@ -161,9 +169,21 @@ impl Labeler {
 
 impl SimStream {
     /// The two ends of a new connection.
-    pub(crate) fn pair(inner: Arc<Inner>, dialer: SocketAddr, listener: SocketAddr) -> (SimStream, SimStream) {
-        let up = Pipe::new(inner.link(dialer.ip(), listener.ip()).clone(), dialer, listener);
-        let down = Pipe::new(inner.link(listener.ip(), dialer.ip()).clone(), listener, dialer);
+    pub(crate) fn pair(
+        inner: Arc<Inner>,
+        dialer: SocketAddr,
+        listener: SocketAddr,
+    ) -> (SimStream, SimStream) {
+        let up = Pipe::new(
+            inner.link(dialer.ip(), listener.ip()).clone(),
+            dialer,
+            listener,
+        );
+        let down = Pipe::new(
+            inner.link(listener.ip(), dialer.ip()).clone(),
+            listener,
+            dialer,
+        );
         let end = |tx: &Arc<Mutex<Pipe>>, rx: &Arc<Mutex<Pipe>>, local, peer| SimStream {
             inner: inner.clone(),
             tx: tx.clone(),
@@ -194,7 +214,11 @@ impl SimStream {
 }
 
 impl AsyncRead for SimStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
             let mut pipe = lock(&this.rx);
@@ -222,7 +246,9 @@ impl AsyncRead for SimStream {
             }
             let mut copied = 0;
             while buf.remaining() > 0 {
-                let Some(segment) = pipe.queue.front_mut() else { break };
+                let Some(segment) = pipe.queue.front_mut() else {
+                    break;
+                };
                 if segment.arrives > now {
                     break;
                 }
@@ -244,14 +270,21 @@ impl AsyncRead for SimStream {
 }
 
 impl AsyncWrite for SimStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let mut pipe = lock(&this.tx);
         if pipe.reader_gone {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
         if pipe.fin_at.is_some() {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after shutdown")));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown",
+            )));
         }
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
@@ -275,7 +308,15 @@ impl AsyncWrite for SimStream {
         }
         let (from, to, label) = (pipe.from, pipe.to, pipe.label.clone());
         drop(pipe);
-        this.inner.record(Carrier::Stream, from, to, n, sent, Some(arrives), label);
+        this.inner.record(Transmission {
+            carrier: Carrier::Stream,
+            from,
+            to,
+            bytes: n,
+            sent,
+            delivered: Some(arrives),
+            label,
+        });
         Poll::Ready(Ok(n))
     }
 
@@ -291,7 +332,15 @@ impl AsyncWrite for SimStream {
         let (from, to) = (pipe.from, pipe.to);
         drop(pipe);
         if !already {
-            this.inner.record(Carrier::Stream, from, to, 0, sent, Some(fin), Some(Arc::from("FIN")));
+            this.inner.record(Transmission {
+                carrier: Carrier::Stream,
+                from,
+                to,
+                bytes: 0,
+                sent,
+                delivered: Some(fin),
+                label: Some(Arc::from("FIN")),
+            });
         }
         Poll::Ready(Ok(()))
     }

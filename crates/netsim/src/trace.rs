@@ -37,26 +37,48 @@ impl DeliveryTrace {
                 continue;
             }
             if opportunities.len() == MAX_TRACE_LINES {
-                return Err(Error::Trace { line: line_no, reason: "too many lines" });
+                return Err(Error::Trace {
+                    line: line_no,
+                    reason: "too many lines",
+                });
             }
             let ms: u64 = line.parse().map_err(|_| Error::Trace {
                 line: line_no,
                 reason: "not a whole number of milliseconds",
             })?;
             if ms > MAX_TRACE_MS {
-                return Err(Error::Trace { line: line_no, reason: "timestamp beyond 30 days" });
+                return Err(Error::Trace {
+                    line: line_no,
+                    reason: "timestamp beyond 30 days",
+                });
             }
             if opportunities.last().is_some_and(|&last| ms < last) {
-                return Err(Error::Trace { line: line_no, reason: "timestamps go backwards" });
+                return Err(Error::Trace {
+                    line: line_no,
+                    reason: "timestamps go backwards",
+                });
             }
             opportunities.push(ms);
         }
         let period = match opportunities.last() {
-            None => return Err(Error::Trace { line: 0, reason: "no delivery opportunities" }),
-            Some(0) => return Err(Error::Trace { line: 0, reason: "the trace must span time" }),
+            None => {
+                return Err(Error::Trace {
+                    line: 0,
+                    reason: "no delivery opportunities",
+                });
+            }
+            Some(0) => {
+                return Err(Error::Trace {
+                    line: 0,
+                    reason: "the trace must span time",
+                });
+            }
             Some(&last) => last,
         };
-        Ok(DeliveryTrace { opportunities, period })
+        Ok(DeliveryTrace {
+            opportunities,
+            period,
+        })
     }
 
     /// The time of opportunity number `n` (counting from 0), the trace
@@ -118,7 +140,10 @@ impl LossDelayTrace {
                 continue;
             }
             if fates.len() == MAX_TRACE_LINES {
-                return Err(Error::Trace { line: line_no, reason: "too many lines" });
+                return Err(Error::Trace {
+                    line: line_no,
+                    reason: "too many lines",
+                });
             }
             let fate = if line == "-" {
                 None
@@ -128,14 +153,20 @@ impl LossDelayTrace {
                     reason: "neither '-' nor a delay in milliseconds",
                 })?;
                 if !(0.0..=3_600_000.0).contains(&ms) {
-                    return Err(Error::Trace { line: line_no, reason: "delay out of range" });
+                    return Err(Error::Trace {
+                        line: line_no,
+                        reason: "delay out of range",
+                    });
                 }
                 Some(Duration::from_secs_f64(ms / 1000.0))
             };
             fates.push(fate);
         }
         if fates.is_empty() {
-            return Err(Error::Trace { line: 0, reason: "no datagram fates" });
+            return Err(Error::Trace {
+                line: 0,
+                reason: "no datagram fates",
+            });
         }
         Ok(LossDelayTrace { fates })
     }

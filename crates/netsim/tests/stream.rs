@@ -21,7 +21,11 @@ fn ms(n: u64) -> Duration {
 async fn connect(net: &Network) -> (SimStream, SimStream, StreamListener, Instant) {
     let mut listener = net.host(SERVER).listen(4001).unwrap();
     let start = Instant::now();
-    let client = net.host(CLIENT).connect(listener.local_addr()).await.unwrap();
+    let client = net
+        .host(CLIENT)
+        .connect(listener.local_addr())
+        .await
+        .unwrap();
     let (server, peer) = listener.accept().await.unwrap();
     assert_eq!(peer, client.local_addr());
     assert_eq!(server.peer_addr(), client.local_addr());
@@ -33,7 +37,11 @@ async fn connect_costs_one_rtt_and_accept_one_and_a_half() {
     let net = Network::new(LinkConfig::with_delay(D)).unwrap();
     let mut listener = net.host(SERVER).listen(4001).unwrap();
     let start = Instant::now();
-    let _client = net.host(CLIENT).connect(listener.local_addr()).await.unwrap();
+    let _client = net
+        .host(CLIENT)
+        .connect(listener.local_addr())
+        .await
+        .unwrap();
     assert_eq!(start.elapsed(), 2 * D);
     let _server = listener.accept().await.unwrap();
     assert_eq!(start.elapsed(), 3 * D);
@@ -117,7 +125,10 @@ async fn half_close_arrives_like_data() {
     server.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, b"last words");
     assert_eq!(t.elapsed(), D);
-    assert!(client.write_all(b"more").await.is_err(), "write after shutdown");
+    assert!(
+        client.write_all(b"more").await.is_err(),
+        "write after shutdown"
+    );
     // The other direction is still open.
     server.write_all(b"reply").await.unwrap();
     server.shutdown().await.unwrap();
@@ -160,9 +171,15 @@ async fn refused_after_one_rtt() {
     assert!(matches!(result, Err(Error::ConnectionRefused(addr)) if addr == to));
     assert_eq!(start.elapsed(), 2 * D);
     let listener = net.host(SERVER).listen(9).unwrap();
-    assert!(matches!(net.host(SERVER).listen(9), Err(Error::AddrInUse(_))));
+    assert!(matches!(
+        net.host(SERVER).listen(9),
+        Err(Error::AddrInUse(_))
+    ));
     drop(listener);
-    assert!(net.host(CLIENT).connect(to).await.is_err(), "dropped listener still accepts");
+    assert!(
+        net.host(CLIENT).connect(to).await.is_err(),
+        "dropped listener still accepts"
+    );
 }
 
 /// In real time (clock not paused) the same link delays for real.
@@ -193,7 +210,12 @@ async fn recorder_counts_round_trips() {
         }
         assert_eq!(start.elapsed(), n * 2 * D);
         let recording = net.recorder().recording();
-        assert_eq!(recording.round_trips(), n as usize, "{}", recording.ladder_text());
+        assert_eq!(
+            recording.round_trips(),
+            n as usize,
+            "{}",
+            recording.ladder_text()
+        );
         assert_eq!(recording.flights().len(), 2 * n as usize);
     }
 }
@@ -218,7 +240,14 @@ async fn recorder_ignores_concurrent_sends() {
     let ladder = recording.ladder_text();
     assert_eq!(recording.round_trips(), 2, "{ladder}");
     assert_eq!(recording.first_delivery("response"), Some(5 * D));
-    for label in ["SYN", "SYN-ACK", "ACK", "request (3 B)", "greeting (5 B)", "response (3 B)"] {
+    for label in [
+        "SYN",
+        "SYN-ACK",
+        "ACK",
+        "request (3 B)",
+        "greeting (5 B)",
+        "response (3 B)",
+    ] {
         assert!(ladder.contains(label), "{label} missing from\n{ladder}");
     }
     let svg = recording.ladder_svg();
