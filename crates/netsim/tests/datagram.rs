@@ -246,3 +246,15 @@ async fn quinn_transfers_through_gilbert_elliott_loss() {
         "the link lost nothing: {stats:?}"
     );
 }
+
+/// The trace fuzz target's driver, on random text.
+mod fuzz_driver {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn traces_never_panic(text in "[0-9\\-#. \n]{0,200}") {
+            onetrip_netsim::fuzzing::traces(text.as_bytes());
+        }
+    }
+}
