@@ -188,6 +188,12 @@ impl Recording {
             .min()
     }
 
+    /// [`Recording::first_delivery`] in units of `rtt`: the time to first
+    /// byte of what carries this label, in round trips.
+    pub fn first_delivery_in_rtts(&self, label: &str, rtt: Duration) -> Option<f64> {
+        Some(self.first_delivery(label)?.as_secs_f64() / rtt.as_secs_f64())
+    }
+
     /// The two hosts of the ladder: the first sender on the left.
     fn hosts(&self) -> Option<(IpAddr, IpAddr)> {
         let first = self.records.first()?;

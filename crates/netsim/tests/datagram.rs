@@ -196,6 +196,13 @@ async fn quinn_handshake_takes_exactly_one_rtt() {
         let server_side = accept.await.unwrap();
         assert_eq!(server_side.remote_address(), client.local_addr().unwrap());
         assert_eq!(connection.remote_address(), server_addr);
+        // The recorder agrees: Initial out, server's flight back.
+        let handshake = net.recorder().recording().until(2 * delay);
+        assert_eq!(handshake.round_trips(), 1, "{}", handshake.ladder_text());
+        println!(
+            "{}",
+            net.recorder().recording().until(3 * delay).ladder_text()
+        );
     }
 }
 

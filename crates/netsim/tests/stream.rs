@@ -240,6 +240,10 @@ async fn recorder_ignores_concurrent_sends() {
     let ladder = recording.ladder_text();
     assert_eq!(recording.round_trips(), 2, "{ladder}");
     assert_eq!(recording.first_delivery("response"), Some(5 * D));
+    assert_eq!(
+        recording.first_delivery_in_rtts("response", 2 * D),
+        Some(2.5)
+    );
     for label in [
         "SYN",
         "SYN-ACK",
