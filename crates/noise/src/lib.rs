@@ -1,0 +1,45 @@
+//! libp2p Noise over `snow`, with the stream-muxer choice carried inside the
+//! handshake.
+//!
+//! libp2p secures TCP connections with `Noise_XX_25519_ChaChaPoly_SHA256`
+//! (libp2p specs, noise/README.md). Each side's handshake payload carries its
+//! libp2p identity key and a signature over its Noise static key, which
+//! authenticates the remote [`PeerId`](libp2p_identity::PeerId). The payload
+//! may also carry `stream_muxers` (connections/inlined-muxer-negotiation.md):
+//! the responder lists its muxers in message 2, the initiator in message 3,
+//! and both pick the first entry of the initiator's list that the responder
+//! supports, saving the round trip of negotiating the muxer afterwards.
+//!
+//! - [`Handshake`] is the sans-IO state machine; [`upgrade_outbound`] and
+//!   [`upgrade_inbound`] drive it over tokio I/O with a timeout and return a
+//!   [`NoiseStream`].
+//! - [`Output::muxer`] is the early choice, or `None` (a peer that sends no
+//!   list, such as rust-libp2p; or no overlap under
+//!   [`MuxerPolicy::Fallback`]): then negotiate the muxer with
+//!   multistream-select.
+//! - Transport frames are sealed and opened in place with `ring`'s
+//!   ChaCha20-Poly1305; snow runs the handshake with its `ring`-accelerated
+//!   resolver (ring for ChaCha20-Poly1305 and SHA-256, snow's default
+//!   X25519).
+
+mod cipher;
+mod error;
+mod handshake;
+mod io;
+pub mod payload;
+mod stream;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
+pub use crate::{
+    cipher::TAG_LEN,
+    error::{Error, PeerMismatch},
+    handshake::{
+        Config, DEFAULT_HANDSHAKE_TIMEOUT, Handshake, NOISE_PARAMS, Output, PROTOCOL_NAME,
+        TransportKeys,
+    },
+    io::{upgrade_inbound, upgrade_outbound},
+    payload::{MAX_MUXERS, MuxerPolicy},
+    stream::{MAX_FRAME_LEN, MAX_PLAINTEXT_LEN, NoiseStream},
+};

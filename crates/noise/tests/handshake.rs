@@ -1,0 +1,375 @@
+//! Handshakes between two onetrip peers: identities, the early muxer choice
+//! in every case, the wire shape, and each kind of bad input.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use libp2p_identity::{Keypair, PeerId};
+use onetrip_multistream::Protocol;
+use onetrip_noise::{
+    Config, Error, Handshake, MuxerPolicy, NoiseStream, Output, payload, upgrade_inbound,
+    upgrade_outbound,
+};
+use prost::Message as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+mod common;
+use common::{Recording, frames};
+
+const YAMUX: &str = "/yamux/1.0.0";
+const MPLEX: &str = "/mplex/6.7.0";
+
+fn p(name: &str) -> Protocol {
+    Protocol::new(name).unwrap()
+}
+
+fn config(muxers: &[&str]) -> Config {
+    Config::new(&Keypair::generate_ed25519())
+        .unwrap()
+        .with_muxers(muxers.iter().map(|m| p(m)))
+        .unwrap()
+}
+
+type Secured = (Output, NoiseStream<DuplexStream>);
+
+/// Runs both sides of a handshake; fails the test on a deadlock.
+async fn handshake(
+    dialer: &Config,
+    listener: &Config,
+) -> (Result<Secured, Error>, Result<Secured, Error>) {
+    let (a, b) = duplex(1 << 20);
+    let both = async {
+        tokio::join!(
+            upgrade_outbound(a, dialer, Some(listener.peer_id())),
+            upgrade_inbound(b, listener)
+        )
+    };
+    tokio::time::timeout(Duration::from_secs(60), both)
+        .await
+        .expect("handshake deadlocked")
+}
+
+async fn chosen(
+    dialer: &[&str],
+    listener: &[&str],
+    policy: MuxerPolicy,
+) -> Result<(Option<Protocol>, Option<Protocol>), Error> {
+    let (d, l) = handshake(
+        &config(dialer).with_policy(policy),
+        &config(listener).with_policy(policy),
+    )
+    .await;
+    Ok((d?.0.muxer, l?.0.muxer))
+}
+
+#[tokio::test(start_paused = true)]
+async fn peers_authenticate_and_exchange_data_both_ways() {
+    let (dialer, listener) = (config(&[]), config(&[]));
+    let (d, l) = handshake(&dialer, &listener).await;
+    let ((d_out, mut d_stream), (l_out, mut l_stream)) = (d.unwrap(), l.unwrap());
+    assert_eq!(d_out.remote_peer_id, listener.peer_id());
+    assert_eq!(l_out.remote_peer_id, dialer.peer_id());
+    assert_eq!((d_out.muxer, l_out.muxer), (None, None));
+    d_stream.write_all(b"to the listener").await.unwrap();
+    let mut buf = [0; 15];
+    l_stream.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"to the listener");
+    l_stream.write_all(b"to the dialer").await.unwrap();
+    let mut buf = [0; 13];
+    d_stream.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"to the dialer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn early_muxer_choice() {
+    let both = |m: &str| (Some(p(m)), Some(p(m)));
+    // Overlap: the initiator's first entry the responder supports.
+    assert_eq!(
+        chosen(&[YAMUX, MPLEX], &[MPLEX, YAMUX], MuxerPolicy::Fallback)
+            .await
+            .unwrap(),
+        both(YAMUX)
+    );
+    // Preference order is the initiator's.
+    assert_eq!(
+        chosen(&[MPLEX, YAMUX], &[YAMUX, MPLEX], MuxerPolicy::Fallback)
+            .await
+            .unwrap(),
+        both(MPLEX)
+    );
+    assert_eq!(
+        chosen(&["/a", YAMUX], &[YAMUX], MuxerPolicy::Fallback)
+            .await
+            .unwrap(),
+        both(YAMUX)
+    );
+    // One side sends no list: no early choice, whatever the policy.
+    for policy in [MuxerPolicy::Fallback, MuxerPolicy::Strict] {
+        assert_eq!(chosen(&[], &[YAMUX], policy).await.unwrap(), (None, None));
+        assert_eq!(chosen(&[YAMUX], &[], policy).await.unwrap(), (None, None));
+    }
+    // No overlap: fall back, or fail under the strict policy.
+    assert_eq!(
+        chosen(&[YAMUX], &[MPLEX], MuxerPolicy::Fallback)
+            .await
+            .unwrap(),
+        (None, None)
+    );
+    assert!(matches!(
+        chosen(&[YAMUX], &[MPLEX], MuxerPolicy::Strict).await,
+        Err(Error::NoCommonMuxer)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn remote_muxers_are_reported() {
+    let (d, l) = handshake(&config(&[YAMUX, MPLEX]), &config(&[YAMUX])).await;
+    assert_eq!(d.unwrap().0.remote_muxers, Some(vec![p(YAMUX)]));
+    assert_eq!(l.unwrap().0.remote_muxers, Some(vec![p(YAMUX), p(MPLEX)]));
+}
+
+#[test]
+fn own_muxer_list_is_bounded() {
+    let many: Vec<Protocol> = (0..=onetrip_noise::MAX_MUXERS)
+        .map(|i| p(&format!("/m/{i}")))
+        .collect();
+    assert!(matches!(
+        Config::new(&Keypair::generate_ed25519())
+            .unwrap()
+            .with_muxers(many),
+        Err(Error::Config(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wrong_peer_id_is_refused_before_message_3() {
+    let (dialer, listener) = (config(&[]), config(&[]));
+    let (a, b) = duplex(1 << 16);
+    let stranger = PeerId::random();
+    let (d, l) = tokio::join!(
+        upgrade_outbound(a, &dialer, Some(stranger)),
+        upgrade_inbound(b, &listener)
+    );
+    match d {
+        Err(Error::PeerIdMismatch(mismatch)) => {
+            assert_eq!(
+                (mismatch.expected, mismatch.actual),
+                (stranger, listener.peer_id())
+            );
+        }
+        other => panic!("{:?}", other.map(|(o, _)| o)),
+    }
+    // The dialer hung up without sending message 3.
+    assert!(
+        matches!(l, Err(Error::UnexpectedEof)),
+        "{:?}",
+        l.map(|(o, _)| o)
+    );
+}
+
+/// Every key type rust-libp2p accepts authenticates.
+#[tokio::test(start_paused = true)]
+async fn every_key_type() {
+    for keypair in [
+        Keypair::generate_ed25519(),
+        Keypair::generate_secp256k1(),
+        Keypair::generate_ecdsa(),
+    ] {
+        let dialer = Config::new(&keypair).unwrap();
+        let (_, l) = handshake(&dialer, &config(&[])).await;
+        assert_eq!(l.unwrap().0.remote_peer_id, keypair.public().to_peer_id());
+    }
+}
+
+/// Exactly three messages cross the wire, and the muxer choice travels
+/// inside messages 2 and 3: no other bytes, no multistream-select frame,
+/// and no muxer name in the clear.
+#[tokio::test(start_paused = true)]
+async fn three_messages_carry_the_muxer_choice() {
+    let (dialer, listener) = (config(&[YAMUX]), config(&[YAMUX]));
+    let (a, b) = duplex(1 << 16);
+    let (up, down) = (
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let a = Recording {
+        inner: a,
+        writes: up.clone(),
+    };
+    let b = Recording {
+        inner: b,
+        writes: down.clone(),
+    };
+    let (d, l) = tokio::join!(
+        upgrade_outbound(a, &dialer, None),
+        upgrade_inbound(b, &listener)
+    );
+    assert_eq!(d.unwrap().0.muxer, Some(p(YAMUX)));
+    assert_eq!(l.unwrap().0.muxer, Some(p(YAMUX)));
+    let (up, down) = (up.lock().unwrap().clone(), down.lock().unwrap().clone());
+    let (up_frames, down_frames) = (frames(&up), frames(&down));
+    assert_eq!(up_frames.len(), 2, "dialer sends messages 1 and 3");
+    assert_eq!(down_frames.len(), 1, "listener sends message 2");
+    assert_eq!(up_frames[0], 32, "message 1 is the ephemeral key alone");
+    for wire in [&up, &down] {
+        for needle in [b"/multistream/1.0.0".as_slice(), YAMUX.as_bytes()] {
+            assert!(
+                !wire.windows(needle.len()).any(|w| w == needle),
+                "cleartext on the wire"
+            );
+        }
+    }
+    // Messages 2 and 3 are larger by exactly the encrypted list.
+    let (plain, plain2) = (config(&[]), config(&[]));
+    let (a, b) = duplex(1 << 16);
+    let (up2, down2) = (
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let (a, b) = (
+        Recording {
+            inner: a,
+            writes: up2.clone(),
+        },
+        Recording {
+            inner: b,
+            writes: down2.clone(),
+        },
+    );
+    let _ = tokio::join!(
+        upgrade_outbound(a, &plain, None),
+        upgrade_inbound(b, &plain2)
+    );
+    let extension = payload::NoiseExtensions {
+        webtransport_certhashes: vec![],
+        stream_muxers: vec![YAMUX.into()],
+    };
+    let extra = payload::NoiseHandshakePayload {
+        identity_key: None,
+        identity_sig: None,
+        extensions: Some(extension),
+    }
+    .encoded_len();
+    assert_eq!(down_frames[0], frames(&down2.lock().unwrap())[0] + extra);
+    assert_eq!(up_frames[1], frames(&up2.lock().unwrap())[1] + extra);
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_instead_of_message_1() {
+    let listener = config(&[]);
+    for garbage in [
+        b"\x00\x0ahelloworld".as_slice(),
+        b"\x00\x00",
+        b"\x13/multistream/1.0.0\n",
+    ] {
+        let (mut a, b) = duplex(1 << 16);
+        a.write_all(garbage).await.unwrap();
+        a.shutdown().await.unwrap();
+        let result = upgrade_inbound(b, &listener).await.map(|(o, _)| o);
+        assert!(
+            matches!(
+                result,
+                Err(Error::BadMessage { message: 1, .. }
+                    | Error::InvalidFrame(_)
+                    | Error::UnexpectedEof)
+            ),
+            "{garbage:?}: {result:?}"
+        );
+    }
+    // Ten bytes cannot be an X25519 key: snow refuses message 1.
+    let (mut a, b) = duplex(1 << 16);
+    a.write_all(b"\x00\x0ahelloworld").await.unwrap();
+    assert!(matches!(
+        upgrade_inbound(b, &listener).await,
+        Err(Error::BadMessage { message: 1, .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stalled_peer_times_out() {
+    let listener = config(&[]).with_timeout(Duration::from_secs(3));
+    let (_a, b) = duplex(1 << 16);
+    let start = tokio::time::Instant::now();
+    assert!(matches!(
+        upgrade_inbound(b, &listener).await,
+        Err(Error::Timeout)
+    ));
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn truncated_message_is_unexpected_eof() {
+    let listener = config(&[]);
+    let (mut a, b) = duplex(1 << 16);
+    a.write_all(&[0x00, 0x20, 1, 2, 3]).await.unwrap();
+    drop(a);
+    assert!(matches!(
+        upgrade_inbound(b, &listener).await,
+        Err(Error::UnexpectedEof)
+    ));
+}
+
+/// A payload whose fields are signed correctly but say something wrong.
+fn signed_payload(
+    keypair: &Keypair,
+    static_key: &[u8],
+    muxers: Vec<String>,
+) -> payload::NoiseHandshakePayload {
+    let message = [payload::STATIC_KEY_DOMAIN, static_key].concat();
+    payload::NoiseHandshakePayload {
+        identity_key: Some(keypair.public().encode_protobuf()),
+        identity_sig: Some(keypair.sign(&message).unwrap()),
+        extensions: Some(payload::NoiseExtensions {
+            webtransport_certhashes: vec![],
+            stream_muxers: muxers,
+        }),
+    }
+}
+
+#[test]
+fn bad_payloads_get_typed_errors() {
+    let keypair = Keypair::generate_ed25519();
+    let static_key = [9u8; 32];
+    let check = |payload: &payload::NoiseHandshakePayload| {
+        onetrip_noise::fuzzing::verify(&payload.encode_to_vec(), &static_key)
+    };
+    assert!(check(&signed_payload(&keypair, &static_key, vec![YAMUX.into()])).is_ok());
+    // Signature over another static key.
+    assert!(matches!(
+        check(&signed_payload(&keypair, &[8u8; 32], vec![])),
+        Err(Error::InvalidSignature)
+    ));
+    // Unknown key type.
+    let mut unknown = signed_payload(&keypair, &static_key, vec![]);
+    unknown.identity_key = Some(vec![0x08, 0x63, 0x12, 0x01, 0x00]);
+    assert!(matches!(check(&unknown), Err(Error::InvalidIdentityKey(_))));
+    // No identity.
+    let mut anonymous = signed_payload(&keypair, &static_key, vec![]);
+    anonymous.identity_sig = None;
+    assert!(matches!(check(&anonymous), Err(Error::MissingIdentity)));
+    // Oversized and invalid muxer lists.
+    let many = (0..101).map(|i| format!("/m/{i}")).collect();
+    assert!(matches!(
+        check(&signed_payload(&keypair, &static_key, many)),
+        Err(Error::InvalidMuxerList(_))
+    ));
+    assert!(matches!(
+        check(&signed_payload(&keypair, &static_key, vec!["yamux".into()])),
+        Err(Error::InvalidMuxerList(_))
+    ));
+    // Not protobuf.
+    assert!(matches!(
+        onetrip_noise::fuzzing::verify(&[0xff; 8], &static_key),
+        Err(Error::InvalidPayload(_))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn handshake_messages_out_of_turn_are_refused() {
+    let mut initiator = Handshake::initiator(&config(&[]), None).unwrap();
+    assert!(!initiator.is_finished() && initiator.wants_read());
+    assert!(initiator.read_message(&[0; 32]).is_err());
+    assert!(initiator.finish().is_err());
+}

@@ -1,0 +1,134 @@
+//! The secure stream: framing, large transfers, half-close, tampering.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use libp2p_identity::Keypair;
+use onetrip_noise::{
+    Config, Error, MAX_FRAME_LEN, MAX_PLAINTEXT_LEN, NoiseStream, TAG_LEN, upgrade_inbound,
+    upgrade_outbound,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, duplex};
+
+mod common;
+use common::{Recording, frames};
+
+fn config() -> Config {
+    Config::new(&Keypair::generate_ed25519()).unwrap()
+}
+
+/// A secured pair over `a` and `b`.
+async fn secure<A, B>(a: A, b: B) -> (NoiseStream<A>, NoiseStream<B>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (d, l) = (config(), config());
+    let (x, y) = tokio::join!(upgrade_outbound(a, &d, None), upgrade_inbound(b, &l));
+    (x.unwrap().1, y.unwrap().1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn large_transfer_both_ways_with_half_close() {
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let (a, b) = duplex(1 << 16);
+    let (mut d, mut l) = secure(a, b).await;
+    let expected = data.clone();
+    let sender = async {
+        for chunk in data.chunks(64 << 10) {
+            d.write_all(chunk).await.unwrap();
+        }
+        d.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        d.read_to_end(&mut back).await.unwrap();
+        back
+    };
+    let receiver = async {
+        let mut got = Vec::new();
+        l.read_to_end(&mut got).await.unwrap();
+        l.write_all(&got[..1000]).await.unwrap();
+        l.shutdown().await.unwrap();
+        got
+    };
+    let both = async { tokio::join!(sender, receiver) };
+    let (back, got) = tokio::time::timeout(Duration::from_secs(60), both)
+        .await
+        .unwrap();
+    assert!(got == expected, "payload corrupted");
+    assert_eq!(back, expected[..1000]);
+}
+
+/// A 64 KiB write fills one whole frame and reports that much written;
+/// a small write goes out at once as its own frame.
+#[tokio::test(start_paused = true)]
+async fn large_writes_fill_whole_frames_small_ones_leave_at_once() {
+    let (a, b) = duplex(1 << 20);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let a = Recording {
+        inner: a,
+        writes: sent.clone(),
+    };
+    let (mut sender, mut receiver) = secure(a, b).await;
+    sent.lock().unwrap().clear();
+    assert_eq!(
+        sender.write(&vec![1; 64 << 10]).await.unwrap(),
+        MAX_PLAINTEXT_LEN
+    );
+    assert_eq!(frames(&sent.lock().unwrap()), [MAX_FRAME_LEN]);
+    assert_eq!(sender.write(&[2; 10]).await.unwrap(), 10);
+    assert_eq!(
+        frames(&sent.lock().unwrap()),
+        [MAX_FRAME_LEN, 10 + TAG_LEN],
+        "no flush needed"
+    );
+    let mut got = vec![0; MAX_PLAINTEXT_LEN + 10];
+    receiver.read_exact(&mut got).await.unwrap();
+    assert!(
+        got[..MAX_PLAINTEXT_LEN].iter().all(|&b| b == 1) && got[MAX_PLAINTEXT_LEN..] == [2; 10]
+    );
+}
+
+async fn forged(bytes: &[u8]) -> std::io::Error {
+    let (a, b) = duplex(1 << 16);
+    let (mut d, mut l): (NoiseStream<DuplexStream>, _) = secure(a, b).await;
+    d.write_all(b"genuine").await.unwrap();
+    let mut buf = [0; 7];
+    l.read_exact(&mut buf).await.unwrap();
+    // Under the secure stream: raw bytes where a frame belongs.
+    d.get_mut().write_all(bytes).await.unwrap();
+    drop(d);
+    let err = l.read(&mut [0; 4]).await.unwrap_err();
+    // A failed stream stays failed.
+    assert!(l.read(&mut [0; 4]).await.is_err());
+    err
+}
+
+#[tokio::test(start_paused = true)]
+async fn forged_frame_fails_to_decrypt() {
+    let frame: Vec<u8> = [&[0x00, 0x14][..], &[7; 20]].concat();
+    let err = forged(&frame).await;
+    assert!(
+        matches!(Error::from_io(&err), Some(Error::Decrypt)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn truncated_frame_is_unexpected_eof() {
+    let err = forged(&[0x00, 0x30, 1, 2, 3]).await;
+    assert!(
+        matches!(Error::from_io(&err), Some(Error::UnexpectedEof)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn frame_shorter_than_its_tag_is_invalid() {
+    let err = forged(&[0x00, 0x05, 1, 2, 3, 4, 5]).await;
+    assert!(
+        matches!(Error::from_io(&err), Some(Error::InvalidFrame(_))),
+        "{err:?}"
+    );
+}
