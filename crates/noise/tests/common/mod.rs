@@ -10,9 +10,9 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
 /// Records each write reaching the transport.
-pub struct Recording {
-    pub inner: DuplexStream,
-    pub writes: Arc<Mutex<Vec<u8>>>,
+pub(crate) struct Recording {
+    pub(crate) inner: DuplexStream,
+    pub(crate) writes: Arc<Mutex<Vec<u8>>>,
 }
 
 impl AsyncRead for Recording {
@@ -46,7 +46,7 @@ impl AsyncWrite for Recording {
 }
 
 /// The lengths of the 2-byte-prefixed frames that make up `bytes`.
-pub fn frames(mut bytes: &[u8]) -> Vec<usize> {
+pub(crate) fn frames(mut bytes: &[u8]) -> Vec<usize> {
     let mut lens = Vec::new();
     while bytes.len() >= 2 {
         let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
