@@ -132,3 +132,29 @@ async fn frame_shorter_than_its_tag_is_invalid() {
         "{err:?}"
     );
 }
+
+mod fuzz_drivers {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn frame_reader_never_panics(data in prop::collection::vec(any::<u8>(), 0..3000)) {
+            onetrip_noise::fuzzing::frames(&data);
+            let mut sealed = data.clone();
+            sealed.insert(0, 1);
+            onetrip_noise::fuzzing::frames(&sealed);
+        }
+
+    }
+
+    proptest! {
+        // Each case runs real X25519 operations, slow in debug builds; the
+        // fuzz target gives this driver its depth.
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn handshake_and_payload_parsers_never_panic(data in prop::collection::vec(any::<u8>(), 0..600)) {
+            onetrip_noise::fuzzing::handshake(&data);
+            onetrip_noise::fuzzing::payload(&data);
+        }
+    }
+}
