@@ -22,6 +22,11 @@
 //!   resolver (ring for ChaCha20-Poly1305 and SHA-256, snow's default
 //!   X25519).
 
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod cipher;
 mod error;
 mod handshake;
