@@ -7,17 +7,34 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use futures::{AsyncReadExt as _, AsyncWriteExt as _};
 use libp2p_core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
 use libp2p_identity::Keypair;
 use onetrip_noise::{Config, upgrade_inbound, upgrade_outbound};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
-use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, duplex};
+use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
 const WRITE: usize = 64 << 10;
 const TRANSFER: usize = 16 << 20;
 const DUPLEX: usize = 256 << 10;
+
+/// Sends `TRANSFER` bytes from `tx` to `rx` in `WRITE`-byte writes.
+async fn pump(mut tx: impl AsyncWrite + Unpin, mut rx: impl AsyncRead + Unpin) {
+    let chunk = vec![0x5a; WRITE];
+    let send = async {
+        for _ in 0..TRANSFER / WRITE {
+            tx.write_all(&chunk).await.unwrap();
+        }
+        tx.flush().await.unwrap();
+    };
+    let recv = async {
+        let mut buf = vec![0; WRITE];
+        for _ in 0..TRANSFER / WRITE {
+            rx.read_exact(&mut buf).await.unwrap();
+        }
+    };
+    tokio::join!(send, recv);
+}
 
 fn noise(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -69,21 +86,7 @@ fn noise(c: &mut Criterion) {
                 upgrade_outbound(a, &ours_d, None),
                 upgrade_inbound(z, &ours_l)
             );
-            let ((_, mut tx), (_, mut rx)) = (x.unwrap(), y.unwrap());
-            let chunk = vec![0x5a; WRITE];
-            let send = async {
-                for _ in 0..TRANSFER / WRITE {
-                    tx.write_all(&chunk).await.unwrap();
-                }
-                tx.flush().await.unwrap();
-            };
-            let recv = async {
-                let mut buf = vec![0; WRITE];
-                for _ in 0..TRANSFER / WRITE {
-                    rx.read_exact(&mut buf).await.unwrap();
-                }
-            };
-            tokio::join!(send, recv);
+            pump(x.unwrap().1, y.unwrap().1).await;
         })
     });
     group.bench_function("stream 64 KiB writes/libp2p-noise", |b| {
@@ -93,21 +96,7 @@ fn noise(c: &mut Criterion) {
                 theirs_d.clone().upgrade_outbound(a.compat(), "/noise"),
                 theirs_l.clone().upgrade_inbound(z.compat(), "/noise")
             );
-            let ((_, mut tx), (_, mut rx)) = (x.unwrap(), y.unwrap());
-            let chunk = vec![0x5a; WRITE];
-            let send = async {
-                for _ in 0..TRANSFER / WRITE {
-                    tx.write_all(&chunk).await.unwrap();
-                }
-                tx.flush().await.unwrap();
-            };
-            let recv = async {
-                let mut buf = vec![0; WRITE];
-                for _ in 0..TRANSFER / WRITE {
-                    rx.read_exact(&mut buf).await.unwrap();
-                }
-            };
-            tokio::join!(send, recv);
+            pump(x.unwrap().1.compat(), y.unwrap().1.compat()).await;
         })
     });
     group.bench_function("cipher bound/ring ChaCha20-Poly1305 seal", |b| {

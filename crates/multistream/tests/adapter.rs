@@ -4,20 +4,13 @@
 //! task is blocked: a deadlock runs into the negotiation timeout at once
 //! instead of hanging the suite.
 
-use std::{
-    io,
-    pin::Pin,
-    sync::{Arc, Mutex},
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{io, time::Duration};
 
 use onetrip_multistream::{
     Error, Message, Mode, NEGOTIATION_TIMEOUT, Protocol, dialer_select, listener_select,
 };
-use tokio::io::{
-    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf, duplex,
-};
+use onetrip_testkit::Recorded;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, duplex};
 
 /// Fails a test that deadlocks, at once (see the module docs).
 async fn bounded(test: impl Future<Output = ()>) {
@@ -28,53 +21,6 @@ async fn bounded(test: impl Future<Output = ()>) {
 
 fn p(name: &str) -> Protocol {
     Protocol::new(name).unwrap()
-}
-
-/// Records every write that reaches the transport.
-struct CountingIo {
-    inner: DuplexStream,
-    writes: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl AsyncRead for CountingIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CountingIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = result {
-            self.writes.lock().unwrap().push(buf[..n].to_vec());
-        }
-        result
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-fn counting(inner: DuplexStream) -> (CountingIo, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let writes = Arc::new(Mutex::new(Vec::new()));
-    (
-        CountingIo {
-            inner,
-            writes: writes.clone(),
-        },
-        writes,
-    )
 }
 
 fn frame(message: Message) -> Vec<u8> {
@@ -146,14 +92,13 @@ async fn refused_candidates_fall_back_in_both_modes() {
 /// all of them.
 async fn ping_writes(mode: Mode) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let (a, b) = duplex(1 << 16);
-    let (io, writes) = counting(a);
+    let (io, log) = Recorded::new(a);
     let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
     let (_, mut stream) = dialer_select(io, [p("/ping")], mode).await.unwrap();
-    let before = writes.lock().unwrap().clone();
+    let before = log.writes();
     assert_eq!(exchange(&mut stream, b"ping").await, b"gnip");
     server.await.unwrap().unwrap();
-    let all = writes.lock().unwrap().clone();
-    (before, all)
+    (before, log.writes())
 }
 
 /// The optimistic dialer's header, proposal and first application bytes

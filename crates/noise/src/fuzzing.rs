@@ -86,7 +86,9 @@ pub fn frames(data: &[u8]) {
         while let Some((&len, tail)) = rest.split_first() {
             let n = usize::from(len).min(tail.len());
             let mut body = tail[..n].to_vec();
-            let Ok(tag) = sender.seal(&mut body) else { return };
+            let Ok(tag) = sender.seal(&mut body) else {
+                return;
+            };
             body.extend_from_slice(tag.as_ref());
             wire.extend_from_slice(&u16::try_from(body.len()).unwrap_or(0).to_be_bytes());
             wire.extend_from_slice(&body);

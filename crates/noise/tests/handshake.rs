@@ -1,10 +1,7 @@
 //! Handshakes between two onetrip peers: identities, the early muxer choice
 //! in every case, the wire shape, and each kind of bad input.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_multistream::Protocol;
@@ -15,8 +12,7 @@ use onetrip_noise::{
 use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
-mod common;
-use common::{Recording, frames};
+use onetrip_testkit::{Recorded, u16_frames as frames};
 
 const YAMUX: &str = "/yamux/1.0.0";
 const MPLEX: &str = "/mplex/6.7.0";
@@ -188,27 +184,8 @@ async fn every_key_type() {
 /// and no muxer name in the clear.
 #[tokio::test(start_paused = true)]
 async fn three_messages_carry_the_muxer_choice() {
-    let (dialer, listener) = (config(&[YAMUX]), config(&[YAMUX]));
-    let (a, b) = duplex(1 << 16);
-    let (up, down) = (
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let a = Recording {
-        inner: a,
-        writes: up.clone(),
-    };
-    let b = Recording {
-        inner: b,
-        writes: down.clone(),
-    };
-    let (d, l) = tokio::join!(
-        upgrade_outbound(a, &dialer, None),
-        upgrade_inbound(b, &listener)
-    );
-    assert_eq!(d.unwrap().0.muxer, Some(p(YAMUX)));
-    assert_eq!(l.unwrap().0.muxer, Some(p(YAMUX)));
-    let (up, down) = (up.lock().unwrap().clone(), down.lock().unwrap().clone());
+    let (up, down, muxers) = on_the_wire(&config(&[YAMUX]), &config(&[YAMUX])).await;
+    assert_eq!(muxers, (Some(p(YAMUX)), Some(p(YAMUX))));
     let (up_frames, down_frames) = (frames(&up), frames(&down));
     assert_eq!(up_frames.len(), 2, "dialer sends messages 1 and 3");
     assert_eq!(down_frames.len(), 1, "listener sends message 2");
@@ -221,27 +198,9 @@ async fn three_messages_carry_the_muxer_choice() {
             );
         }
     }
-    // Messages 2 and 3 are larger by exactly the encrypted list.
-    let (plain, plain2) = (config(&[]), config(&[]));
-    let (a, b) = duplex(1 << 16);
-    let (up2, down2) = (
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let (a, b) = (
-        Recording {
-            inner: a,
-            writes: up2.clone(),
-        },
-        Recording {
-            inner: b,
-            writes: down2.clone(),
-        },
-    );
-    let _ = tokio::join!(
-        upgrade_outbound(a, &plain, None),
-        upgrade_inbound(b, &plain2)
-    );
+    // Messages 2 and 3 are larger than without lists by exactly the
+    // encoded extension.
+    let (up_plain, down_plain, _) = on_the_wire(&config(&[]), &config(&[])).await;
     let extension = payload::NoiseExtensions {
         webtransport_certhashes: vec![],
         stream_muxers: vec![YAMUX.into()],
@@ -252,8 +211,24 @@ async fn three_messages_carry_the_muxer_choice() {
         extensions: Some(extension),
     }
     .encoded_len();
-    assert_eq!(down_frames[0], frames(&down2.lock().unwrap())[0] + extra);
-    assert_eq!(up_frames[1], frames(&up2.lock().unwrap())[1] + extra);
+    assert_eq!(down_frames[0], frames(&down_plain)[0] + extra);
+    assert_eq!(up_frames[1], frames(&up_plain)[1] + extra);
+}
+
+/// Runs a handshake over recording transports: the bytes each side sent,
+/// and the muxer each side settled on.
+async fn on_the_wire(
+    dialer: &Config,
+    listener: &Config,
+) -> (Vec<u8>, Vec<u8>, (Option<Protocol>, Option<Protocol>)) {
+    let (a, b) = duplex(1 << 16);
+    let ((a, up), (b, down)) = (Recorded::new(a), Recorded::new(b));
+    let (d, l) = tokio::join!(
+        upgrade_outbound(a, dialer, None),
+        upgrade_inbound(b, listener)
+    );
+    let muxers = (d.unwrap().0.muxer, l.unwrap().0.muxer);
+    (up.bytes(), down.bytes(), muxers)
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,9 +1,6 @@
 //! The secure stream: framing, large transfers, half-close, tampering.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use libp2p_identity::Keypair;
 use onetrip_noise::{
@@ -12,8 +9,7 @@ use onetrip_noise::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, duplex};
 
-mod common;
-use common::{Recording, frames};
+use onetrip_testkit::{Recorded, u16_frames as frames};
 
 fn config() -> Config {
     Config::new(&Keypair::generate_ed25519()).unwrap()
@@ -65,21 +61,17 @@ async fn large_transfer_both_ways_with_half_close() {
 #[tokio::test(start_paused = true)]
 async fn large_writes_fill_whole_frames_small_ones_leave_at_once() {
     let (a, b) = duplex(1 << 20);
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let a = Recording {
-        inner: a,
-        writes: sent.clone(),
-    };
+    let (a, sent) = Recorded::new(a);
     let (mut sender, mut receiver) = secure(a, b).await;
-    sent.lock().unwrap().clear();
+    sent.clear();
     assert_eq!(
         sender.write(&vec![1; 64 << 10]).await.unwrap(),
         MAX_PLAINTEXT_LEN
     );
-    assert_eq!(frames(&sent.lock().unwrap()), [MAX_FRAME_LEN]);
+    assert_eq!(frames(&sent.bytes()), [MAX_FRAME_LEN]);
     assert_eq!(sender.write(&[2; 10]).await.unwrap(), 10);
     assert_eq!(
-        frames(&sent.lock().unwrap()),
+        frames(&sent.bytes()),
         [MAX_FRAME_LEN, 10 + TAG_LEN],
         "no flush needed"
     );
