@@ -1,0 +1,170 @@
+//! Layerings: how each step of a libp2p TCP connection is negotiated.
+
+use std::{fmt, str::FromStr};
+
+use onetrip_multistream::Mode;
+
+use crate::Error;
+
+/// How the stream muxer is agreed on once the connection is secure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuxerNegotiation {
+    /// multistream-select for `/yamux/1.0.0` on the secure channel.
+    Multistream(Mode),
+    /// Inside the Noise handshake payload (libp2p specs:
+    /// connections/inlined-muxer-negotiation.md): both sides know the muxer
+    /// when message 3 arrives. A peer that sends no list (rust-libp2p) or
+    /// lists nothing in common leads to multistream-select in `fallback`
+    /// mode.
+    Early {
+        /// The multistream-select mode used when there is no early choice.
+        fallback: Mode,
+    },
+}
+
+/// How a connection negotiates each step: the security protocol (`/noise`),
+/// the stream muxer, and each stream's application protocol.
+///
+/// A listener follows its own layering only for what it initiates: it
+/// announces muxers in the Noise handshake when its muxer negotiation is
+/// [`MuxerNegotiation::Early`], and opens its own streams in its
+/// application mode. It answers every dialer, whatever the dialer's
+/// layering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layering {
+    /// multistream-select for `/noise`.
+    pub security: Mode,
+    /// How the muxer is chosen.
+    pub muxer: MuxerNegotiation,
+    /// multistream-select for each new stream's protocol.
+    pub app: Mode,
+}
+
+impl Layering {
+    /// Every step interactive: TCP, `/noise`, the Noise handshake, the
+    /// muxer, the stream protocol, then the request: 6 RTT to the first
+    /// response byte.
+    pub const TCP_CLASSIC: Layering = Layering {
+        security: Mode::Interactive,
+        muxer: MuxerNegotiation::Multistream(Mode::Interactive),
+        app: Mode::Interactive,
+    };
+
+    /// [`Layering::TCP_CLASSIC`] with the stream protocol proposed together
+    /// with the request: 5 RTT.
+    pub const TCP_OPTIMISTIC_APP: Layering = Layering {
+        app: Mode::Optimistic,
+        ..Layering::TCP_CLASSIC
+    };
+
+    /// What rust-libp2p's `SwarmBuilder` does (`Version::V1Lazy`): `/noise`
+    /// proposed with Noise message 1, `/yamux/1.0.0` with message 3, the
+    /// stream protocol interactive: 4 RTT.
+    pub const TCP_LIBP2P_DEFAULT: Layering = Layering {
+        security: Mode::Optimistic,
+        muxer: MuxerNegotiation::Multistream(Mode::Optimistic),
+        app: Mode::Interactive,
+    };
+
+    /// `/noise` interactive, the muxer inside the Noise handshake, the
+    /// stream protocol optimistic: 4 RTT.
+    pub const TCP_EARLY_MUXER: Layering = Layering {
+        security: Mode::Interactive,
+        muxer: MuxerNegotiation::Early {
+            fallback: Mode::Interactive,
+        },
+        app: Mode::Optimistic,
+    };
+
+    /// Every saving at once: `/noise` with message 1, the muxer inside the
+    /// handshake, the stream protocol and request with message 3: 3 RTT,
+    /// the limit for TCP and Noise XX.
+    pub const TCP_ONETRIP: Layering = Layering {
+        security: Mode::Optimistic,
+        muxer: MuxerNegotiation::Early {
+            fallback: Mode::Optimistic,
+        },
+        app: Mode::Optimistic,
+    };
+
+    /// The named presets, in the order of the round-trip table.
+    pub const PRESETS: [(&'static str, Layering); 5] = [
+        ("tcp-classic", Layering::TCP_CLASSIC),
+        ("tcp-optimistic-app", Layering::TCP_OPTIMISTIC_APP),
+        ("tcp-libp2p-default", Layering::TCP_LIBP2P_DEFAULT),
+        ("tcp-early-muxer", Layering::TCP_EARLY_MUXER),
+        ("tcp-onetrip", Layering::TCP_ONETRIP),
+    ];
+
+    /// The preset's name, if this layering is one.
+    pub fn name(&self) -> Option<&'static str> {
+        Self::PRESETS
+            .iter()
+            .find(|(_, layering)| layering == self)
+            .map(|(name, _)| *name)
+    }
+
+    /// Whether the muxer list travels in the Noise handshake.
+    pub fn early_muxer(&self) -> bool {
+        matches!(self.muxer, MuxerNegotiation::Early { .. })
+    }
+}
+
+impl Default for Layering {
+    /// [`Layering::TCP_ONETRIP`].
+    fn default() -> Self {
+        Layering::TCP_ONETRIP
+    }
+}
+
+impl FromStr for Layering {
+    type Err = Error;
+
+    /// A preset by name, such as `tcp-onetrip`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::PRESETS
+            .iter()
+            .find(|(preset, _)| *preset == name)
+            .map(|(_, layering)| *layering)
+            .ok_or_else(|| Error::UnknownPreset(name.into()))
+    }
+}
+
+impl fmt::Display for Layering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(
+                f,
+                "security {:?}, muxer {:?}, app {:?}",
+                self.security, self.muxer, self.app
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_round_trip_through_their_names() {
+        for (name, layering) in Layering::PRESETS {
+            assert_eq!(name.parse::<Layering>().unwrap(), layering);
+            assert_eq!(layering.to_string(), name);
+        }
+        assert!(matches!(
+            "tcp-fast".parse::<Layering>(),
+            Err(Error::UnknownPreset(name)) if name == "tcp-fast"
+        ));
+    }
+
+    #[test]
+    fn presets_are_distinct() {
+        for (i, (_, a)) in Layering::PRESETS.iter().enumerate() {
+            for (_, b) in &Layering::PRESETS[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! libp2p connections over TCP, layered to spend as few round trips as the
+//! protocols allow.
+//!
+//! A libp2p TCP connection stacks four negotiations before the first
+//! response byte: multistream-select for `/noise`, the Noise XX handshake,
+//! the stream muxer (`/yamux/1.0.0`), and each stream's protocol. A
+//! [`Layering`] says how each is done — interactively (one round trip
+//! each), optimistically (the proposal travels with the next bytes), or,
+//! for the muxer, inside the Noise handshake — and the named presets are
+//! the rows of the round-trip table, from [`Layering::TCP_CLASSIC`]
+//! (6 RTT) to [`Layering::TCP_ONETRIP`] (3 RTT).
+//!
+//! - [`Endpoint`] dials and listens over TCP, or over any byte stream
+//!   ([`Endpoint::dial_io`], [`Endpoint::listen_on`]), with the same code.
+//! - [`Connection`] is an authenticated yamux session: open, accept and
+//!   close streams. A listener answers every layering.
+//! - With the `libp2p` feature, `libp2p::Transport` implements
+//!   `libp2p_core::Transport` so a rust-libp2p Swarm can use this upgrade.
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+mod addr;
+mod config;
+mod connection;
+mod endpoint;
+mod error;
+mod layering;
+mod upgrade;
+
+#[cfg(feature = "libp2p")]
+pub mod libp2p;
+
+pub use crate::{
+    addr::{tcp_multiaddr, tcp_socket_addr},
+    config::{
+        Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PENDING_HANDSHAKES,
+        DEFAULT_MAX_STREAMS, MAX_STREAMS_LIMIT,
+    },
+    connection::{Connection, Stream},
+    endpoint::{Endpoint, Listener},
+    error::Error,
+    layering::{Layering, MuxerNegotiation},
+};
+pub use onetrip_multistream::{Mode, Protocol};
+
+/// The yamux protocol id (libp2p specs: yamux/README.md).
+pub const YAMUX: &str = "/yamux/1.0.0";

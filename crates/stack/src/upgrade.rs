@@ -1,0 +1,163 @@
+//! From a byte stream to an authenticated channel ready for yamux:
+//! security negotiation, the Noise handshake, and the muxer choice.
+
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use libp2p_identity::PeerId;
+use onetrip_multistream::{Mode, Negotiated, Protocol, dialer_select, listener_select};
+use onetrip_noise::NoiseStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::{Config, Error, MuxerNegotiation, config::yamux_protocol};
+
+/// The secure channel: Noise over the stream `/noise` was negotiated on.
+pub(crate) type SecureIo<T> = NoiseStream<Negotiated<T>>;
+
+/// What yamux runs on: the secure channel itself when the muxer was chosen
+/// inside the handshake, or the stream `/yamux/1.0.0` was negotiated on.
+#[derive(Debug)]
+pub(crate) enum MuxerIo<T> {
+    /// The muxer was chosen inside the Noise handshake.
+    Early(SecureIo<T>),
+    /// The muxer was negotiated with multistream-select.
+    Negotiated(Negotiated<SecureIo<T>>),
+}
+
+/// An authenticated connection, before yamux.
+#[derive(Debug)]
+pub(crate) struct Secured<T> {
+    pub(crate) remote_peer_id: PeerId,
+    pub(crate) io: MuxerIo<T>,
+}
+
+/// `/noise` as a [`Protocol`] (libp2p specs: noise/README.md).
+fn noise_protocol() -> Protocol {
+    Protocol::new(onetrip_noise::PROTOCOL_NAME).expect("a valid protocol name")
+}
+
+/// Sets up the dialer's side within the handshake timeout. With
+/// `expected`, a listener with another peer id is refused before our
+/// identity leaves.
+pub(crate) async fn outbound<T>(
+    io: T,
+    config: &Config,
+    expected: Option<PeerId>,
+) -> Result<Secured<T>, Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let layering = config.layering;
+    let setup = async {
+        let (_, io) = dialer_select(io, [noise_protocol()], layering.security)
+            .await
+            .map_err(Error::SecurityNegotiation)?;
+        let (output, secure) = onetrip_noise::upgrade_outbound(io, &config.noise, expected).await?;
+        let io = match output.muxer {
+            // We only ever list yamux, so an early choice is yamux.
+            Some(_) => MuxerIo::Early(secure),
+            None => {
+                let mode = match layering.muxer {
+                    MuxerNegotiation::Multistream(mode)
+                    | MuxerNegotiation::Early { fallback: mode } => mode,
+                };
+                let (_, mut io) = dialer_select(secure, [yamux_protocol()], mode)
+                    .await
+                    .map_err(Error::MuxerNegotiation)?;
+                if mode == Mode::Optimistic {
+                    // Send the proposal now, in the same flight as Noise
+                    // message 3, so the listener can finish its side even
+                    // if we open no stream.
+                    io.flush().await?;
+                }
+                MuxerIo::Negotiated(io)
+            }
+        };
+        Ok(Secured {
+            remote_peer_id: output.remote_peer_id,
+            io,
+        })
+    };
+    tokio::time::timeout(config.handshake_timeout, setup)
+        .await
+        .map_err(|_| Error::Timeout)?
+}
+
+/// Sets up the listener's side within the handshake timeout.
+pub(crate) async fn inbound<T>(io: T, config: &Config) -> Result<Secured<T>, Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let setup = async {
+        let (_, io) = listener_select(io, [noise_protocol()])
+            .await
+            .map_err(Error::SecurityNegotiation)?;
+        let (output, secure) = onetrip_noise::upgrade_inbound(io, &config.noise).await?;
+        let io = match output.muxer {
+            Some(_) => MuxerIo::Early(secure),
+            None => {
+                let (_, io) = listener_select(secure, [yamux_protocol()])
+                    .await
+                    .map_err(Error::MuxerNegotiation)?;
+                MuxerIo::Negotiated(io)
+            }
+        };
+        Ok(Secured {
+            remote_peer_id: output.remote_peer_id,
+            io,
+        })
+    };
+    tokio::time::timeout(config.handshake_timeout, setup)
+        .await
+        .map_err(|_| Error::Timeout)?
+}
+
+impl<T> MuxerIo<T> {
+    /// Whether the muxer was chosen inside the Noise handshake.
+    pub(crate) fn is_early(&self) -> bool {
+        matches!(self, MuxerIo::Early(_))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for MuxerIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MuxerIo::Early(io) => Pin::new(io).poll_read(cx, buf),
+            MuxerIo::Negotiated(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MuxerIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MuxerIo::Early(io) => Pin::new(io).poll_write(cx, buf),
+            MuxerIo::Negotiated(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MuxerIo::Early(io) => Pin::new(io).poll_flush(cx),
+            MuxerIo::Negotiated(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MuxerIo::Early(io) => Pin::new(io).poll_shutdown(cx),
+            MuxerIo::Negotiated(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
