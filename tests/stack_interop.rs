@@ -1,0 +1,256 @@
+//! onetrip's TCP stack against rust-libp2p (`libp2p` with tcp + noise +
+//! yamux), every preset in both roles, and onetrip's `Transport` inside a
+//! rust-libp2p Swarm. The request is `/ipfs/ping/1.0.0`: 32 bytes, echoed.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, SwarmBuilder, noise, ping,
+    swarm::{
+        ConnectionId, SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+    tcp, yamux,
+};
+use libp2p_identity::Keypair;
+use onetrip_stack::{Config, Endpoint, Layering, Protocol};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Every wait in these tests ends by then: a hang is a failure, not a
+/// stuck CI run.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+const PING_LEN: usize = 32;
+
+fn ping_protocol() -> Protocol {
+    Protocol::new("/ipfs/ping/1.0.0").unwrap()
+}
+
+async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(DEADLINE, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {DEADLINE:?}"))
+}
+
+fn swarm_config(config: libp2p::swarm::Config) -> libp2p::swarm::Config {
+    config.with_idle_connection_timeout(Duration::from_secs(60))
+}
+
+/// A stock rust-libp2p Swarm: SwarmBuilder's tcp + noise + yamux, ping.
+fn stock_swarm() -> Swarm<ping::Behaviour> {
+    SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| ping::Behaviour::default())
+        .unwrap()
+        .with_swarm_config(swarm_config)
+        .build()
+}
+
+/// A rust-libp2p Swarm on onetrip's transport.
+fn onetrip_swarm(layering: Layering) -> Swarm<ping::Behaviour> {
+    let keypair = Keypair::generate_ed25519();
+    let config = Config::new(keypair.clone())
+        .unwrap()
+        .with_layering(layering)
+        .unwrap();
+    let transport = onetrip_stack::libp2p::Transport::new(config);
+    SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_other_transport(|_| transport)
+        .unwrap()
+        .with_behaviour(|_| ping::Behaviour::default())
+        .unwrap()
+        .with_swarm_config(swarm_config)
+        .build()
+}
+
+async fn listen(swarm: &mut Swarm<ping::Behaviour>) -> Multiaddr {
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    bounded("listening", async {
+        loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                return address;
+            }
+        }
+    })
+    .await
+}
+
+/// Drives `swarm` until a ping with `peer` succeeds, on `connection` if
+/// given.
+async fn ping_succeeds(
+    swarm: &mut Swarm<ping::Behaviour>,
+    peer: PeerId,
+    connection: Option<ConnectionId>,
+) {
+    bounded("a successful ping", async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(ping::Event {
+                    peer: from,
+                    connection: on,
+                    result: Ok(_),
+                }) if from == peer && connection.is_none_or(|id| id == on) => return,
+                SwarmEvent::Behaviour(ping::Event {
+                    result: Err(err), ..
+                }) => panic!("ping failed: {err}"),
+                SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial failed: {error}"),
+                SwarmEvent::IncomingConnectionError { error, .. } => {
+                    panic!("inbound connection failed: {error}")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+}
+
+fn endpoint(layering: Layering) -> Endpoint {
+    let config = Config::new(Keypair::generate_ed25519())
+        .unwrap()
+        .with_layering(layering)
+        .unwrap()
+        .with_protocols([ping_protocol()]);
+    Endpoint::new(config)
+}
+
+#[tokio::test]
+async fn onetrip_dials_a_stock_swarm_with_every_preset() {
+    let mut swarm = stock_swarm();
+    let swarm_id = *swarm.local_peer_id();
+    let addr = listen(&mut swarm).await;
+    let driver = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+
+    for (name, layering) in Layering::PRESETS {
+        let endpoint = endpoint(layering);
+        let connection = bounded(name, endpoint.dial(&addr, Some(swarm_id)))
+            .await
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(connection.remote_peer_id(), swarm_id);
+        // rust-libp2p lists no muxers: the early presets fell back.
+        assert!(!connection.early_muxer(), "{name}");
+
+        let mut stream = connection.open_stream(ping_protocol()).await.unwrap();
+        let payload: [u8; PING_LEN] = std::array::from_fn(|i| (i * 7) as u8);
+        let mut echo = [0; PING_LEN];
+        bounded(name, async {
+            stream.write_all(&payload).await.unwrap();
+            stream.flush().await.unwrap();
+            stream.read_exact(&mut echo).await.unwrap();
+        })
+        .await;
+        assert_eq!(echo, payload, "{name}");
+        bounded(name, connection.close()).await.unwrap();
+    }
+    driver.abort();
+}
+
+/// Serves `/ipfs/ping/1.0.0` echoes on every connection `listener` accepts.
+fn serve_pings(mut listener: onetrip_stack::Listener) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(mut connection) = listener.accept().await {
+            tokio::spawn(async move {
+                while let Ok((_, mut stream)) = connection.accept_stream().await {
+                    tokio::spawn(async move {
+                        let mut buf = [0; PING_LEN];
+                        while stream.read_exact(&mut buf).await.is_ok() {
+                            if stream.write_all(&buf).await.is_err()
+                                || stream.flush().await.is_err()
+                            {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_stock_swarm_dials_onetrip_with_every_preset() {
+    for (name, layering) in Layering::PRESETS {
+        let endpoint = endpoint(layering);
+        let listener = endpoint
+            .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().clone();
+        let server = serve_pings(listener);
+
+        let mut swarm = stock_swarm();
+        let dial = DialOpts::peer_id(endpoint.local_peer_id())
+            .addresses(vec![addr])
+            .build();
+        let connection = dial.connection_id();
+        swarm
+            .dial(dial)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        ping_succeeds(&mut swarm, endpoint.local_peer_id(), Some(connection)).await;
+        server.abort();
+    }
+}
+
+#[tokio::test]
+async fn the_transport_adapter_pings_a_stock_swarm_both_ways() {
+    let mut stock = stock_swarm();
+    let stock_id = *stock.local_peer_id();
+    let stock_addr = listen(&mut stock).await;
+    let mut ours = onetrip_swarm(Layering::TCP_ONETRIP);
+    let our_id = *ours.local_peer_id();
+    let our_addr = listen(&mut ours).await;
+
+    // Ours dials the stock Swarm; the stock one dials ours.
+    let outbound = DialOpts::peer_id(stock_id)
+        .addresses(vec![stock_addr])
+        .build();
+    let outbound_id = outbound.connection_id();
+    ours.dial(outbound).unwrap();
+    let stock_side = tokio::spawn(async move {
+        ping_succeeds(&mut stock, our_id, None).await;
+        // A second connection, this time into ours.
+        let inbound = DialOpts::peer_id(our_id)
+            .condition(PeerCondition::Always)
+            .addresses(vec![our_addr])
+            .build();
+        let inbound_id = inbound.connection_id();
+        stock.dial(inbound).unwrap();
+        ping_succeeds(&mut stock, our_id, Some(inbound_id)).await;
+        stock
+    });
+    ping_succeeds(&mut ours, stock_id, Some(outbound_id)).await;
+    let driver = tokio::spawn(async move {
+        loop {
+            ours.select_next_some().await;
+        }
+    });
+    bounded("the stock Swarm's pings", stock_side)
+        .await
+        .unwrap();
+    driver.abort();
+}
+
+#[tokio::test]
+async fn two_swarms_on_the_transport_adapter_ping() {
+    let mut a = onetrip_swarm(Layering::TCP_ONETRIP);
+    let mut b = onetrip_swarm(Layering::TCP_ONETRIP);
+    let (a_id, b_id) = (*a.local_peer_id(), *b.local_peer_id());
+    let addr = listen(&mut a).await;
+    b.dial(addr.with_p2p(a_id).unwrap()).unwrap();
+    let a_side = tokio::spawn(async move { ping_succeeds(&mut a, b_id, None).await });
+    ping_succeeds(&mut b, a_id, None).await;
+    bounded("a's ping", a_side).await.unwrap();
+}
