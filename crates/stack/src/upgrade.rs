@@ -81,9 +81,26 @@ where
             io,
         })
     };
-    tokio::time::timeout(config.handshake_timeout, setup)
-        .await
-        .map_err(|_| Error::Timeout)?
+    within_timeout(config, setup).await
+}
+
+/// Runs `setup` within the handshake timeout. The stages' own timeouts are
+/// the same or longer, so whichever fires, it is reported as
+/// [`Error::Timeout`].
+async fn within_timeout<T>(
+    config: &Config,
+    setup: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    use onetrip_multistream::Error as Multistream;
+    match tokio::time::timeout(config.handshake_timeout, setup).await {
+        Err(_)
+        | Ok(Err(
+            Error::SecurityNegotiation(Multistream::Timeout)
+            | Error::MuxerNegotiation(Multistream::Timeout)
+            | Error::Noise(onetrip_noise::Error::Timeout),
+        )) => Err(Error::Timeout),
+        Ok(result) => result,
+    }
 }
 
 /// Sets up the listener's side within the handshake timeout.
@@ -110,9 +127,7 @@ where
             io,
         })
     };
-    tokio::time::timeout(config.handshake_timeout, setup)
-        .await
-        .map_err(|_| Error::Timeout)?
+    within_timeout(config, setup).await
 }
 
 impl<T> MuxerIo<T> {

@@ -1,0 +1,317 @@
+//! Misbehaving peers at each stage: each gets a typed error, and the
+//! listener goes on serving the next connection.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use futures_util::StreamExt;
+use libp2p_identity::{Keypair, PeerId};
+use multiaddr::Multiaddr;
+use onetrip_netsim::{LinkConfig, Network};
+use onetrip_stack::{Config, Endpoint, Error, Layering, Listener, Mode, Protocol, tcp_multiaddr};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+/// Every wait ends by then: a hang fails the test instead of stalling CI.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+async fn bounded<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(DEADLINE, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {DEADLINE:?}"))
+}
+
+fn echo() -> Protocol {
+    Protocol::new("/echo/1.0.0").unwrap()
+}
+
+fn config(layering: Layering) -> Config {
+    Config::new(Keypair::generate_ed25519())
+        .unwrap()
+        .with_layering(layering)
+        .unwrap()
+        .with_protocols([echo()])
+}
+
+async fn tcp_listener(endpoint: &Endpoint) -> (Listener, Multiaddr) {
+    let listener = endpoint
+        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().clone();
+    (listener, addr)
+}
+
+fn socket_addr(addr: &Multiaddr) -> std::net::SocketAddr {
+    onetrip_stack::tcp_socket_addr(addr).unwrap().0
+}
+
+/// A good dialer gets through `listener`, and a stream round trip works.
+async fn serves_a_good_dialer(listener: &mut Listener, addr: &Multiaddr) {
+    let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let (accepted, dialed) = bounded("a good connection", async {
+        tokio::join!(listener.accept(), dialer.dial(addr, None))
+    })
+    .await;
+    let (mut accepted, dialed) = (accepted.unwrap(), dialed.unwrap());
+    assert_eq!(accepted.remote_peer_id(), dialer.local_peer_id());
+    let mut stream = dialed.open_stream(echo()).await.unwrap();
+    stream.write_all(b"ping").await.unwrap();
+    stream.flush().await.unwrap();
+    let (protocol, mut inbound) = bounded("accept_stream", accepted.accept_stream())
+        .await
+        .unwrap();
+    assert_eq!(protocol, echo());
+    let mut buf = [0; 4];
+    inbound.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    dialed.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn garbage_instead_of_the_multistream_header() {
+    let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let (mut listener, addr) = tcp_listener(&endpoint).await;
+    let mut garbage = TcpStream::connect(socket_addr(&addr)).await.unwrap();
+    // The start of a TLS ClientHello: read as a 22-byte multistream
+    // message that does not end in a newline.
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    hello.resize(256, 0x5a);
+    garbage.write_all(&hello).await.unwrap();
+    let err = bounded("accept", listener.accept()).await.unwrap_err();
+    assert!(matches!(err, Error::SecurityNegotiation(_)), "{err:?}");
+    serves_a_good_dialer(&mut listener, &addr).await;
+}
+
+#[tokio::test]
+async fn garbage_instead_of_noise_message_1() {
+    let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let (mut listener, addr) = tcp_listener(&endpoint).await;
+    let mut peer = TcpStream::connect(socket_addr(&addr)).await.unwrap();
+    // A correct `/noise` proposal, then a frame that is no Noise message.
+    let mut bytes = b"\x13/multistream/1.0.0\n\x07/noise\n".to_vec();
+    bytes.extend_from_slice(&[0, 5, 1, 2, 3, 4, 5]);
+    peer.write_all(&bytes).await.unwrap();
+    let err = bounded("accept", listener.accept()).await.unwrap_err();
+    assert!(matches!(err, Error::Noise(_)), "{err:?}");
+    serves_a_good_dialer(&mut listener, &addr).await;
+}
+
+#[tokio::test]
+async fn a_wrong_peer_id_is_refused_by_the_dialer() {
+    let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let (mut listener, addr) = tcp_listener(&endpoint).await;
+    let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let impostor = PeerId::random();
+    let (accepted, dialed) = bounded("dial", async {
+        tokio::join!(listener.accept(), dialer.dial(&addr, Some(impostor)))
+    })
+    .await;
+    match dialed.unwrap_err() {
+        Error::Noise(onetrip_noise::Error::PeerIdMismatch(mismatch)) => {
+            assert_eq!(mismatch.expected, impostor);
+            assert_eq!(mismatch.actual, endpoint.local_peer_id());
+        }
+        err => panic!("expected a peer id mismatch, got {err:?}"),
+    }
+    // The dialer hung up mid-handshake: the listener's side fails too.
+    assert!(accepted.is_err());
+    // A /p2p/ component names the expected peer as well.
+    let named = addr.clone().with_p2p(impostor).unwrap();
+    let (accepted, dialed) = bounded("dial", async {
+        tokio::join!(listener.accept(), dialer.dial(&named, None))
+    })
+    .await;
+    assert!(matches!(
+        dialed.unwrap_err(),
+        Error::Noise(onetrip_noise::Error::PeerIdMismatch(_))
+    ));
+    assert!(accepted.is_err());
+    serves_a_good_dialer(&mut listener, &addr).await;
+}
+
+#[tokio::test]
+async fn a_peer_that_resets_mid_handshake() {
+    let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let (mut listener, addr) = tcp_listener(&endpoint).await;
+    let peer = TcpStream::connect(socket_addr(&addr)).await.unwrap();
+    let mut peer = peer;
+    peer.write_all(b"\x13/multistream/1.0.0\n\x07/noise\n")
+        .await
+        .unwrap();
+    // Abort with a RST rather than a FIN.
+    peer.set_zero_linger().unwrap();
+    drop(peer);
+    let err = bounded("accept", listener.accept()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SecurityNegotiation(onetrip_multistream::Error::Io(_))
+                | Error::Noise(onetrip_noise::Error::Io(_) | onetrip_noise::Error::UnexpectedEof)
+                | Error::Io(_)
+        ),
+        "expected an I/O failure in the handshake, got {err:?}"
+    );
+    serves_a_good_dialer(&mut listener, &addr).await;
+}
+
+#[tokio::test]
+async fn dialing_a_listener_that_speaks_garbage() {
+    let fake = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp_multiaddr(fake.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut socket, _) = fake.accept().await.unwrap();
+        // A banner and binary packets: `S` reads as an 83-byte message
+        // that does not end in a newline.
+        let mut banner = b"SSH-2.0-OpenSSH_9.6\r\n".to_vec();
+        banner.resize(512, 0xab);
+        let _ = socket.write_all(&banner).await;
+        let mut sink = Vec::new();
+        let _ = socket.read_to_end(&mut sink).await;
+    });
+    let dialer = Endpoint::new(config(Layering::TCP_CLASSIC));
+    let err = bounded("dial", dialer.dial(&addr, None)).await.unwrap_err();
+    assert!(matches!(err, Error::SecurityNegotiation(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn unsupported_addresses_are_refused() {
+    let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let quic: Multiaddr = "/ip4/127.0.0.1/udp/1/quic-v1".parse().unwrap();
+    assert!(matches!(
+        endpoint.dial(&quic, None).await,
+        Err(Error::UnsupportedAddress(a)) if a == quic
+    ));
+    assert!(matches!(
+        endpoint.listen(&quic).await,
+        Err(Error::UnsupportedAddress(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_connection_limit_drops_extra_connections() {
+    let endpoint = Endpoint::new(
+        config(Layering::TCP_ONETRIP)
+            .with_max_connections(1)
+            .unwrap(),
+    );
+    let (mut listener, addr) = tcp_listener(&endpoint).await;
+    let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let (first, dialed) = bounded("first", async {
+        tokio::join!(listener.accept(), dialer.dial(&addr, None))
+    })
+    .await;
+    let (first, dialed) = (first.unwrap(), dialed.unwrap());
+    let (second, refused) = bounded("second", async {
+        tokio::join!(listener.accept(), dialer.dial(&addr, None))
+    })
+    .await;
+    assert!(matches!(second, Err(Error::ConnectionLimit)), "{second:?}");
+    assert!(refused.is_err());
+    // Closing the first frees its slot.
+    dialed.close().await.unwrap();
+    drop(first);
+    bounded("slot freed", async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let (accepted, dialed) = tokio::join!(listener.accept(), dialer.dial(&addr, None));
+            if let (Ok(_), Ok(_)) = (accepted, dialed) {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn streams_beyond_the_limit_are_refused() {
+    let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP).with_max_streams(2).unwrap());
+    let (mut listener, addr) = tcp_listener(&endpoint).await;
+    let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let (accepted, dialed) = bounded("connect", async {
+        tokio::join!(listener.accept(), dialer.dial(&addr, None))
+    })
+    .await;
+    let (mut accepted, dialed) = (accepted.unwrap(), dialed.unwrap());
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = bounded("open", dialed.open_stream_with(echo(), Mode::Interactive))
+            .await
+            .unwrap();
+        stream.write_all(b"x").await.unwrap();
+        stream.flush().await.unwrap();
+        let inbound = bounded("accept_stream", accepted.accept_stream())
+            .await
+            .unwrap();
+        open.push((stream, inbound));
+    }
+    let third = bounded("third", dialed.open_stream_with(echo(), Mode::Interactive)).await;
+    assert!(
+        matches!(third, Err(Error::StreamNegotiation(_))),
+        "{third:?}"
+    );
+}
+
+/// A peer that sends the `/noise` proposal and then nothing is dropped at
+/// the handshake timeout, while others are served meanwhile. Virtual time
+/// makes the timing exact.
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_stalls_is_dropped_at_the_timeout() {
+    const TIMEOUT: Duration = Duration::from_secs(3);
+    let network = Network::new(LinkConfig::with_delay(Duration::from_millis(5))).unwrap();
+    let server_host = network.host(Ipv4Addr::new(10, 0, 0, 2));
+    let sim_listener = server_host.listen(4001).unwrap();
+    let server_addr = sim_listener.local_addr();
+    let incoming = futures_util::stream::unfold(sim_listener, |mut listener| async move {
+        let accepted = listener
+            .accept()
+            .await
+            .map(|(io, peer)| (io, tcp_multiaddr(peer)));
+        Some((accepted, listener))
+    });
+    let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP).with_handshake_timeout(TIMEOUT));
+    let mut listener = endpoint.listen_on(incoming.boxed(), tcp_multiaddr(server_addr));
+    let start = tokio::time::Instant::now();
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let result = listener.accept().await;
+            let done = accepted_tx.send((result, start.elapsed())).is_err();
+            if done {
+                return;
+            }
+        }
+    });
+
+    let mut staller = network
+        .host(Ipv4Addr::new(10, 0, 0, 3))
+        .connect(server_addr)
+        .await
+        .unwrap();
+    staller
+        .write_all(b"\x13/multistream/1.0.0\n\x07/noise\n")
+        .await
+        .unwrap();
+
+    let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let io = network
+        .host(Ipv4Addr::new(10, 0, 0, 1))
+        .connect(server_addr)
+        .await
+        .unwrap();
+    let dialed = dialer.dial_io(io, tcp_multiaddr(server_addr), None).await;
+    assert!(dialed.is_ok());
+    let (first, at) = accepted.recv().await.unwrap();
+    assert!(first.is_ok(), "{first:?}");
+    assert!(at < TIMEOUT);
+
+    let (second, at) = accepted.recv().await.unwrap();
+    assert!(matches!(second, Err(Error::Timeout)), "{second:?}");
+    // The staller's connect took one RTT (10 ms) and its first bytes
+    // arrived 5 ms later, when the listener took it.
+    assert_eq!(at, Duration::from_millis(15) + TIMEOUT);
+    drop(staller);
+}
