@@ -33,6 +33,9 @@ mod upgrade;
 #[cfg(feature = "libp2p")]
 pub mod libp2p;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use crate::{
     addr::{tcp_multiaddr, tcp_socket_addr},
     config::{
