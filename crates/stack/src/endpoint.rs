@@ -30,7 +30,8 @@ use crate::{
 /// let endpoint = Endpoint::new(config);
 /// let addr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
 /// let connection = endpoint.dial(&addr, None).await?;
-/// let mut stream = connection.open_stream(Protocol::new("/ipfs/ping/1.0.0")?).await?;
+/// let ping = Protocol::new("/ipfs/ping/1.0.0").expect("a valid protocol name");
+/// let mut stream = connection.open_stream(ping).await?;
 /// stream.write_all(&[7; 32]).await?;
 /// let mut echo = [0; 32];
 /// stream.read_exact(&mut echo).await?;

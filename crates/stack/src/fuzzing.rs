@@ -47,14 +47,11 @@ pub fn inbound(data: &[u8]) {
 
 /// Parses `data` as a binary multiaddr and asks for its TCP socket address.
 pub fn address(data: &[u8]) {
-    if let Ok(addr) = Multiaddr::try_from(data.to_vec()) {
-        if let Ok((socket, _)) = tcp_socket_addr(&addr) {
-            assert_eq!(
-                tcp_socket_addr(&crate::tcp_multiaddr(socket))
-                    .map(|(s, _)| s)
-                    .ok(),
-                Some(socket)
-            );
-        }
+    let Ok(addr) = Multiaddr::try_from(data.to_vec()) else {
+        return;
+    };
+    if let Ok((socket, _)) = tcp_socket_addr(&addr) {
+        let again = tcp_socket_addr(&crate::tcp_multiaddr(socket)).map(|(socket, _)| socket);
+        assert_eq!(again.ok(), Some(socket), "{addr} does not round-trip");
     }
 }
