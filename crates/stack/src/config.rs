@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_multistream::Protocol;
 
-use crate::{Error, Layering, MuxerNegotiation, YAMUX};
+use crate::{Error, Layering, MuxerNegotiation, Preset, QuicLayering, YAMUX};
 
 /// How long a connection may take from the first byte to an established
 /// muxer, on either side; the default of rust-libp2p's upgrade timeout.
@@ -21,12 +21,15 @@ pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 256;
 /// Default cap on open streams per connection (yamux's own default).
 pub const DEFAULT_MAX_STREAMS: usize = 512;
 
-/// The most streams per connection: yamux gives every stream a 256 KiB
-/// window and caps a connection's windows at 1 GiB.
-pub const MAX_STREAMS_LIMIT: usize = 4096;
+/// The most streams per connection this crate allows.
+pub const MAX_STREAMS_LIMIT: usize = 2048;
 
 /// yamux's initial per-stream receive window (yamux spec, "Flow Control").
 const YAMUX_STREAM_WINDOW: usize = 256 * 1024;
+
+/// How far yamux may grow stream windows beyond their initial 256 KiB, for
+/// the whole connection: enough for a bandwidth-delay product of 64 MiB.
+const YAMUX_WINDOW_GROWTH: usize = 64 * 1024 * 1024;
 
 /// An endpoint's configuration: identity, layering, the protocols it
 /// answers on inbound streams, and its limits.
@@ -40,6 +43,8 @@ pub struct Config {
     pub(crate) max_connections: usize,
     pub(crate) max_pending_handshakes: usize,
     pub(crate) max_streams: usize,
+    pub(crate) quic_layering: QuicLayering,
+    pub(crate) quic: onetrip_quic::Config,
 }
 
 impl Config {
@@ -50,8 +55,13 @@ impl Config {
     /// [`Error::Noise`] if the key cannot sign.
     pub fn new(keypair: Keypair) -> Result<Self, Error> {
         let layering = Layering::default();
+        let quic_layering = QuicLayering::default();
         Ok(Config {
             noise: noise_config(&keypair, layering, DEFAULT_HANDSHAKE_TIMEOUT)?,
+            quic: onetrip_quic::Config::new(keypair.clone())?
+                .with_0rtt(quic_layering.zero_rtt)
+                .with_max_streams(DEFAULT_MAX_STREAMS as u32),
+            quic_layering,
             keypair,
             layering,
             protocols: Arc::from([]),
@@ -72,6 +82,31 @@ impl Config {
         Ok(self)
     }
 
+    /// Negotiates QUIC connections by `layering`.
+    pub fn with_quic_layering(mut self, layering: QuicLayering) -> Self {
+        self.quic = self.quic.with_0rtt(layering.zero_rtt);
+        self.quic_layering = layering;
+        self
+    }
+
+    /// Sets the TCP or the QUIC layering, whichever `preset` is.
+    ///
+    /// # Errors
+    /// [`Error::Noise`] if the key cannot sign.
+    pub fn with_preset(self, preset: Preset) -> Result<Self, Error> {
+        match preset {
+            Preset::Tcp(layering) => self.with_layering(layering),
+            Preset::Quic(layering) => Ok(self.with_quic_layering(layering)),
+        }
+    }
+
+    /// As a QUIC server, accept 0-RTT data from resuming clients. Off by
+    /// default: 0-RTT data can be replayed (see `spec/quic.md`).
+    pub fn with_accept_0rtt(mut self, accept: bool) -> Self {
+        self.quic = self.quic.with_accept_0rtt(accept);
+        self
+    }
+
     /// Answers inbound streams for these protocols (others get `na`).
     pub fn with_protocols(mut self, protocols: impl IntoIterator<Item = Protocol>) -> Self {
         self.protocols = protocols.into_iter().collect();
@@ -82,12 +117,13 @@ impl Config {
     /// security and muxer negotiation, and the Noise handshake together.
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.noise = self.noise.with_timeout(timeout);
+        self.quic = self.quic.with_handshake_timeout(timeout);
         self.handshake_timeout = timeout;
         self
     }
 
-    /// Caps established inbound connections per listener; more are dropped
-    /// as they arrive.
+    /// Caps inbound connections per listener, established or in their
+    /// handshake; more are dropped as they arrive.
     ///
     /// # Errors
     /// [`Error::Config`] for zero.
@@ -111,16 +147,19 @@ impl Config {
         Ok(self)
     }
 
-    /// Caps open streams per connection, both directions together; yamux
-    /// resets streams beyond it.
+    /// Caps open streams per connection, both directions together: beyond
+    /// it `open_stream` fails with [`Error::StreamLimit`] and the peer's new
+    /// streams are reset; the connection goes on.
     ///
     /// # Errors
     /// [`Error::Config`] for zero or more than [`MAX_STREAMS_LIMIT`].
     pub fn with_max_streams(mut self, max: usize) -> Result<Self, Error> {
         if max == 0 || max > MAX_STREAMS_LIMIT {
-            return Err(Error::Config("max_streams must be in 1..=4096"));
+            return Err(Error::Config("max_streams must be in 1..=2048"));
         }
         self.max_streams = max;
+        let quic_max = u32::try_from(max).map_err(|_| Error::Config("max_streams"))?;
+        self.quic = self.quic.with_max_streams(quic_max);
         Ok(self)
     }
 
@@ -129,9 +168,19 @@ impl Config {
         self.keypair.public().to_peer_id()
     }
 
-    /// The layering.
+    /// The TCP layering.
     pub fn layering(&self) -> Layering {
         self.layering
+    }
+
+    /// The QUIC layering.
+    pub fn quic_layering(&self) -> QuicLayering {
+        self.quic_layering
+    }
+
+    /// The QUIC configuration (its session tickets among others).
+    pub fn quic(&self) -> &onetrip_quic::Config {
+        &self.quic
     }
 
     /// The protocols answered on inbound streams.
@@ -144,14 +193,26 @@ impl Config {
         self.handshake_timeout
     }
 
-    /// The yamux configuration this endpoint's limits imply: the connection
-    /// receive window is bounded by the stream cap, so a peer cannot grow a
-    /// connection's buffers past `max_streams` × 256 KiB.
+    /// yamux's own stream cap: ours, plus as many again so that streams
+    /// this crate is about to reset never make yamux end the connection.
+    pub(crate) fn yamux_max_streams(&self) -> usize {
+        2 * self.max_streams
+    }
+
+    /// The yamux configuration this endpoint's limits imply. The
+    /// connection's receive window is yamux's 256 KiB per stream plus 64 MiB
+    /// of growth: since this crate resets streams beyond `max_streams`, a
+    /// peer can make a connection buffer at most `max_streams` × 256 KiB +
+    /// 64 MiB.
     pub(crate) fn yamux(&self) -> yamux::Config {
+        let streams = self.yamux_max_streams();
         let mut config = yamux::Config::default();
+        // In this order: each setter checks the window covers the streams.
         config
-            .set_max_num_streams(self.max_streams)
-            .set_max_connection_receive_window(Some(self.max_streams * YAMUX_STREAM_WINDOW));
+            .set_max_num_streams(streams)
+            .set_max_connection_receive_window(Some(
+                streams * YAMUX_STREAM_WINDOW + YAMUX_WINDOW_GROWTH,
+            ));
         config
     }
 }

@@ -1,5 +1,5 @@
-//! An established connection: a yamux session driven by its own task, and
-//! streams whose protocols are negotiated per the layering.
+//! An established connection, over yamux or QUIC, and its streams, whose
+//! protocols are negotiated per the layering.
 
 use std::{
     collections::VecDeque,
@@ -7,7 +7,8 @@ use std::{
     io,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
+    time::Duration,
 };
 
 use futures_util::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
@@ -16,9 +17,13 @@ use multiaddr::Multiaddr;
 use onetrip_multistream::{Mode, Negotiated, Protocol, dialer_select, listener_select};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    sync::{OwnedSemaphorePermit, mpsc, oneshot},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
+    time::Sleep,
 };
-use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
+use tokio_util::{
+    compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt},
+    sync::{CancellationToken, WaitForCancellationFutureOwned},
+};
 
 use crate::{
     Config, Error,
@@ -33,9 +38,10 @@ const INBOUND_QUEUE: usize = 64;
 /// beyond this, new ones are reset.
 const MAX_NEGOTIATING: usize = 64;
 
-/// An established libp2p connection: authenticated, multiplexed with yamux.
+/// An established libp2p connection: authenticated and multiplexed, over
+/// TCP (yamux) or QUIC.
 ///
-/// A background task drives the session; dropping the `Connection` (or
+/// A background task serves it; dropping the `Connection` (or
 /// [`Connection::close`]) closes it, and its streams with it.
 #[derive(Debug)]
 pub struct Connection {
@@ -43,19 +49,35 @@ pub struct Connection {
     remote_addr: Multiaddr,
     early_muxer: bool,
     app: Mode,
-    commands: mpsc::UnboundedSender<Command>,
+    open_timeout: Duration,
+    streams: Arc<Semaphore>,
+    transport: Transport,
     inbound: mpsc::Receiver<Stream>,
+}
+
+#[derive(Debug)]
+enum Transport {
+    Yamux {
+        commands: mpsc::UnboundedSender<Command>,
+        /// Fired when the session's task ends, to wake its streams.
+        ended: CancellationToken,
+    },
+    Quic {
+        connection: onetrip_quic::Connection,
+        /// Fired when the `Connection` goes, to stop accepting streams.
+        stop: CancellationToken,
+    },
 }
 
 #[derive(Debug)]
 enum Command {
     Open(oneshot::Sender<Result<yamux::Stream, Error>>),
-    Close(oneshot::Sender<Result<(), Error>>),
+    Close(CloseReply),
 }
 
 impl Connection {
-    /// Starts the session's task over an authenticated channel.
-    pub(crate) fn spawn<T>(
+    /// Starts the yamux session's task over an authenticated channel.
+    pub(crate) fn spawn_yamux<T>(
         secured: Secured<T>,
         mode: yamux::Mode,
         remote_addr: Multiaddr,
@@ -66,16 +88,18 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let early_muxer = secured.io.is_early();
+        let streams = Arc::new(Semaphore::new(config.max_streams));
+        let ended = CancellationToken::new();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let driver = Driver {
+        let driver = YamuxDriver {
             session: yamux::Connection::new(secured.io.compat(), config.yamux(), mode),
             commands: command_rx,
             opening: VecDeque::new(),
-            negotiating: FuturesUnordered::new(),
-            inbound: inbound_tx,
-            protocols: config.protocols.clone(),
+            inbound: Inbound::new(inbound_tx, config, streams.clone(), Some(ended.clone())),
             closing: None,
+            close_timeout: config.handshake_timeout,
+            ended: ended.clone(),
             _permit: permit,
         };
         tokio::spawn(driver);
@@ -84,7 +108,40 @@ impl Connection {
             remote_addr,
             early_muxer,
             app: config.layering.app,
-            commands,
+            open_timeout: config.handshake_timeout,
+            streams,
+            transport: Transport::Yamux { commands, ended },
+            inbound,
+        }
+    }
+
+    /// Starts accepting the streams of a QUIC connection.
+    pub(crate) fn spawn_quic(
+        connection: onetrip_quic::Connection,
+        remote_addr: Multiaddr,
+        config: &Config,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Connection {
+        let streams = Arc::new(Semaphore::new(config.max_streams));
+        let stop = CancellationToken::new();
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let accepting = connection.clone();
+        let driver = QuicDriver {
+            accept: async move { accepting.accept_bi().await }.boxed(),
+            connection: connection.clone(),
+            inbound: Inbound::new(inbound_tx, config, streams.clone(), None),
+            stop: Box::pin(stop.clone().cancelled_owned()),
+            _permit: permit,
+        };
+        tokio::spawn(driver);
+        Connection {
+            remote_peer_id: connection.remote_peer_id(),
+            remote_addr,
+            early_muxer: false,
+            app: config.quic_layering.app,
+            open_timeout: config.handshake_timeout,
+            streams,
+            transport: Transport::Quic { connection, stop },
             inbound,
         }
     }
@@ -100,9 +157,17 @@ impl Connection {
     }
 
     /// Whether the muxer was chosen inside the Noise handshake (`false`
-    /// after a fallback to multistream-select).
+    /// after a fallback to multistream-select, and for QUIC).
     pub fn early_muxer(&self) -> bool {
         self.early_muxer
+    }
+
+    /// The QUIC connection, for a connection over QUIC.
+    pub fn quic(&self) -> Option<&onetrip_quic::Connection> {
+        match &self.transport {
+            Transport::Quic { connection, .. } => Some(connection),
+            Transport::Yamux { .. } => None,
+        }
     }
 
     /// Opens a stream for `protocol`, negotiated in the layering's mode:
@@ -111,8 +176,9 @@ impl Connection {
     /// on the first read, see [`onetrip_multistream::Negotiated`]).
     ///
     /// # Errors
-    /// [`Error::ConnectionClosed`], [`Error::Yamux`] (such as too many
-    /// streams), [`Error::StreamNegotiation`].
+    /// [`Error::StreamLimit`], [`Error::ConnectionClosed`],
+    /// [`Error::Timeout`] (the peer does not let us open streams),
+    /// [`Error::StreamNegotiation`], [`Error::Yamux`], [`Error::Quic`].
     pub async fn open_stream(&self, protocol: Protocol) -> Result<Stream, Error> {
         self.open_stream_with(protocol, self.app).await
     }
@@ -122,15 +188,33 @@ impl Connection {
     /// # Errors
     /// As [`Connection::open_stream`].
     pub async fn open_stream_with(&self, protocol: Protocol, mode: Mode) -> Result<Stream, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Open(tx))
-            .map_err(|_| Error::ConnectionClosed)?;
-        let stream = rx.await.map_err(|_| Error::ConnectionClosed)??;
-        let (protocol, io) = dialer_select(stream.compat(), [protocol], mode)
+        let permit = self
+            .streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::StreamLimit)?;
+        let open = async {
+            match &self.transport {
+                Transport::Yamux { commands, ended } => {
+                    let (tx, rx) = oneshot::channel();
+                    commands
+                        .send(Command::Open(tx))
+                        .map_err(|_| Error::ConnectionClosed)?;
+                    let stream = rx.await.map_err(|_| Error::ConnectionClosed)??;
+                    Ok::<_, Error>((StreamIo::Yamux(stream.compat()), Some(ended.clone())))
+                }
+                Transport::Quic { connection, .. } => {
+                    Ok((StreamIo::Quic(connection.open_bi().await?), None))
+                }
+            }
+        };
+        let (io, ended) = tokio::time::timeout(self.open_timeout, open)
+            .await
+            .map_err(|_| Error::Timeout)??;
+        let (protocol, io) = dialer_select(io, [protocol], mode)
             .await
             .map_err(Error::StreamNegotiation)?;
-        Ok(Stream { protocol, io })
+        Ok(Stream::new(protocol, io, ended, permit))
     }
 
     /// The next inbound stream whose protocol is one of the configured
@@ -143,38 +227,106 @@ impl Connection {
         Ok((stream.protocol.clone(), stream))
     }
 
-    /// Closes the connection gracefully: yamux tells the peer, the byte
-    /// stream is shut down, and open streams end.
+    /// Closes the connection. Over yamux the peer is told and the byte
+    /// stream shut down, within the handshake timeout; over QUIC the close
+    /// is immediate, and stream data not yet delivered is dropped (finish
+    /// streams first).
     ///
     /// # Errors
-    /// [`Error::Yamux`] or [`Error::Io`] if closing failed; closing an
-    /// already closed connection succeeds.
+    /// [`Error::Yamux`], [`Error::Io`] or [`Error::Timeout`] if closing
+    /// failed; closing an already closed connection succeeds.
     pub async fn close(self) -> Result<(), Error> {
-        let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Close(tx)).is_err() {
-            return Ok(());
+        match &self.transport {
+            Transport::Yamux { commands, .. } => {
+                let (tx, rx) = oneshot::channel();
+                if commands.send(Command::Close(tx)).is_err() {
+                    return Ok(());
+                }
+                rx.await.unwrap_or(Ok(()))
+            }
+            Transport::Quic { connection, .. } => {
+                connection.close();
+                Ok(())
+            }
         }
-        rx.await.unwrap_or(Ok(()))
     }
 
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
-        self.commands.is_closed()
+        match &self.transport {
+            Transport::Yamux { commands, .. } => commands.is_closed(),
+            Transport::Quic { connection, .. } => connection.inner().close_reason().is_some(),
+        }
     }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // A yamux session closes when its command channel goes; a QUIC
+        // connection lives as long as any handle, so close it.
+        if let Transport::Quic { connection, stop } = &self.transport {
+            stop.cancel();
+            connection.close();
+        }
+    }
+}
+
+/// What a stream runs on.
+#[derive(Debug)]
+enum StreamIo {
+    Yamux(Compat<yamux::Stream>),
+    Quic(onetrip_quic::Stream),
 }
 
 /// A stream of a [`Connection`], its protocol negotiated.
 #[derive(Debug)]
 pub struct Stream {
     protocol: Protocol,
-    io: Negotiated<Compat<yamux::Stream>>,
+    io: Negotiated<StreamIo>,
+    /// For yamux: fires when the session ends, which yamux does not signal
+    /// to a read or write already waiting.
+    ended: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// The stream's place under the connection's stream limit.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Stream {
+    fn new(
+        protocol: Protocol,
+        io: Negotiated<StreamIo>,
+        ended: Option<CancellationToken>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        Stream {
+            protocol,
+            io,
+            ended: ended.map(|ended| Box::pin(ended.cancelled_owned())),
+            _permit: permit,
+        }
+    }
+
     /// The negotiated protocol (for an optimistic opener: proposed, perhaps
     /// not yet confirmed).
     pub fn protocol(&self) -> &Protocol {
         &self.protocol
+    }
+
+    /// Turns a pending operation into an error once the session has ended.
+    fn check_ended<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_pending()
+            && let Some(ended) = &mut self.ended
+            && ended.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                Error::ConnectionClosed,
+            )));
+        }
+        poll
     }
 }
 
@@ -184,7 +336,9 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
+        this.check_ended(cx, poll)
     }
 }
 
@@ -194,75 +348,121 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.check_ended(cx, poll)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.check_ended(cx, poll)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.check_ended(cx, poll)
     }
 }
+
+impl AsyncRead for StreamIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            StreamIo::Yamux(io) => Pin::new(io).poll_read(cx, buf),
+            StreamIo::Quic(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for StreamIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            StreamIo::Yamux(io) => Pin::new(io).poll_write(cx, buf),
+            StreamIo::Quic(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            StreamIo::Yamux(io) => Pin::new(io).poll_flush(cx),
+            StreamIo::Quic(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            StreamIo::Yamux(io) => Pin::new(io).poll_shutdown(cx),
+            StreamIo::Quic(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
+
+type CloseReply = oneshot::Sender<Result<(), Error>>;
 
 type Negotiating = BoxFuture<'static, Result<Stream, onetrip_multistream::Error>>;
 
-/// The task that owns the yamux session: it serves open and close
-/// requests, negotiates inbound streams and hands them over.
-struct Driver<T> {
-    session: yamux::Connection<Compat<MuxerIo<T>>>,
-    commands: mpsc::UnboundedReceiver<Command>,
-    /// Open requests waiting for yamux (its backlog of unacknowledged
-    /// streams is full).
-    opening: VecDeque<oneshot::Sender<Result<yamux::Stream, Error>>>,
+/// Inbound streams: each negotiates its protocol concurrently, then waits
+/// in a bounded queue for [`Connection::accept_stream`]. Streams beyond the
+/// limits are dropped, which resets them.
+struct Inbound {
     negotiating: FuturesUnordered<Negotiating>,
-    inbound: mpsc::Sender<Stream>,
+    queue: mpsc::Sender<Stream>,
     protocols: Arc<[Protocol]>,
-    /// Set once closing: who waits for the close to finish.
-    closing: Option<Vec<oneshot::Sender<Result<(), Error>>>>,
-    /// Held while the connection lives: a listener's connection slot.
-    _permit: Option<OwnedSemaphorePermit>,
+    streams: Arc<Semaphore>,
+    ended: Option<CancellationToken>,
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
-    /// Takes commands until one asks to close.
-    fn poll_commands(&mut self, cx: &mut Context<'_>) {
-        while self.closing.is_none() {
-            match self.commands.poll_recv(cx) {
-                Poll::Ready(Some(Command::Open(reply))) => self.opening.push_back(reply),
-                Poll::Ready(Some(Command::Close(reply))) => self.closing = Some(vec![reply]),
-                // The `Connection` is gone: nobody can use the session.
-                Poll::Ready(None) => self.closing = Some(Vec::new()),
-                Poll::Pending => break,
-            }
+impl Inbound {
+    fn new(
+        queue: mpsc::Sender<Stream>,
+        config: &Config,
+        streams: Arc<Semaphore>,
+        ended: Option<CancellationToken>,
+    ) -> Self {
+        Inbound {
+            negotiating: FuturesUnordered::new(),
+            queue,
+            protocols: config.protocols.clone(),
+            streams,
+            ended,
         }
     }
 
-    /// Opens the streams asked for, as far as yamux allows.
-    fn poll_opening(&mut self, cx: &mut Context<'_>) {
-        while let Some(reply) = self.opening.front() {
-            if reply.is_closed() {
-                self.opening.pop_front();
-                continue;
-            }
-            match self.session.poll_new_outbound(cx) {
-                Poll::Ready(result) => {
-                    if let Some(reply) = self.opening.pop_front() {
-                        let _ = reply.send(result.map_err(Error::from));
-                    }
-                }
-                Poll::Pending => break,
-            }
+    fn start(&mut self, io: StreamIo) {
+        if self.negotiating.len() >= MAX_NEGOTIATING {
+            tracing::debug!("too many inbound streams negotiating: stream reset");
+            return;
         }
+        let Ok(permit) = self.streams.clone().try_acquire_owned() else {
+            tracing::debug!("stream limit reached: inbound stream reset");
+            return;
+        };
+        let protocols = self.protocols.clone();
+        let ended = self.ended.clone();
+        self.negotiating.push(
+            async move {
+                let (protocol, io) = listener_select(io, protocols).await?;
+                Ok(Stream::new(protocol, io, ended, permit))
+            }
+            .boxed(),
+        );
     }
 
-    /// Hands over inbound streams whose negotiation finished.
-    fn poll_negotiating(&mut self, cx: &mut Context<'_>) {
+    /// Hands over the streams whose negotiation finished.
+    fn poll(&mut self, cx: &mut Context<'_>) {
         while let Poll::Ready(Some(result)) = self.negotiating.poll_next_unpin(cx) {
             match result {
                 Ok(stream) => {
-                    if self.inbound.try_send(stream).is_err() {
+                    if self.queue.try_send(stream).is_err() {
                         tracing::debug!("inbound stream queue full or unread: stream reset");
                     }
                 }
@@ -270,69 +470,165 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Driver<T> {
             }
         }
     }
+}
+
+/// The task that owns a yamux session: it serves open and close requests,
+/// negotiates inbound streams and hands them over.
+struct YamuxDriver<T> {
+    session: yamux::Connection<Compat<MuxerIo<T>>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Open requests waiting for yamux (its backlog of unacknowledged
+    /// streams is full).
+    opening: VecDeque<oneshot::Sender<Result<yamux::Stream, Error>>>,
+    inbound: Inbound,
+    /// Set once closing: who waits for the close, and its deadline.
+    closing: Option<(Vec<CloseReply>, Pin<Box<Sleep>>)>,
+    close_timeout: Duration,
+    ended: CancellationToken,
+    /// Held while the connection lives: a listener's connection slot.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> YamuxDriver<T> {
+    /// Takes commands until one asks to close.
+    fn poll_commands(&mut self, cx: &mut Context<'_>) {
+        while self.closing.is_none() {
+            let close = match self.commands.poll_recv(cx) {
+                Poll::Ready(Some(Command::Open(reply))) => {
+                    self.opening.push_back(reply);
+                    continue;
+                }
+                Poll::Ready(Some(Command::Close(reply))) => vec![reply],
+                // The `Connection` is gone: nobody can use the session.
+                Poll::Ready(None) => Vec::new(),
+                Poll::Pending => return,
+            };
+            let deadline = Box::pin(tokio::time::sleep(self.close_timeout));
+            self.closing = Some((close, deadline));
+        }
+    }
+
+    /// Opens the streams asked for, as far as yamux allows; says whether it
+    /// opened any.
+    fn poll_opening(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut opened = false;
+        while let Some(reply) = self.opening.front() {
+            if reply.is_closed() {
+                self.opening.pop_front();
+                continue;
+            }
+            match self.session.poll_new_outbound(cx) {
+                Poll::Ready(result) => {
+                    opened = true;
+                    if let Some(reply) = self.opening.pop_front() {
+                        let _ = reply.send(result.map_err(Error::from));
+                    }
+                }
+                Poll::Pending => break,
+            }
+        }
+        opened
+    }
 
     /// Starts negotiating each new inbound stream. Ready when the session
     /// has ended.
     fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            match self.session.poll_next_inbound(cx) {
-                Poll::Ready(Some(Ok(stream))) => {
-                    if self.negotiating.len() >= MAX_NEGOTIATING {
-                        tracing::debug!("too many inbound streams negotiating: stream reset");
-                        continue;
-                    }
-                    let protocols = self.protocols.clone();
-                    self.negotiating.push(
-                        async move {
-                            let (protocol, io) =
-                                listener_select(stream.compat(), protocols).await?;
-                            Ok(Stream { protocol, io })
-                        }
-                        .boxed(),
-                    );
-                }
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(err.into())),
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
+            match ready!(self.session.poll_next_inbound(cx)) {
+                Some(Ok(stream)) => self.inbound.start(StreamIo::Yamux(stream.compat())),
+                Some(Err(err)) => return Poll::Ready(Err(err.into())),
+                None => return Poll::Ready(Ok(())),
             }
         }
     }
 
-    fn fail_opening(&mut self) {
-        for reply in self.opening.drain(..) {
-            let _ = reply.send(Err(Error::ConnectionClosed));
+    /// Closes the session, giving up at the deadline (a peer that stops
+    /// reading would otherwise hold it forever).
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some((waiting, deadline)) = &mut self.closing else {
+            return Poll::Pending;
+        };
+        let result = match self.session.poll_close(cx) {
+            Poll::Ready(result) => result.map_err(Error::from),
+            Poll::Pending if deadline.as_mut().poll(cx).is_ready() => Err(Error::Timeout),
+            Poll::Pending => return Poll::Pending,
+        };
+        for reply in waiting.drain(..) {
+            let _ = reply.send(result.clone());
         }
+        Poll::Ready(())
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driver<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for YamuxDriver<T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         this.poll_commands(cx);
-        if let Some(waiting) = &mut this.closing {
-            let Poll::Ready(result) = this.session.poll_close(cx) else {
-                return Poll::Pending;
-            };
-            let result = result.map_err(Error::from);
-            for reply in waiting.drain(..) {
-                let _ = reply.send(result.clone());
-            }
-            this.fail_opening();
-            return Poll::Ready(());
+        if this.closing.is_some() {
+            return this.poll_closing(cx);
         }
+        // Open before polling the session: yamux only listens to a stream
+        // once the session is polled after the stream exists.
         this.poll_opening(cx);
         let ended = this.poll_inbound(cx);
+        // Reading may have freed room for streams waiting to open; if some
+        // opened now, poll again so the session listens to them.
+        if !this.opening.is_empty() && this.poll_opening(cx) {
+            cx.waker().wake_by_ref();
+        }
         // Polls the negotiations just started, too.
-        this.poll_negotiating(cx);
+        this.inbound.poll(cx);
         let Poll::Ready(result) = ended else {
             return Poll::Pending;
         };
         if let Err(err) = result {
             tracing::debug!(%err, "connection failed");
         }
-        this.fail_opening();
         Poll::Ready(())
+    }
+}
+
+impl<T> Drop for YamuxDriver<T> {
+    fn drop(&mut self) {
+        for reply in self.opening.drain(..) {
+            let _ = reply.send(Err(Error::ConnectionClosed));
+        }
+        // Wake the streams: yamux does not when it closes.
+        self.ended.cancel();
+    }
+}
+
+/// The task that accepts a QUIC connection's streams.
+struct QuicDriver {
+    connection: onetrip_quic::Connection,
+    accept: BoxFuture<'static, Result<onetrip_quic::Stream, onetrip_quic::Error>>,
+    inbound: Inbound,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Future for QuicDriver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.stop.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        while let Poll::Ready(accepted) = this.accept.poll_unpin(cx) {
+            match accepted {
+                Ok(stream) => this.inbound.start(StreamIo::Quic(stream)),
+                Err(err) => {
+                    tracing::debug!(%err, "connection ended");
+                    return Poll::Ready(());
+                }
+            }
+            let connection = this.connection.clone();
+            this.accept = async move { connection.accept_bi().await }.boxed();
+        }
+        this.inbound.poll(cx);
+        Poll::Pending
     }
 }

@@ -1,24 +1,37 @@
-//! Dialing and listening, over TCP or any byte stream.
+//! Dialing and listening over TCP, QUIC, or any byte stream.
 
-use std::{io, pin::Pin, sync::Arc};
+use std::{
+    io,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use futures_util::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
+use quinn::AsyncUdpSocket;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
     sync::Semaphore,
     task::JoinSet,
+    time::{Instant, Sleep},
 };
 
 use crate::{
     Config, Connection, Error,
-    addr::{tcp_multiaddr, tcp_socket_addr},
+    addr::{TransportKind, parse_addr, quic_multiaddr, tcp_multiaddr},
     upgrade,
 };
 
-/// Dials and listens with one identity and layering.
+/// How long a listener pauses after its socket fails to accept (out of
+/// file descriptors, say), as libp2p-tcp does, instead of spinning.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// Dials and listens with one identity and layering, over TCP
+/// (`/ip4/…/tcp/…`) and QUIC (`/ip4/…/udp/…/quic-v1`).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), onetrip_stack::Error> {
@@ -41,6 +54,8 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     config: Arc<Config>,
+    /// QUIC endpoints: the listening ones, and those bound for dialing.
+    quic: Arc<Mutex<Vec<onetrip_quic::Endpoint>>>,
 }
 
 impl Endpoint {
@@ -48,6 +63,7 @@ impl Endpoint {
     pub fn new(config: Config) -> Self {
         Endpoint {
             config: Arc::new(config),
+            quic: Arc::default(),
         }
     }
 
@@ -61,34 +77,46 @@ impl Endpoint {
         self.config.peer_id()
     }
 
-    /// Connects over TCP (`TCP_NODELAY`) to `addr` and sets up the
-    /// connection, all within the handshake timeout. The remote must be
-    /// `expected` when given, else the `/p2p/…` of `addr` if it has one.
+    /// Connects to `addr` and sets up the connection within the handshake
+    /// timeout. The remote must be `expected` when given, else the `/p2p/…`
+    /// of `addr` if it has one. TCP sockets use `TCP_NODELAY`; QUIC dials
+    /// go out from a listening QUIC endpoint of the same address family if
+    /// there is one (as libp2p does), else from one bound for dialing.
     ///
     /// # Errors
     /// [`Error::UnsupportedAddress`], [`Error::Io`], [`Error::Timeout`],
-    /// or a negotiation or handshake error such as a peer id mismatch.
+    /// [`Error::Quic`], or a negotiation or handshake error such as a peer
+    /// id mismatch.
     pub async fn dial(
         &self,
         addr: &Multiaddr,
         expected: Option<PeerId>,
     ) -> Result<Connection, Error> {
-        let (socket_addr, named) = tcp_socket_addr(addr)?;
+        let (transport, socket_addr, named) = parse_addr(addr)?;
         let expected = expected.or(named);
-        let connect = async {
-            let socket = TcpStream::connect(socket_addr).await?;
-            socket.set_nodelay(true)?;
-            Ok::<_, Error>(socket)
-        };
-        let socket = tokio::time::timeout(self.config.handshake_timeout, connect)
-            .await
-            .map_err(|_| Error::Timeout)??;
-        self.dial_io(socket, tcp_multiaddr(socket_addr), expected)
-            .await
+        match transport {
+            TransportKind::Tcp => {
+                let deadline = Instant::now() + self.config.handshake_timeout;
+                let connect = async {
+                    let socket = TcpStream::connect(socket_addr).await?;
+                    socket.set_nodelay(true)?;
+                    Ok::<_, Error>(socket)
+                };
+                let socket = tokio::time::timeout_at(deadline, connect)
+                    .await
+                    .map_err(|_| Error::Timeout)??;
+                self.dial_io_by(socket, tcp_multiaddr(socket_addr), expected, deadline)
+                    .await
+            }
+            TransportKind::Quic => {
+                let endpoint = self.dialing_endpoint(socket_addr)?;
+                self.dial_quic(&endpoint, socket_addr, expected).await
+            }
+        }
     }
 
-    /// Sets up a connection as the dialer over an already connected byte
-    /// stream (a netsim link, say).
+    /// Sets up a TCP-layering connection as the dialer over an already
+    /// connected byte stream (a netsim link, say).
     ///
     /// # Errors
     /// As [`Endpoint::dial`].
@@ -101,8 +129,22 @@ impl Endpoint {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let secured = upgrade::outbound(io, &self.config, expected).await?;
-        Ok(Connection::spawn(
+        let deadline = Instant::now() + self.config.handshake_timeout;
+        self.dial_io_by(io, remote_addr, expected, deadline).await
+    }
+
+    async fn dial_io_by<T>(
+        &self,
+        io: T,
+        remote_addr: Multiaddr,
+        expected: Option<PeerId>,
+        deadline: Instant,
+    ) -> Result<Connection, Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let secured = upgrade::outbound(io, &self.config, expected, deadline).await?;
+        Ok(Connection::spawn_yamux(
             secured,
             yamux::Mode::Client,
             remote_addr,
@@ -111,28 +153,98 @@ impl Endpoint {
         ))
     }
 
-    /// Listens on a TCP address (port 0: any free port; see
+    /// Dials over QUIC from `endpoint` (see [`Endpoint::quic_endpoint`]).
+    ///
+    /// # Errors
+    /// As [`Endpoint::dial`].
+    pub async fn dial_quic(
+        &self,
+        endpoint: &onetrip_quic::Endpoint,
+        addr: SocketAddr,
+        expected: Option<PeerId>,
+    ) -> Result<Connection, Error> {
+        let connection = endpoint.connect(addr, expected).await?;
+        Ok(Connection::spawn_quic(
+            connection,
+            quic_multiaddr(addr),
+            &self.config,
+            None,
+        ))
+    }
+
+    /// A QUIC endpoint with this configuration on any datagram socket (a
+    /// netsim link, say), used for dials and by [`Endpoint::listen_quic`].
+    ///
+    /// # Errors
+    /// [`Error::Quic`].
+    pub fn quic_endpoint(
+        &self,
+        socket: Arc<dyn AsyncUdpSocket>,
+    ) -> Result<onetrip_quic::Endpoint, Error> {
+        let endpoint = onetrip_quic::Endpoint::with_socket(socket, self.config.quic.clone())?;
+        self.quic_endpoints().push(endpoint.clone());
+        Ok(endpoint)
+    }
+
+    fn quic_endpoints(&self) -> std::sync::MutexGuard<'_, Vec<onetrip_quic::Endpoint>> {
+        self.quic
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A QUIC endpoint of the address family of `to`.
+    fn dialing_endpoint(&self, to: SocketAddr) -> Result<onetrip_quic::Endpoint, Error> {
+        let mut endpoints = self.quic_endpoints();
+        let same_family = endpoints.iter().find(|endpoint| {
+            endpoint
+                .local_addr()
+                .is_ok_and(|local| local.is_ipv4() == to.is_ipv4())
+        });
+        if let Some(endpoint) = same_family {
+            return Ok(endpoint.clone());
+        }
+        let any: SocketAddr = if to.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let endpoint = onetrip_quic::Endpoint::bind(any, self.config.quic.clone())?;
+        endpoints.push(endpoint.clone());
+        Ok(endpoint)
+    }
+
+    /// Listens on a TCP or QUIC address (port 0: any free port; see
     /// [`Listener::local_addr`]).
     ///
     /// # Errors
-    /// [`Error::UnsupportedAddress`] or [`Error::Io`] from binding.
+    /// [`Error::UnsupportedAddress`], [`Error::Io`] or [`Error::Quic`] from
+    /// binding.
     pub async fn listen(&self, addr: &Multiaddr) -> Result<Listener, Error> {
-        let (socket_addr, _) = tcp_socket_addr(addr)?;
-        let listener = TcpListener::bind(socket_addr).await?;
-        let local_addr = tcp_multiaddr(listener.local_addr()?);
-        let incoming = futures_util::stream::poll_fn(move |cx| {
-            listener.poll_accept(cx).map(|accepted| {
-                Some(accepted.and_then(|(socket, peer)| {
-                    socket.set_nodelay(true)?;
-                    Ok((socket, tcp_multiaddr(peer)))
-                }))
-            })
-        });
-        Ok(self.listen_on(incoming, local_addr))
+        let (transport, socket_addr, _) = parse_addr(addr)?;
+        match transport {
+            TransportKind::Tcp => {
+                let listener = TcpListener::bind(socket_addr).await?;
+                let local_addr = tcp_multiaddr(listener.local_addr()?);
+                let incoming = futures_util::stream::poll_fn(move |cx| {
+                    listener.poll_accept(cx).map(|accepted| {
+                        Some(accepted.and_then(|(socket, peer)| {
+                            socket.set_nodelay(true)?;
+                            Ok((socket, tcp_multiaddr(peer)))
+                        }))
+                    })
+                });
+                Ok(self.listen_on(incoming, local_addr))
+            }
+            TransportKind::Quic => {
+                let endpoint = onetrip_quic::Endpoint::bind(socket_addr, self.config.quic.clone())?;
+                self.quic_endpoints().push(endpoint.clone());
+                self.listen_quic(endpoint)
+            }
+        }
     }
 
-    /// Serves connections arriving on any byte streams: each item of
-    /// `incoming` is an accepted stream and its remote address.
+    /// Serves TCP-layering connections arriving on any byte streams: each
+    /// item of `incoming` is an accepted stream and its remote address.
     pub fn listen_on<S, T>(&self, incoming: S, local_addr: Multiaddr) -> Listener
     where
         S: Stream<Item = io::Result<(T, Multiaddr)>> + Send + 'static,
@@ -140,7 +252,6 @@ impl Endpoint {
     {
         let config = self.config.clone();
         let slots = Arc::new(Semaphore::new(config.max_connections));
-        let max_pending = config.max_pending_handshakes;
         let incoming = incoming
             .map(move |accepted| {
                 let (io, remote_addr) = accepted?;
@@ -150,8 +261,9 @@ impl Endpoint {
                     let permit = slots
                         .try_acquire_owned()
                         .map_err(|_| Error::ConnectionLimit)?;
-                    let secured = upgrade::inbound(io, &config).await?;
-                    Ok(Connection::spawn(
+                    let deadline = Instant::now() + config.handshake_timeout;
+                    let secured = upgrade::inbound(io, &config, deadline).await?;
+                    Ok(Connection::spawn_yamux(
                         secured,
                         yamux::Mode::Server,
                         remote_addr,
@@ -162,12 +274,45 @@ impl Endpoint {
                 .boxed())
             })
             .boxed();
-        Listener {
+        Listener::new(incoming, local_addr, self.config.max_pending_handshakes)
+    }
+
+    /// Serves QUIC connections arriving at `endpoint`.
+    ///
+    /// # Errors
+    /// [`Error::Quic`] if the endpoint has no local address.
+    pub fn listen_quic(&self, endpoint: onetrip_quic::Endpoint) -> Result<Listener, Error> {
+        let local_addr = quic_multiaddr(endpoint.local_addr()?);
+        let config = self.config.clone();
+        let slots = Arc::new(Semaphore::new(config.max_connections));
+        let incoming = futures_util::stream::unfold(endpoint, |endpoint| async move {
+            let accepting = endpoint.accept().await?;
+            Some((accepting, endpoint))
+        })
+        .map(move |accepting| {
+            let config = config.clone();
+            let slots = slots.clone();
+            Ok(async move {
+                let permit = slots
+                    .try_acquire_owned()
+                    .map_err(|_| Error::ConnectionLimit)?;
+                let remote_addr = quic_multiaddr(accepting.remote_addr());
+                let connection = accepting.establish().await?;
+                Ok(Connection::spawn_quic(
+                    connection,
+                    remote_addr,
+                    &config,
+                    Some(permit),
+                ))
+            }
+            .boxed())
+        })
+        .boxed();
+        Ok(Listener::new(
+            incoming,
             local_addr,
-            incoming: Some(incoming),
-            handshakes: JoinSet::new(),
-            max_pending,
-        }
+            self.config.max_pending_handshakes,
+        ))
     }
 }
 
@@ -180,6 +325,8 @@ pub struct Listener {
     incoming: Option<BoxStream<'static, io::Result<Handshake>>>,
     handshakes: JoinSet<Result<Connection, Error>>,
     max_pending: usize,
+    /// After an accept error, no accepting until then.
+    pause: Option<Pin<Box<Sleep>>>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -192,42 +339,79 @@ impl std::fmt::Debug for Listener {
 }
 
 impl Listener {
+    fn new(
+        incoming: BoxStream<'static, io::Result<Handshake>>,
+        local_addr: Multiaddr,
+        max_pending: usize,
+    ) -> Self {
+        Listener {
+            local_addr,
+            incoming: Some(incoming),
+            handshakes: JoinSet::new(),
+            max_pending,
+            pause: None,
+        }
+    }
+
     /// The address it listens on.
     pub fn local_addr(&self) -> &Multiaddr {
         &self.local_addr
     }
 
-    /// The next inbound connection, or why the next one failed: a failed
-    /// handshake is reported here and the listener goes on serving others.
+    /// The next established inbound connection. Connections whose setup
+    /// fails are skipped (logged at debug level); see [`Listener::next`] to
+    /// see them.
     ///
     /// # Errors
-    /// The failing connection's [`Error`] (a timeout, a negotiation or
-    /// handshake error, [`Error::ConnectionLimit`]), an accept error, or
-    /// [`Error::ConnectionClosed`] once the incoming streams have ended and
-    /// every handshake is done.
+    /// [`Error::ConnectionClosed`] once the listener has ended.
     pub async fn accept(&mut self) -> Result<Connection, Error> {
         loop {
-            let accepting = self.handshakes.len() < self.max_pending;
+            match self.next().await {
+                Some(Ok(connection)) => return Ok(connection),
+                Some(Err(err)) => tracing::debug!(%err, "inbound connection failed"),
+                None => return Err(Error::ConnectionClosed),
+            }
+        }
+    }
+
+    /// The next inbound connection, or why the next one failed: a failed
+    /// handshake ([`Error::Timeout`], a negotiation or handshake error,
+    /// [`Error::ConnectionLimit`]) or an accept error is reported here and
+    /// the listener goes on. `None` once the socket is closed and every
+    /// handshake is done.
+    pub async fn next(&mut self) -> Option<Result<Connection, Error>> {
+        loop {
+            let accepting = self.incoming.is_some() && self.handshakes.len() < self.max_pending;
             tokio::select! {
                 Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
                     match done {
-                        Ok(result) => return result,
+                        Ok(result) => return Some(result),
                         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
                         Err(_) => continue,
                     }
                 }
-                next = next_incoming(&mut self.incoming), if accepting && self.incoming.is_some() => {
+                () = pause(&mut self.pause), if self.pause.is_some() => self.pause = None,
+                next = next_incoming(&mut self.incoming), if accepting && self.pause.is_none() => {
                     match next {
                         Some(Ok(handshake)) => {
                             self.handshakes.spawn(handshake);
                         }
-                        Some(Err(err)) => return Err(err.into()),
+                        Some(Err(err)) => {
+                            self.pause = Some(Box::pin(tokio::time::sleep(ACCEPT_ERROR_PAUSE)));
+                            return Some(Err(err.into()));
+                        }
                         None => self.incoming = None,
                     }
                 }
-                else => return Err(Error::ConnectionClosed),
+                else => return None,
             }
         }
+    }
+}
+
+async fn pause(pause: &mut Option<Pin<Box<Sleep>>>) {
+    if let Some(sleep) = pause {
+        sleep.as_mut().await;
     }
 }
 

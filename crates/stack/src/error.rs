@@ -27,6 +27,12 @@ pub enum Error {
     /// multistream-select for a stream's protocol failed.
     #[error("stream protocol negotiation failed: {0}")]
     StreamNegotiation(onetrip_multistream::Error),
+    /// The QUIC transport failed (handshake, certificate, peer id, …).
+    #[error("QUIC: {0}")]
+    Quic(#[from] onetrip_quic::Error),
+    /// The connection's stream limit is reached.
+    #[error("stream limit reached")]
+    StreamLimit,
     /// The yamux session failed.
     #[error("yamux: {0}")]
     Yamux(Arc<yamux::ConnectionError>),
@@ -37,7 +43,9 @@ pub enum Error {
     #[error("connection limit reached")]
     ConnectionLimit,
     /// An address this transport cannot dial or listen on.
-    #[error("unsupported address {0}: expected /ip4|ip6/…/tcp/… with an optional /p2p/…")]
+    #[error(
+        "unsupported address {0}: expected /ip4|ip6/…/tcp/… or /ip4|ip6/…/udp/…/quic-v1, with an optional /p2p/…"
+    )]
     UnsupportedAddress(Multiaddr),
     /// No preset has this name.
     #[error("unknown layering preset {0:?}")]

@@ -35,7 +35,8 @@ pub fn inbound(data: &[u8]) {
     runtime.block_on(async {
         let (mut dialer, listener) = tokio::io::duplex(64 * 1024);
         let config = config();
-        let setup = upgrade::inbound(listener, &config);
+        let deadline = tokio::time::Instant::now() + config.handshake_timeout();
+        let setup = upgrade::inbound(listener, &config, deadline);
         let send = async {
             let _ = dialer.write_all(data).await;
             let _ = dialer.shutdown().await;

@@ -143,6 +143,132 @@ impl fmt::Display for Layering {
     }
 }
 
+/// How a QUIC connection negotiates: security and muxing are QUIC's own
+/// (TLS 1.3 in the handshake, native streams); what is left is each
+/// stream's protocol, and whether a reconnect sends its first streams as
+/// 0-RTT data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuicLayering {
+    /// multistream-select for each new stream's protocol.
+    pub app: Mode,
+    /// Resume sessions and send the first streams as 0-RTT data when a
+    /// ticket of the dialed peer allows it.
+    pub zero_rtt: bool,
+}
+
+impl QuicLayering {
+    /// Interactive stream negotiation: 3 RTT (1 for the handshake, 1 for
+    /// the stream protocol, 1 for the request).
+    pub const QUIC: QuicLayering = QuicLayering {
+        app: Mode::Interactive,
+        zero_rtt: false,
+    };
+
+    /// The stream protocol and the request leave with the client's
+    /// Finished: 2 RTT, the limit for a fresh connection.
+    pub const QUIC_OPTIMISTIC: QuicLayering = QuicLayering {
+        app: Mode::Optimistic,
+        zero_rtt: false,
+    };
+
+    /// On a reconnect, stream, protocol and request travel as 0-RTT data
+    /// with the ClientHello: 1 RTT, the physical limit.
+    pub const QUIC_0RTT: QuicLayering = QuicLayering {
+        app: Mode::Optimistic,
+        zero_rtt: true,
+    };
+
+    /// The named presets, in the order of the round-trip table.
+    pub const PRESETS: [(&'static str, QuicLayering); 3] = [
+        ("quic", QuicLayering::QUIC),
+        ("quic-optimistic", QuicLayering::QUIC_OPTIMISTIC),
+        ("quic-0rtt", QuicLayering::QUIC_0RTT),
+    ];
+
+    /// The preset's name, if this layering is one.
+    pub fn name(&self) -> Option<&'static str> {
+        Self::PRESETS
+            .iter()
+            .find(|(_, layering)| layering == self)
+            .map(|(name, _)| *name)
+    }
+}
+
+impl Default for QuicLayering {
+    /// [`QuicLayering::QUIC_OPTIMISTIC`]: 0-RTT is opt-in.
+    fn default() -> Self {
+        QuicLayering::QUIC_OPTIMISTIC
+    }
+}
+
+impl FromStr for QuicLayering {
+    type Err = Error;
+
+    /// A preset by name, such as `quic-0rtt`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::PRESETS
+            .iter()
+            .find(|(preset, _)| *preset == name)
+            .map(|(_, layering)| *layering)
+            .ok_or_else(|| Error::UnknownPreset(name.into()))
+    }
+}
+
+impl fmt::Display for QuicLayering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "quic, app {:?}, 0-RTT {}", self.app, self.zero_rtt),
+        }
+    }
+}
+
+/// Any preset: a TCP layering or a QUIC one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// Over TCP.
+    Tcp(Layering),
+    /// Over QUIC.
+    Quic(QuicLayering),
+}
+
+impl Preset {
+    /// Every named preset, TCP then QUIC, in the order of the round-trip
+    /// table.
+    pub fn all() -> impl Iterator<Item = (&'static str, Preset)> {
+        Layering::PRESETS
+            .into_iter()
+            .map(|(name, layering)| (name, Preset::Tcp(layering)))
+            .chain(
+                QuicLayering::PRESETS
+                    .into_iter()
+                    .map(|(name, layering)| (name, Preset::Quic(layering))),
+            )
+    }
+}
+
+impl FromStr for Preset {
+    type Err = Error;
+
+    /// A preset by name: `tcp-classic` … `tcp-onetrip`, `quic`,
+    /// `quic-optimistic`, `quic-0rtt`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::all()
+            .find(|(preset, _)| *preset == name)
+            .map(|(_, preset)| preset)
+            .ok_or_else(|| Error::UnknownPreset(name.into()))
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Preset::Tcp(layering) => layering.fmt(f),
+            Preset::Quic(layering) => layering.fmt(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +283,11 @@ mod tests {
             "tcp-fast".parse::<Layering>(),
             Err(Error::UnknownPreset(name)) if name == "tcp-fast"
         ));
+        for (name, preset) in Preset::all() {
+            assert_eq!(name.parse::<Preset>().unwrap(), preset);
+            assert_eq!(preset.to_string(), name);
+        }
+        assert_eq!(Preset::all().count(), 8);
     }
 
     #[test]

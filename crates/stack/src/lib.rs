@@ -1,5 +1,5 @@
-//! libp2p connections over TCP, layered to spend as few round trips as the
-//! protocols allow.
+//! libp2p connections over TCP and QUIC, layered to spend as few round
+//! trips as the protocols allow.
 //!
 //! A libp2p TCP connection stacks four negotiations before the first
 //! response byte: multistream-select for `/noise`, the Noise XX handshake,
@@ -10,10 +10,18 @@
 //! the rows of the round-trip table, from [`Layering::TCP_CLASSIC`]
 //! (6 RTT) to [`Layering::TCP_ONETRIP`] (3 RTT).
 //!
-//! - [`Endpoint`] dials and listens over TCP, or over any byte stream
-//!   ([`Endpoint::dial_io`], [`Endpoint::listen_on`]), with the same code.
-//! - [`Connection`] is an authenticated yamux session: open, accept and
-//!   close streams. A listener answers every layering.
+//! Over QUIC ([`QuicLayering`], via onetrip-quic) security and muxing are
+//! QUIC's own; the stream protocol is negotiated interactively or
+//! optimistically, and a reconnect can send its first streams as 0-RTT
+//! data: from [`QuicLayering::QUIC`] (3 RTT) to [`QuicLayering::QUIC_0RTT`]
+//! (1 RTT).
+//!
+//! - [`Endpoint`] dials and listens over TCP and QUIC by address, or over
+//!   any byte stream ([`Endpoint::dial_io`], [`Endpoint::listen_on`]) and
+//!   datagram socket ([`Endpoint::quic_endpoint`]) with the same code.
+//! - [`Connection`] is an authenticated, multiplexed connection (yamux or
+//!   QUIC streams): open, accept and close streams. A listener answers
+//!   every layering.
 //! - With the `libp2p` feature, `libp2p::Transport` implements
 //!   `libp2p_core::Transport` so a rust-libp2p Swarm can use this upgrade.
 
@@ -37,7 +45,7 @@ pub mod libp2p;
 pub mod fuzzing;
 
 pub use crate::{
-    addr::{tcp_multiaddr, tcp_socket_addr},
+    addr::{TransportKind, multiaddr, parse_addr, quic_multiaddr, tcp_multiaddr, tcp_socket_addr},
     config::{
         Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PENDING_HANDSHAKES,
         DEFAULT_MAX_STREAMS, MAX_STREAMS_LIMIT,
@@ -45,7 +53,7 @@ pub use crate::{
     connection::{Connection, Stream},
     endpoint::{Endpoint, Listener},
     error::Error,
-    layering::{Layering, MuxerNegotiation},
+    layering::{Layering, MuxerNegotiation, Preset, QuicLayering},
 };
 pub use onetrip_multistream::{Mode, Protocol};
 

@@ -22,9 +22,11 @@
 
 use std::{
     collections::VecDeque,
+    future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, Waker},
+    time::Duration,
 };
 
 use futures_util::{FutureExt, future::BoxFuture};
@@ -35,7 +37,10 @@ use libp2p_core::{
     upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade},
 };
 use libp2p_identity::PeerId;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    time::{Instant, Sleep},
+};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use crate::{
@@ -49,19 +54,28 @@ pub type Output = (PeerId, StreamMuxerBox);
 
 type Upgrade = BoxFuture<'static, Result<Output, Error>>;
 
-/// A TCP transport doing onetrip's security and muxer negotiation.
+/// A TCP transport doing onetrip's security and muxer negotiation. The TCP
+/// address in use must be `/ip4|ip6/…/tcp/…` (QUIC is not offered here:
+/// rust-libp2p's own `libp2p-quic` serves it).
 pub struct Transport {
     config: Arc<Config>,
     listeners: Vec<ListenerEntry>,
     events: VecDeque<TransportEvent<Upgrade, Error>>,
     waker: Option<Waker>,
+    next_listener: usize,
 }
 
 struct ListenerEntry {
     id: ListenerId,
     listener: TcpListener,
     addr: Multiaddr,
+    /// After an accept error, no accepting until then.
+    paused: Option<Pin<Box<Sleep>>>,
 }
+
+/// How long a listener pauses after its socket fails to accept, as
+/// libp2p-tcp does.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,6 +95,7 @@ impl Transport {
             listeners: Vec::new(),
             events: VecDeque::new(),
             waker: None,
+            next_listener: 0,
         }
     }
 
@@ -92,25 +107,28 @@ impl Transport {
     }
 }
 
-/// Runs the upgrade in `role` and wraps the channel in libp2p's yamux
-/// muxer.
+/// Runs the upgrade in `role` by `deadline` and wraps the channel in
+/// libp2p's yamux muxer.
 async fn upgrade(
     socket: TcpStream,
     config: Arc<Config>,
     role: Role,
     expected: Option<PeerId>,
+    deadline: Instant,
 ) -> Result<Output, Error> {
     socket.set_nodelay(true)?;
-    let yamux = libp2p_yamux::Config::default();
+    let mut yamux = libp2p_yamux::Config::default();
+    yamux.set_max_num_streams(config.yamux_max_streams());
     let (remote_peer_id, muxer) = match role {
         Role::Dialer => {
             let Secured { remote_peer_id, io } =
-                upgrade::outbound(socket, &config, expected).await?;
+                upgrade::outbound(socket, &config, expected, deadline).await?;
             let muxer = yamux.upgrade_outbound(io.compat(), YAMUX).await?;
             (remote_peer_id, StreamMuxerBox::new(muxer))
         }
         Role::Listener => {
-            let Secured { remote_peer_id, io } = upgrade::inbound(socket, &config).await?;
+            let Secured { remote_peer_id, io } =
+                upgrade::inbound(socket, &config, deadline).await?;
             let muxer = yamux.upgrade_inbound(io.compat(), YAMUX).await?;
             (remote_peer_id, StreamMuxerBox::new(muxer))
         }
@@ -156,6 +174,7 @@ impl libp2p_core::Transport for Transport {
             id,
             listener,
             addr: addr.clone(),
+            paused: None,
         });
         self.push(TransportEvent::NewAddress {
             listener_id: id,
@@ -189,11 +208,11 @@ impl libp2p_core::Transport for Transport {
             .map_err(|_| TransportError::MultiaddrNotSupported(addr.clone()))?;
         let config = self.config.clone();
         Ok(async move {
-            let timeout = config.handshake_timeout;
-            let socket = tokio::time::timeout(timeout, TcpStream::connect(socket_addr))
+            let deadline = Instant::now() + config.handshake_timeout;
+            let socket = tokio::time::timeout_at(deadline, TcpStream::connect(socket_addr))
                 .await
                 .map_err(|_| Error::Timeout)??;
-            upgrade(socket, config, opts.role, expected).await
+            upgrade(socket, config, opts.role, expected, deadline).await
         }
         .boxed())
     }
@@ -206,17 +225,36 @@ impl libp2p_core::Transport for Transport {
         if let Some(event) = this.events.pop_front() {
             return Poll::Ready(event);
         }
-        for entry in &this.listeners {
+        // Start with the next listener each time, so none starves another.
+        let count = this.listeners.len();
+        this.next_listener = this.next_listener.checked_rem(count).unwrap_or(0);
+        for offset in 0..count {
+            let index = (this.next_listener + offset) % count;
+            let entry = &mut this.listeners[index];
+            if let Some(pause) = &mut entry.paused {
+                if pause.as_mut().poll(cx).is_pending() {
+                    continue;
+                }
+                entry.paused = None;
+            }
             match entry.listener.poll_accept(cx) {
                 Poll::Ready(Ok((socket, peer))) => {
+                    this.next_listener = index + 1;
+                    let deadline = Instant::now() + this.config.handshake_timeout;
+                    let upgrade =
+                        upgrade(socket, this.config.clone(), Role::Listener, None, deadline);
                     return Poll::Ready(TransportEvent::Incoming {
                         listener_id: entry.id,
-                        upgrade: upgrade(socket, this.config.clone(), Role::Listener, None).boxed(),
+                        upgrade: upgrade.boxed(),
                         local_addr: entry.addr.clone(),
                         send_back_addr: tcp_multiaddr(peer),
                     });
                 }
                 Poll::Ready(Err(err)) => {
+                    // Out of file descriptors, say: pause this listener
+                    // rather than spin.
+                    entry.paused = Some(Box::pin(tokio::time::sleep(ACCEPT_ERROR_PAUSE)));
+                    this.next_listener = index + 1;
                     return Poll::Ready(TransportEvent::ListenerError {
                         listener_id: entry.id,
                         error: err.into(),

@@ -10,7 +10,10 @@ use std::{
 use libp2p_identity::PeerId;
 use onetrip_multistream::{Mode, Negotiated, Protocol, dialer_select, listener_select};
 use onetrip_noise::NoiseStream;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    time::Instant,
+};
 
 use crate::{Config, Error, MuxerNegotiation, config::yamux_protocol};
 
@@ -39,13 +42,13 @@ fn noise_protocol() -> Protocol {
     Protocol::new(onetrip_noise::PROTOCOL_NAME).expect("a valid protocol name")
 }
 
-/// Sets up the dialer's side within the handshake timeout. With
-/// `expected`, a listener with another peer id is refused before our
-/// identity leaves.
+/// Sets up the dialer's side by `deadline`. With `expected`, a listener
+/// with another peer id is refused before our identity leaves.
 pub(crate) async fn outbound<T>(
     io: T,
     config: &Config,
     expected: Option<PeerId>,
+    deadline: Instant,
 ) -> Result<Secured<T>, Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -81,18 +84,18 @@ where
             io,
         })
     };
-    within_timeout(config, setup).await
+    by_deadline(deadline, setup).await
 }
 
-/// Runs `setup` within the handshake timeout. The stages' own timeouts are
-/// the same or longer, so whichever fires, it is reported as
-/// [`Error::Timeout`].
-async fn within_timeout<T>(
-    config: &Config,
+/// Runs `setup` until `deadline`. Each stage also has its protocol's own
+/// timeout (multistream-select's is 10 s, Noise's the handshake timeout):
+/// whichever fires, it is reported as [`Error::Timeout`].
+async fn by_deadline<T>(
+    deadline: Instant,
     setup: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     use onetrip_multistream::Error as Multistream;
-    match tokio::time::timeout(config.handshake_timeout, setup).await {
+    match tokio::time::timeout_at(deadline, setup).await {
         Err(_)
         | Ok(Err(
             Error::SecurityNegotiation(Multistream::Timeout)
@@ -103,8 +106,12 @@ async fn within_timeout<T>(
     }
 }
 
-/// Sets up the listener's side within the handshake timeout.
-pub(crate) async fn inbound<T>(io: T, config: &Config) -> Result<Secured<T>, Error>
+/// Sets up the listener's side by `deadline`.
+pub(crate) async fn inbound<T>(
+    io: T,
+    config: &Config,
+    deadline: Instant,
+) -> Result<Secured<T>, Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -127,7 +134,7 @@ where
             io,
         })
     };
-    within_timeout(config, setup).await
+    by_deadline(deadline, setup).await
 }
 
 impl<T> MuxerIo<T> {

@@ -47,11 +47,16 @@ fn socket_addr(addr: &Multiaddr) -> std::net::SocketAddr {
     onetrip_stack::tcp_socket_addr(addr).unwrap().0
 }
 
+/// The listener's next connection or why it failed.
+async fn next(listener: &mut Listener) -> Result<onetrip_stack::Connection, Error> {
+    listener.next().await.expect("the listener ended")
+}
+
 /// A good dialer gets through `listener`, and a stream round trip works.
 async fn serves_a_good_dialer(listener: &mut Listener, addr: &Multiaddr) {
     let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
     let (accepted, dialed) = bounded("a good connection", async {
-        tokio::join!(listener.accept(), dialer.dial(addr, None))
+        tokio::join!(next(listener), dialer.dial(addr, None))
     })
     .await;
     let (mut accepted, dialed) = (accepted.unwrap(), dialed.unwrap());
@@ -81,7 +86,7 @@ async fn garbage_instead_of_the_multistream_header() {
     ];
     hello.resize(256, 0x5a);
     garbage.write_all(&hello).await.unwrap();
-    let err = bounded("accept", listener.accept()).await.unwrap_err();
+    let err = bounded("accept", next(&mut listener)).await.unwrap_err();
     assert!(matches!(err, Error::SecurityNegotiation(_)), "{err:?}");
     serves_a_good_dialer(&mut listener, &addr).await;
 }
@@ -95,7 +100,7 @@ async fn garbage_instead_of_noise_message_1() {
     let mut bytes = b"\x13/multistream/1.0.0\n\x07/noise\n".to_vec();
     bytes.extend_from_slice(&[0, 5, 1, 2, 3, 4, 5]);
     peer.write_all(&bytes).await.unwrap();
-    let err = bounded("accept", listener.accept()).await.unwrap_err();
+    let err = bounded("accept", next(&mut listener)).await.unwrap_err();
     assert!(matches!(err, Error::Noise(_)), "{err:?}");
     serves_a_good_dialer(&mut listener, &addr).await;
 }
@@ -107,7 +112,7 @@ async fn a_wrong_peer_id_is_refused_by_the_dialer() {
     let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
     let impostor = PeerId::random();
     let (accepted, dialed) = bounded("dial", async {
-        tokio::join!(listener.accept(), dialer.dial(&addr, Some(impostor)))
+        tokio::join!(next(&mut listener), dialer.dial(&addr, Some(impostor)))
     })
     .await;
     match dialed.unwrap_err() {
@@ -122,7 +127,7 @@ async fn a_wrong_peer_id_is_refused_by_the_dialer() {
     // A /p2p/ component names the expected peer as well.
     let named = addr.clone().with_p2p(impostor).unwrap();
     let (accepted, dialed) = bounded("dial", async {
-        tokio::join!(listener.accept(), dialer.dial(&named, None))
+        tokio::join!(next(&mut listener), dialer.dial(&named, None))
     })
     .await;
     assert!(matches!(
@@ -145,7 +150,7 @@ async fn a_peer_that_resets_mid_handshake() {
     // Abort with a RST rather than a FIN.
     peer.set_zero_linger().unwrap();
     drop(peer);
-    let err = bounded("accept", listener.accept()).await.unwrap_err();
+    let err = bounded("accept", next(&mut listener)).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -180,13 +185,14 @@ async fn dialing_a_listener_that_speaks_garbage() {
 #[tokio::test]
 async fn unsupported_addresses_are_refused() {
     let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
-    let quic: Multiaddr = "/ip4/127.0.0.1/udp/1/quic-v1".parse().unwrap();
+    let draft: Multiaddr = "/ip4/127.0.0.1/udp/1/quic".parse().unwrap();
     assert!(matches!(
-        endpoint.dial(&quic, None).await,
-        Err(Error::UnsupportedAddress(a)) if a == quic
+        endpoint.dial(&draft, None).await,
+        Err(Error::UnsupportedAddress(a)) if a == draft
     ));
+    let dns: Multiaddr = "/dns4/localhost/tcp/1".parse().unwrap();
     assert!(matches!(
-        endpoint.listen(&quic).await,
+        endpoint.listen(&dns).await,
         Err(Error::UnsupportedAddress(_))
     ));
 }
@@ -201,12 +207,12 @@ async fn the_connection_limit_drops_extra_connections() {
     let (mut listener, addr) = tcp_listener(&endpoint).await;
     let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
     let (first, dialed) = bounded("first", async {
-        tokio::join!(listener.accept(), dialer.dial(&addr, None))
+        tokio::join!(next(&mut listener), dialer.dial(&addr, None))
     })
     .await;
     let (first, dialed) = (first.unwrap(), dialed.unwrap());
     let (second, refused) = bounded("second", async {
-        tokio::join!(listener.accept(), dialer.dial(&addr, None))
+        tokio::join!(next(&mut listener), dialer.dial(&addr, None))
     })
     .await;
     assert!(matches!(second, Err(Error::ConnectionLimit)), "{second:?}");
@@ -217,7 +223,7 @@ async fn the_connection_limit_drops_extra_connections() {
     bounded("slot freed", async {
         loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let (accepted, dialed) = tokio::join!(listener.accept(), dialer.dial(&addr, None));
+            let (accepted, dialed) = tokio::join!(next(&mut listener), dialer.dial(&addr, None));
             if let (Ok(_), Ok(_)) = (accepted, dialed) {
                 return;
             }
@@ -227,12 +233,12 @@ async fn the_connection_limit_drops_extra_connections() {
 }
 
 #[tokio::test]
-async fn streams_beyond_the_limit_are_refused() {
+async fn streams_beyond_the_limit_are_refused_and_the_connection_goes_on() {
     let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP).with_max_streams(2).unwrap());
     let (mut listener, addr) = tcp_listener(&endpoint).await;
-    let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let dialer = Endpoint::new(config(Layering::TCP_ONETRIP).with_max_streams(2).unwrap());
     let (accepted, dialed) = bounded("connect", async {
-        tokio::join!(listener.accept(), dialer.dial(&addr, None))
+        tokio::join!(next(&mut listener), dialer.dial(&addr, None))
     })
     .await;
     let (mut accepted, dialed) = (accepted.unwrap(), dialed.unwrap());
@@ -243,16 +249,88 @@ async fn streams_beyond_the_limit_are_refused() {
             .unwrap();
         stream.write_all(b"x").await.unwrap();
         stream.flush().await.unwrap();
-        let inbound = bounded("accept_stream", accepted.accept_stream())
+        let (_, inbound) = bounded("accept_stream", accepted.accept_stream())
             .await
             .unwrap();
         open.push((stream, inbound));
     }
-    let third = bounded("third", dialed.open_stream_with(echo(), Mode::Interactive)).await;
+    // Our own third stream is refused locally.
+    let third = dialed.open_stream(echo()).await;
+    assert!(matches!(third, Err(Error::StreamLimit)), "{third:?}");
+    // The listener refuses a third from a peer with a higher limit.
+    let greedy = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let (accepted_greedy, greedy_dialed) = bounded("connect", async {
+        tokio::join!(next(&mut listener), greedy.dial(&addr, None))
+    })
+    .await;
+    let (mut accepted_greedy, greedy_dialed) = (accepted_greedy.unwrap(), greedy_dialed.unwrap());
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        let mut stream = greedy_dialed.open_stream(echo()).await.unwrap();
+        stream.write_all(b"x").await.unwrap();
+        stream.flush().await.unwrap();
+        kept.push(stream);
+        kept.push(
+            bounded("accept_stream", accepted_greedy.accept_stream())
+                .await
+                .unwrap()
+                .1,
+        );
+    }
+    let refused = bounded(
+        "refused stream",
+        greedy_dialed.open_stream_with(echo(), Mode::Interactive),
+    )
+    .await;
     assert!(
-        matches!(third, Err(Error::StreamNegotiation(_))),
-        "{third:?}"
+        matches!(refused, Err(Error::StreamNegotiation(_))),
+        "{refused:?}"
     );
+    // Both connections still carry their streams both ways.
+    for (stream, inbound) in &mut open {
+        let mut byte = [0; 1];
+        inbound.read_exact(&mut byte).await.unwrap();
+        inbound.write_all(b"y").await.unwrap();
+        inbound.flush().await.unwrap();
+        stream.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"y");
+    }
+    let mut fresh = greedy_dialed.open_stream(echo()).await;
+    assert!(fresh.is_ok() || matches!(fresh, Err(Error::StreamLimit)));
+    if let Ok(stream) = &mut fresh {
+        stream.write_all(b"z").await.unwrap();
+    }
+    assert!(!greedy_dialed.is_closed());
+}
+
+/// A read waiting on a stream ends when its connection is closed or
+/// dropped, instead of waiting forever.
+#[tokio::test]
+async fn waiting_reads_end_when_the_connection_closes() {
+    for close in [true, false] {
+        let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
+        let (mut listener, addr) = tcp_listener(&endpoint).await;
+        let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
+        let (accepted, dialed) = bounded("connect", async {
+            tokio::join!(next(&mut listener), dialer.dial(&addr, None))
+        })
+        .await;
+        let (_accepted, dialed) = (accepted.unwrap(), dialed.unwrap());
+        let mut stream = dialed.open_stream(echo()).await.unwrap();
+        stream.write_all(b"x").await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0; 1];
+            stream.read(&mut buf).await
+        });
+        tokio::task::yield_now().await;
+        if close {
+            bounded("close", dialed.close()).await.unwrap();
+        } else {
+            drop(dialed);
+        }
+        let read = bounded("the waiting read", reader).await.unwrap();
+        assert!(read.is_err() || matches!(read, Ok(0)), "{read:?}");
+    }
 }
 
 /// A peer that sends the `/noise` proposal and then nothing is dropped at
@@ -278,7 +356,7 @@ async fn a_peer_that_stalls_is_dropped_at_the_timeout() {
     let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
-            let result = listener.accept().await;
+            let result = next(&mut listener).await;
             let done = accepted_tx.send((result, start.elapsed())).is_err();
             if done {
                 return;

@@ -1,0 +1,157 @@
+//! An endpoint's identity, 0-RTT policy and limits.
+
+use std::{sync::Arc, time::Duration};
+
+use libp2p_identity::{Keypair, PeerId};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::crypto::CryptoProvider;
+
+use crate::{
+    Error,
+    tls::{self, Identity, TicketStore, Verdict},
+};
+
+/// How long a handshake may take; the default of rust-libp2p's upgrade
+/// timeout.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may be silent before it is dropped (also bounds a
+/// 0-RTT dial whose server never answers).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default cap on concurrent streams the peer may open (quinn's default).
+pub const DEFAULT_MAX_STREAMS: u32 = 100;
+
+/// Default number of server peers whose session tickets are kept.
+pub const DEFAULT_TICKET_PEERS: usize = 1024;
+
+/// An endpoint's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) keypair: Keypair,
+    pub(crate) identity: Identity,
+    pub(crate) provider: Arc<CryptoProvider>,
+    pub(crate) tickets: Arc<TicketStore>,
+    pub(crate) zero_rtt: bool,
+    pub(crate) accept_0rtt: bool,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_streams: u32,
+}
+
+impl Config {
+    /// A configuration that neither sends nor accepts 0-RTT data.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if no certificate can be made for the key.
+    pub fn new(keypair: Keypair) -> Result<Self, Error> {
+        let provider = tls::provider();
+        Ok(Config {
+            identity: Identity::new(&keypair, &provider)?,
+            keypair,
+            provider,
+            tickets: Arc::new(TicketStore::new(DEFAULT_TICKET_PEERS)),
+            zero_rtt: false,
+            accept_0rtt: false,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_streams: DEFAULT_MAX_STREAMS,
+        })
+    }
+
+    /// As a client, resume sessions and send the first streams as 0-RTT
+    /// data when a ticket for the dialed peer allows it.
+    pub fn with_0rtt(mut self, enabled: bool) -> Self {
+        self.zero_rtt = enabled;
+        self
+    }
+
+    /// As a server, accept 0-RTT data. Off by default: 0-RTT data can be
+    /// replayed by an attacker (see `spec/quic.md`).
+    pub fn with_accept_0rtt(mut self, enabled: bool) -> Self {
+        self.accept_0rtt = enabled;
+        self
+    }
+
+    /// Bounds the handshake.
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Drops connections silent for this long.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Caps the streams the peer may have open at once.
+    pub fn with_max_streams(mut self, max: u32) -> Self {
+        self.max_streams = max;
+        self
+    }
+
+    /// Shares a ticket store (for example between endpoints of one node).
+    pub fn with_ticket_store(mut self, tickets: Arc<TicketStore>) -> Self {
+        self.tickets = tickets;
+        self
+    }
+
+    /// The session tickets kept for resumption.
+    pub fn ticket_store(&self) -> &Arc<TicketStore> {
+        &self.tickets
+    }
+
+    /// The local peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.keypair.public().to_peer_id()
+    }
+
+    /// The keypair.
+    pub fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+
+    /// Whether dials attempt 0-RTT.
+    pub fn zero_rtt(&self) -> bool {
+        self.zero_rtt
+    }
+
+    fn transport(&self) -> Result<Arc<quinn::TransportConfig>, Error> {
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .map_err(|_| Error::Config("idle timeout too long".into()))?;
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_idle_timeout(Some(idle))
+            .max_concurrent_bidi_streams(self.max_streams.into())
+            .max_concurrent_uni_streams(0u32.into());
+        Ok(Arc::new(transport))
+    }
+
+    pub(crate) fn server(&self) -> Result<quinn::ServerConfig, Error> {
+        let tls = tls::server_config(&self.identity, self.provider.clone(), self.accept_0rtt)?;
+        let crypto = QuicServerConfig::try_from(tls)
+            .map_err(|err| Error::Config(format!("QUIC server TLS: {err}")))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(self.transport()?);
+        Ok(config)
+    }
+
+    pub(crate) fn client(
+        &self,
+        expected: Option<PeerId>,
+    ) -> Result<(quinn::ClientConfig, Arc<Verdict>), Error> {
+        let (tls, verdict) = tls::client_config(
+            &self.identity,
+            self.provider.clone(),
+            self.tickets.clone(),
+            expected,
+            self.zero_rtt,
+        )?;
+        let crypto = QuicClientConfig::try_from(tls)
+            .map_err(|err| Error::Config(format!("QUIC client TLS: {err}")))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(self.transport()?);
+        Ok((config, verdict))
+    }
+}
