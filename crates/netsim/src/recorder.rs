@@ -168,13 +168,17 @@ impl Recording {
 
     /// The records sent before `until`.
     pub fn until(&self, until: Duration) -> Recording {
+        self.filter(|record| record.sent < until)
+    }
+
+    /// The records sent at or after `since`.
+    pub fn since(&self, since: Duration) -> Recording {
+        self.filter(|record| record.sent >= since)
+    }
+
+    fn filter(&self, keep: impl Fn(&Record) -> bool) -> Recording {
         Recording {
-            records: self
-                .records
-                .iter()
-                .filter(|r| r.sent < until)
-                .cloned()
-                .collect(),
+            records: self.records.iter().filter(|r| keep(r)).cloned().collect(),
             overflow: self.overflow,
         }
     }

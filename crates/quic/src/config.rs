@@ -8,7 +8,7 @@ use rustls::crypto::CryptoProvider;
 
 use crate::{
     Error,
-    tls::{self, Identity, TicketStore, Verdict},
+    tls::{self, Dial, Identity, TicketStore},
 };
 
 /// How long a handshake may take; the default of rust-libp2p's upgrade
@@ -140,8 +140,8 @@ impl Config {
     pub(crate) fn client(
         &self,
         expected: Option<PeerId>,
-    ) -> Result<(quinn::ClientConfig, Arc<Verdict>), Error> {
-        let (tls, verdict) = tls::client_config(
+    ) -> Result<(quinn::ClientConfig, Arc<Dial>), Error> {
+        let (tls, dial) = tls::client_config(
             &self.identity,
             self.provider.clone(),
             self.tickets.clone(),
@@ -152,6 +152,6 @@ impl Config {
             .map_err(|err| Error::Config(format!("QUIC client TLS: {err}")))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         config.transport_config(self.transport()?);
-        Ok((config, verdict))
+        Ok((config, dial))
     }
 }

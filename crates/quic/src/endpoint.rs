@@ -10,7 +10,7 @@ use rustls::pki_types::CertificateDer;
 use crate::{
     Config, Error, PeerIdMismatch, Stream,
     stream::Early,
-    tls::{SERVER_NAME, verify_chain},
+    tls::{Dial, verify_chain},
 };
 
 /// A QUIC endpoint: dials and accepts libp2p connections on one UDP socket.
@@ -93,8 +93,8 @@ impl Endpoint {
         addr: SocketAddr,
         expected: Option<PeerId>,
     ) -> Result<Connection, Error> {
-        let (client, verdict) = self.config.client(expected)?;
-        let mut connecting = self.inner.connect_with(client, addr, SERVER_NAME)?;
+        let (client, dial) = self.config.client(expected)?;
+        let mut connecting = self.inner.connect_with(client, addr, dial.server_name())?;
         if let (true, Some(expected)) = (self.config.zero_rtt, expected) {
             match connecting.into_0rtt() {
                 Ok((inner, accepted)) => {
@@ -103,6 +103,7 @@ impl Endpoint {
                         inner,
                         remote_peer_id: expected,
                         early: Some(EarlyHandshake { accepted, expected }),
+                        _dial: Some(dial),
                     });
                 }
                 Err(fresh) => connecting = fresh,
@@ -110,7 +111,7 @@ impl Endpoint {
         }
         let inner = match tokio::time::timeout(self.config.handshake_timeout, connecting).await {
             Err(_) => return Err(Error::Timeout),
-            Ok(Err(err)) => return Err(verdict.refusal().unwrap_or(err.into())),
+            Ok(Err(err)) => return Err(dial.verdict().refusal().unwrap_or(err.into())),
             Ok(Ok(inner)) => inner,
         };
         let remote_peer_id = remote_peer_id(&inner)?;
@@ -122,6 +123,7 @@ impl Endpoint {
             inner,
             remote_peer_id,
             early: None,
+            _dial: Some(dial),
         })
     }
 
@@ -182,6 +184,7 @@ impl Accepting {
                     inner,
                     remote_peer_id,
                     early: None,
+                    _dial: None,
                 });
             }
         };
@@ -191,6 +194,7 @@ impl Accepting {
                 inner,
                 remote_peer_id,
                 early: None,
+                _dial: None,
             });
         }
         let handshake = tokio::time::timeout(self.config.handshake_timeout, accepted).await;
@@ -206,6 +210,7 @@ impl Accepting {
             inner,
             remote_peer_id,
             early: None,
+            _dial: None,
         })
     }
 }
@@ -225,6 +230,9 @@ pub struct Connection {
     inner: quinn::Connection,
     remote_peer_id: PeerId,
     early: Option<EarlyHandshake>,
+    /// Keeps the dial known to the verifier and ticket store while the
+    /// connection lives (tickets arrive after the handshake).
+    _dial: Option<Arc<Dial>>,
 }
 
 impl Connection {

@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use libp2p_identity::{Keypair, PeerId, PublicKey};
@@ -33,18 +36,19 @@ pub const EXTENSION_OID: [u64; 9] = [1, 3, 6, 1, 4, 1, 53594, 1, 1];
 /// signature (libp2p specs: tls/tls.md).
 pub const SIGNATURE_PREFIX: &[u8] = b"libp2p-tls-handshake:";
 
-/// The server name the client uses internally; libp2p sends no SNI and
-/// authenticates by peer id.
-pub(crate) const SERVER_NAME: &str = "libp2p";
-
 /// Session tickets kept per server peer id (rustls servers send two per
 /// connection by default).
 const TICKETS_PER_PEER: usize = 4;
 
-/// Our certificate and key, made once per identity.
+/// Our certificate and key, made once per identity, with the pieces a
+/// client configuration must share across dials: rustls resumes a session
+/// only with the very verifier and certificate resolver that made it.
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
     key: Arc<CertifiedKey>,
+    resolver: Arc<AlwaysResolves>,
+    dials: Arc<Dials>,
+    verifier: Arc<ServerVerifier>,
 }
 
 impl Identity {
@@ -55,8 +59,15 @@ impl Identity {
             .key_provider
             .load_private_key(private_key)
             .map_err(|err| Error::Config(format!("certificate key: {err}")))?;
+        let key = Arc::new(CertifiedKey::new(vec![certificate], signing_key));
+        let dials = Arc::new(Dials::default());
         Ok(Identity {
-            key: Arc::new(CertifiedKey::new(vec![certificate], signing_key)),
+            resolver: Arc::new(AlwaysResolves(key.clone())),
+            verifier: Arc::new(ServerVerifier {
+                dials: dials.clone(),
+            }),
+            key,
+            dials,
         })
     }
 }
@@ -88,36 +99,92 @@ pub(crate) fn server_config(
     Ok(config)
 }
 
-/// A client configuration for one dial: it refuses any server but
-/// `expected` (when given), records why a certificate was refused, and
-/// resumes only sessions of `expected`.
+/// A client configuration for one dial to `expected` (if known): it
+/// refuses any other server, records why a certificate was refused, and
+/// resumes only sessions of `expected`. The dial is known to the shared
+/// verifier and ticket store by the returned server name, unique per dial,
+/// registered as long as the [`Dial`] lives.
 pub(crate) fn client_config(
     identity: &Identity,
     provider: Arc<CryptoProvider>,
     tickets: Arc<TicketStore>,
     expected: Option<PeerId>,
     early_data: bool,
-) -> Result<(rustls::ClientConfig, Arc<Verdict>), Error> {
-    let verdict = Arc::new(Verdict::default());
-    let verifier = ServerVerifier {
-        expected,
-        verdict: verdict.clone(),
-    };
+) -> Result<(rustls::ClientConfig, Arc<Dial>), Error> {
+    let dial = identity.dials.register(expected);
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(Error::Tls)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_cert_resolver(Arc::new(AlwaysResolves(identity.key.clone())));
+        .with_custom_certificate_verifier(identity.verifier.clone())
+        .with_client_cert_resolver(identity.resolver.clone());
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.enable_sni = false;
     config.enable_early_data = early_data;
     config.resumption = Resumption::store(Arc::new(PeerTickets {
         store: tickets,
-        resume: expected,
-        verdict: verdict.clone(),
+        dials: identity.dials.clone(),
     }));
-    Ok((config, verdict))
+    Ok((config, dial))
+}
+
+/// The dials in progress or alive, by the server name each uses.
+#[derive(Debug, Default)]
+pub(crate) struct Dials {
+    next: AtomicU64,
+    active: Mutex<HashMap<String, Weak<Dial>>>,
+}
+
+/// One dial: whom it expects, and what the verifier concluded.
+#[derive(Debug)]
+pub(crate) struct Dial {
+    name: String,
+    expected: Option<PeerId>,
+    verdict: Verdict,
+    dials: Weak<Dials>,
+}
+
+impl Dials {
+    fn register(self: &Arc<Self>, expected: Option<PeerId>) -> Arc<Dial> {
+        let name = format!("c{}.libp2p", self.next.fetch_add(1, Ordering::Relaxed));
+        let dial = Arc::new(Dial {
+            name: name.clone(),
+            expected,
+            verdict: Verdict::default(),
+            dials: Arc::downgrade(self),
+        });
+        lock(&self.active).insert(name, Arc::downgrade(&dial));
+        dial
+    }
+
+    fn get(&self, server_name: &ServerName<'_>) -> Option<Arc<Dial>> {
+        let ServerName::DnsName(name) = server_name else {
+            return None;
+        };
+        lock(&self.active)
+            .get(name.as_ref())
+            .and_then(Weak::upgrade)
+    }
+}
+
+impl Dial {
+    /// The server name to connect with.
+    pub(crate) fn server_name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the verifier concluded.
+    pub(crate) fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+}
+
+impl Drop for Dial {
+    fn drop(&mut self) {
+        if let Some(dials) = self.dials.upgrade() {
+            lock(&dials.active).remove(&self.name);
+        }
+    }
 }
 
 /// The peer id of a certificate chain, checked as libp2p TLS requires:
@@ -231,8 +298,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[derive(Debug)]
 struct ServerVerifier {
-    expected: Option<PeerId>,
-    verdict: Arc<Verdict>,
+    dials: Arc<Dials>,
 }
 
 impl ServerCertVerifier for ServerVerifier {
@@ -240,13 +306,17 @@ impl ServerCertVerifier for ServerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        // Every dial registers its name; an unknown one cannot be ours.
+        let Some(dial) = self.dials.get(server_name) else {
+            return Err(rustls::Error::General("unknown dial".into()));
+        };
         let verdict = verify_chain(end_entity, intermediates)
             .map_err(Error::Certificate)
-            .and_then(|actual| match self.expected {
+            .and_then(|actual| match dial.expected {
                 Some(expected) if expected != actual => {
                     Err(Error::PeerIdMismatch(Box::new(PeerIdMismatch {
                         expected,
@@ -264,7 +334,7 @@ impl ServerCertVerifier for ServerVerifier {
                 RustlsCertificateError::BadEncoding,
             )),
         };
-        self.verdict.set(verdict);
+        dial.verdict.set(verdict);
         result
     }
 
@@ -452,15 +522,14 @@ impl TicketStore {
     }
 }
 
-/// One dial's view of the [`TicketStore`]: it resumes only sessions of the
-/// expected peer and files new tickets under the peer the verifier
+/// The [`TicketStore`] as rustls sees it: a dial resumes only sessions of
+/// the peer it expects, and files new tickets under the peer the verifier
 /// accepted. rustls' own store is keyed by server name, which libp2p does
 /// not use.
 #[derive(Debug)]
 struct PeerTickets {
     store: Arc<TicketStore>,
-    resume: Option<PeerId>,
-    verdict: Arc<Verdict>,
+    dials: Arc<Dials>,
 }
 
 impl ClientSessionStore for PeerTickets {
@@ -485,20 +554,24 @@ impl ClientSessionStore for PeerTickets {
 
     fn insert_tls13_ticket(
         &self,
-        _server_name: ServerName<'static>,
+        server_name: ServerName<'static>,
         value: Tls13ClientSessionValue,
     ) {
-        // A resumed session was not verified again: it is the peer we
-        // resumed.
-        if let Some(peer) = self.verdict.peer_id().or(self.resume) {
+        let Some(dial) = self.dials.get(&server_name) else {
+            return;
+        };
+        // A resumed session was not verified again: it is the peer whose
+        // session we resumed.
+        if let Some(peer) = dial.verdict.peer_id().or(dial.expected) {
             self.store.insert(peer, value);
         }
     }
 
     fn take_tls13_ticket(
         &self,
-        _server_name: &ServerName<'static>,
+        server_name: &ServerName<'static>,
     ) -> Option<Tls13ClientSessionValue> {
-        self.store.take(&self.resume?)
+        let expected = self.dials.get(server_name)?.expected?;
+        self.store.take(&expected)
     }
 }
