@@ -59,3 +59,55 @@ async fn sequential_streams_each_kept_open() {
     }
     dialed.close().await.unwrap();
 }
+
+/// 10,000 request/response streams, one after another, on one QUIC
+/// connection. The peer allows 100 concurrent streams and each side caps
+/// its own at 512: a stream or a slot that leaked would stall the loop.
+#[tokio::test]
+async fn ten_thousand_sequential_quic_streams() {
+    const STREAMS: u32 = 10_000;
+    let server = Endpoint::new(config());
+    let mut listener = server
+        .listen(&"/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().clone();
+    let serve = tokio::spawn(async move {
+        let mut connection = listener.accept().await.unwrap();
+        let mut served = 0u32;
+        while let Ok((_, mut stream)) = connection.accept_stream().await {
+            let mut request = Vec::new();
+            stream.read_to_end(&mut request).await.unwrap();
+            stream.write_all(&request).await.unwrap();
+            stream.shutdown().await.unwrap();
+            served += 1;
+        }
+        served
+    });
+    let client =
+        Endpoint::new(config().with_quic_layering(onetrip_stack::QuicLayering::QUIC_OPTIMISTIC));
+    let connection = client
+        .dial(&addr, Some(server.local_peer_id()))
+        .await
+        .unwrap();
+    let run = async {
+        for i in 0..STREAMS {
+            let mut stream = connection.open_stream(echo()).await.unwrap();
+            stream.write_all(&i.to_be_bytes()).await.unwrap();
+            stream.shutdown().await.unwrap();
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await.unwrap();
+            assert_eq!(response, i.to_be_bytes());
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(240), run)
+        .await
+        .expect("the streams stalled");
+    // The server counted each stream before its response could arrive.
+    connection.close().await.unwrap();
+    let served = tokio::time::timeout(std::time::Duration::from_secs(30), serve)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(served, STREAMS);
+}
