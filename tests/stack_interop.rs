@@ -14,7 +14,7 @@ use libp2p::{
     tcp, yamux,
 };
 use libp2p_identity::Keypair;
-use onetrip_stack::{Config, Endpoint, Layering, Protocol};
+use onetrip_stack::{Config, Endpoint, Layering, Preset, Protocol, QuicLayering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every wait in these tests ends by then: a hang is a failure, not a
@@ -37,7 +37,8 @@ fn swarm_config(config: libp2p::swarm::Config) -> libp2p::swarm::Config {
     config.with_idle_connection_timeout(Duration::from_secs(60))
 }
 
-/// A stock rust-libp2p Swarm: SwarmBuilder's tcp + noise + yamux, ping.
+/// A stock rust-libp2p Swarm: SwarmBuilder's tcp + noise + yamux and
+/// libp2p-quic, ping.
 fn stock_swarm() -> Swarm<ping::Behaviour> {
     SwarmBuilder::with_new_identity()
         .with_tokio()
@@ -47,6 +48,7 @@ fn stock_swarm() -> Swarm<ping::Behaviour> {
             yamux::Config::default,
         )
         .unwrap()
+        .with_quic()
         .with_behaviour(|_| ping::Behaviour::default())
         .unwrap()
         .with_swarm_config(swarm_config)
@@ -72,9 +74,11 @@ fn onetrip_swarm(layering: Layering) -> Swarm<ping::Behaviour> {
 }
 
 async fn listen(swarm: &mut Swarm<ping::Behaviour>) -> Multiaddr {
-    swarm
-        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .unwrap();
+    listen_on(swarm, "/ip4/127.0.0.1/tcp/0").await
+}
+
+async fn listen_on(swarm: &mut Swarm<ping::Behaviour>, addr: &str) -> Multiaddr {
+    swarm.listen_on(addr.parse().unwrap()).unwrap();
     bounded("listening", async {
         loop {
             if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
@@ -115,12 +119,30 @@ async fn ping_succeeds(
 }
 
 fn endpoint(layering: Layering) -> Endpoint {
+    endpoint_with(Preset::Tcp(layering))
+}
+
+fn endpoint_with(preset: Preset) -> Endpoint {
     let config = Config::new(Keypair::generate_ed25519())
         .unwrap()
-        .with_layering(layering)
+        .with_preset(preset)
         .unwrap()
         .with_protocols([ping_protocol()]);
     Endpoint::new(config)
+}
+
+/// One `/ipfs/ping/1.0.0` exchange on a fresh stream.
+async fn ping_over(connection: &onetrip_stack::Connection, name: &str) {
+    let mut stream = connection.open_stream(ping_protocol()).await.unwrap();
+    let payload: [u8; PING_LEN] = std::array::from_fn(|i| (i * 7) as u8);
+    let mut echo = [0; PING_LEN];
+    bounded(name, async {
+        stream.write_all(&payload).await.unwrap();
+        stream.flush().await.unwrap();
+        stream.read_exact(&mut echo).await.unwrap();
+    })
+    .await;
+    assert_eq!(echo, payload, "{name}");
 }
 
 #[tokio::test]
@@ -143,16 +165,7 @@ async fn onetrip_dials_a_stock_swarm_with_every_preset() {
         // rust-libp2p lists no muxers: the early presets fell back.
         assert!(!connection.early_muxer(), "{name}");
 
-        let mut stream = connection.open_stream(ping_protocol()).await.unwrap();
-        let payload: [u8; PING_LEN] = std::array::from_fn(|i| (i * 7) as u8);
-        let mut echo = [0; PING_LEN];
-        bounded(name, async {
-            stream.write_all(&payload).await.unwrap();
-            stream.flush().await.unwrap();
-            stream.read_exact(&mut echo).await.unwrap();
-        })
-        .await;
-        assert_eq!(echo, payload, "{name}");
+        ping_over(&connection, name).await;
         bounded(name, connection.close()).await.unwrap();
     }
     driver.abort();
@@ -253,4 +266,55 @@ async fn two_swarms_on_the_transport_adapter_ping() {
     let a_side = tokio::spawn(async move { ping_succeeds(&mut a, b_id, None).await });
     ping_succeeds(&mut b, a_id, None).await;
     bounded("a's ping", a_side).await.unwrap();
+}
+
+#[tokio::test]
+async fn onetrip_dials_a_stock_quic_swarm_with_every_quic_preset() {
+    let mut swarm = stock_swarm();
+    let swarm_id = *swarm.local_peer_id();
+    let addr = listen_on(&mut swarm, "/ip4/127.0.0.1/udp/0/quic-v1").await;
+    let driver = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    for (name, layering) in QuicLayering::PRESETS {
+        let endpoint = endpoint_with(Preset::Quic(layering));
+        // Twice: the second dial resumes the session where tickets allow.
+        for attempt in 0..2 {
+            let connection = bounded(name, endpoint.dial(&addr, Some(swarm_id)))
+                .await
+                .unwrap_or_else(|err| panic!("{name}, dial {attempt}: {err}"));
+            assert_eq!(connection.remote_peer_id(), swarm_id);
+            ping_over(&connection, name).await;
+            // libp2p-quic accepts no 0-RTT data: a reconnect falls back.
+            let zero_rtt = connection.quic().unwrap().zero_rtt_accepted().await;
+            assert_ne!(zero_rtt, Some(true), "{name}");
+            bounded(name, connection.close()).await.unwrap();
+        }
+    }
+    driver.abort();
+}
+
+#[tokio::test]
+async fn a_stock_quic_swarm_dials_onetrip() {
+    for (name, layering) in QuicLayering::PRESETS {
+        let endpoint = endpoint_with(Preset::Quic(layering));
+        let listener = endpoint
+            .listen(&"/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().clone();
+        let server = serve_pings(listener);
+        let mut swarm = stock_swarm();
+        let dial = DialOpts::peer_id(endpoint.local_peer_id())
+            .addresses(vec![addr])
+            .build();
+        let connection = dial.connection_id();
+        swarm
+            .dial(dial)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        ping_succeeds(&mut swarm, endpoint.local_peer_id(), Some(connection)).await;
+        server.abort();
+    }
 }
