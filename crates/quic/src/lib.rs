@@ -23,6 +23,9 @@ mod error;
 mod stream;
 mod tls;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use crate::{
     config::{
         Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS,

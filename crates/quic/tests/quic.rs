@@ -318,3 +318,27 @@ async fn ten_megabytes_through_gilbert_elliott_loss() {
     let lost = connection.inner().stats().path.lost_packets;
     assert!(lost > 0, "the link lost nothing");
 }
+
+/// The certificate fuzz target's driver, on random and on mutated
+/// certificates.
+mod fuzz_driver {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            onetrip_quic::fuzzing::certificate(&data);
+        }
+
+        #[test]
+        fn mutated_certificates(index in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let (certificate, _, _) = super::certificate(Some(super::signed_key(&[8, 1, 18, 0], &[1, 2])));
+            let mut der = certificate.to_vec();
+            let i = index.index(der.len());
+            der[i] = byte;
+            onetrip_quic::fuzzing::certificate(&der);
+        }
+    }
+}
