@@ -13,6 +13,8 @@
 //! - [`Report`] is the JSON line format of libp2p test-plans' perf runner.
 
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod protocol;
 mod report;
 pub mod runner;

@@ -153,3 +153,24 @@ async fn a_server_that_miscounts() {
         let _ = fake.await;
     }
 }
+
+/// The server fuzz target's driver on random streams.
+mod fuzz_driver {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn random_streams(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+            onetrip_perf::fuzzing::serve_bytes(&data);
+        }
+
+        #[test]
+        fn small_requests(download in 0u64..5000, upload in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut data = download.to_be_bytes().to_vec();
+            data.extend_from_slice(&upload);
+            onetrip_perf::fuzzing::serve_bytes(&data);
+        }
+    }
+}
