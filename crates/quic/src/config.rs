@@ -37,6 +37,7 @@ pub struct Config {
     pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_streams: u32,
+    pub(crate) keep_alive: Option<Duration>,
 }
 
 impl Config {
@@ -56,6 +57,7 @@ impl Config {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_streams: DEFAULT_MAX_STREAMS,
+            keep_alive: None,
         })
     }
 
@@ -82,6 +84,13 @@ impl Config {
     /// Drops connections silent for this long.
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sends a PING when nothing else was sent for `interval` (none by
+    /// default), keeping NAT bindings and the idle timeout fresh.
+    pub fn with_keep_alive(mut self, interval: Option<Duration>) -> Self {
+        self.keep_alive = interval;
         self
     }
 
@@ -124,7 +133,8 @@ impl Config {
         transport
             .max_idle_timeout(Some(idle))
             .max_concurrent_bidi_streams(self.max_streams.into())
-            .max_concurrent_uni_streams(0u32.into());
+            .max_concurrent_uni_streams(0u32.into())
+            .keep_alive_interval(self.keep_alive);
         Ok(Arc::new(transport))
     }
 
