@@ -1,3 +1,12 @@
-//! criterion benches comparing onetrip's layerings with rust-libp2p.
+//! criterion benches comparing onetrip's layerings with rust-libp2p, and
+//! the measured tables of `spec/`.
 //!
 //! The benches live in `benches/benches/`; run them with `cargo bench`.
+//! `cargo run -p onetrip-bench --bin spec-tables` writes
+//! `spec/round-trips.md` from measurements ([`spec::round_trips_md`]);
+//! `tests/spec_tables.rs` fails when the committed file differs.
+
+#[path = "baseline.rs"]
+pub mod baseline;
+#[path = "spec.rs"]
+pub mod spec;

@@ -44,6 +44,9 @@ pub mod libp2p;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
+#[cfg(feature = "measure")]
+pub mod measure;
+
 pub use crate::{
     addr::{TransportKind, multiaddr, parse_addr, quic_multiaddr, tcp_multiaddr, tcp_socket_addr},
     config::{

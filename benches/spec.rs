@@ -1,0 +1,238 @@
+//! `spec/round-trips.md`, generated from measurements.
+
+use std::{fmt::Write, time::Duration};
+
+use onetrip_netsim::{Carrier, Recording};
+use onetrip_stack::{
+    Layering, QuicLayering,
+    measure::{self, CLIENT, Measurement, ZeroRttServer},
+};
+
+use crate::baseline;
+
+/// The one-way delays measured: RTT 20 ms and 100 ms.
+const DELAYS: [Duration; 2] = [Duration::from_millis(10), Duration::from_millis(50)];
+
+/// One row of the table: what was measured at each delay.
+struct Row {
+    name: String,
+    transport: &'static str,
+    note: &'static str,
+    at: Vec<Measurement>,
+}
+
+/// Runs every measurement (in virtual time: this takes well under a
+/// second of real time) and renders `spec/round-trips.md`.
+///
+/// # Panics
+/// If a measurement fails; none does on the loss-free links used.
+pub fn round_trips_md() -> String {
+    let runtime = measure::paused_runtime();
+    let rows = runtime.block_on(measure_all());
+    render(&rows)
+}
+
+async fn measure_all() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (name, layering) in Layering::PRESETS {
+        rows.push(Row {
+            name: format!("`{name}`"),
+            transport: "TCP",
+            note: tcp_note(layering),
+            at: each_delay(|d| async move { measure::tcp(layering, d).await.expect(name) }).await,
+        });
+    }
+    rows.push(Row {
+        name: "rust-libp2p 0.57 (`SwarmBuilder::with_tcp`, noise, yamux)".into(),
+        transport: "TCP",
+        note: "its own crates: multistream-select `V1Lazy` for `/noise` and `/yamux/1.0.0`, `V1` for the stream",
+        at: each_delay(|d| async move { baseline::libp2p_tcp(d).await.expect("rust-libp2p") }).await,
+    });
+    let quic = [
+        (
+            "quic",
+            QuicLayering::QUIC,
+            ZeroRttServer::Accepts,
+            false,
+            "stream protocol interactive",
+        ),
+        (
+            "quic-optimistic",
+            QuicLayering::QUIC_OPTIMISTIC,
+            ZeroRttServer::Accepts,
+            false,
+            "stream protocol and request with the client's Finished",
+        ),
+        (
+            "quic-0rtt, first connection",
+            QuicLayering::QUIC_0RTT,
+            ZeroRttServer::Accepts,
+            false,
+            "no ticket yet: as `quic-optimistic`",
+        ),
+        (
+            "quic-0rtt, reconnect",
+            QuicLayering::QUIC_0RTT,
+            ZeroRttServer::Accepts,
+            true,
+            "stream, protocol and request as 0-RTT data",
+        ),
+        (
+            "quic-0rtt, server refuses 0-RTT",
+            QuicLayering::QUIC_0RTT,
+            ZeroRttServer::Refuses,
+            true,
+            "its tickets allow no early data: resumed 1-RTT",
+        ),
+        (
+            "quic-0rtt, server rejects 0-RTT",
+            QuicLayering::QUIC_0RTT,
+            ZeroRttServer::Rejects,
+            true,
+            "the 0-RTT data is replayed on a fresh stream",
+        ),
+    ];
+    for (name, layering, server, reconnect, note) in quic {
+        rows.push(Row {
+            name: format!("`{name}`"),
+            transport: "QUIC",
+            note,
+            at: each_delay(|d| async move {
+                measure::quic(layering, d, server, reconnect)
+                    .await
+                    .expect(name)
+            })
+            .await,
+        });
+    }
+    rows
+}
+
+fn tcp_note(layering: Layering) -> &'static str {
+    match layering.name() {
+        Some("tcp-classic") => "every negotiation interactive",
+        Some("tcp-optimistic-app") => "the stream protocol proposed with the request",
+        Some("tcp-libp2p-default") => {
+            "`/noise` with Noise message 1, `/yamux/1.0.0` with message 3"
+        }
+        Some("tcp-early-muxer") => "the muxer inside the Noise handshake",
+        _ => "all of the above: the limit for TCP and Noise XX",
+    }
+}
+
+async fn each_delay<F, Fut>(measure: F) -> Vec<Measurement>
+where
+    F: Fn(Duration) -> Fut,
+    Fut: Future<Output = Measurement>,
+{
+    let mut at = Vec::new();
+    for delay in DELAYS {
+        at.push(measure(delay).await);
+    }
+    at
+}
+
+fn render(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str(HEADER);
+    out.push_str(
+        "| layering | transport | TTFB at RTT 20 ms | TTFB at RTT 100 ms | flights | what saves round trips |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let cells: Vec<String> = row
+            .at
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} RTT ({} ms)",
+                    fmt_rtts(m.ttfb_rtts()),
+                    m.ttfb.as_millis()
+                )
+            })
+            .collect();
+        let flights = row.at.last().map_or(0, |m| m.recording.flights().len());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.name, row.transport, cells[0], cells[1], flights, row.note
+        );
+    }
+    out.push_str(NOT_MEASURED);
+    out.push_str("\n## Ladders\n\nEach at RTT 100 ms (one-way 50 ms), from the dial to the first response byte; `→` leaves the dialer (10.0.0.1), `←` the listener (10.0.0.2). TCP segments show their payload bytes; QUIC datagrams show none, since certificate signatures vary in length from run to run.\n");
+    for row in rows {
+        let Some(m) = row.at.last() else { continue };
+        let _ = write!(
+            out,
+            "\n### {} ({})\n\n```\n{}```\n",
+            row.name.trim_matches('`'),
+            row.transport,
+            ladder(&m.recording)
+        );
+    }
+    out
+}
+
+/// `6`, or `2.5` for a measurement between whole round trips.
+fn fmt_rtts(rtts: f64) -> String {
+    if (rtts - rtts.round()).abs() < 1e-9 {
+        format!("{}", rtts.round())
+    } else {
+        format!("{rtts:.2}")
+    }
+}
+
+/// A ladder: one line per transmission, in the order sent.
+fn ladder(recording: &Recording) -> String {
+    let mut records: Vec<_> = recording
+        .records
+        .iter()
+        .filter(|r| r.delivered.is_some())
+        .collect();
+    records.sort_by_key(|r| (r.sent, r.delivered));
+    let mut out = String::from("  sent ms  recv ms\n");
+    for record in records {
+        let delivered = record.delivered.unwrap_or_default();
+        let arrow = if record.from.ip() == std::net::IpAddr::from(CLIENT) {
+            "→"
+        } else {
+            "    ←"
+        };
+        let what = match (&record.label, record.carrier) {
+            (Some(label), _) => label.to_string(),
+            (None, Carrier::Stream) => format!("{} B", record.bytes),
+            (None, Carrier::Datagram) => "datagram".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:7}  {:7}  {arrow} {what}",
+            record.sent.as_millis(),
+            delivered.as_millis()
+        );
+    }
+    out
+}
+
+const HEADER: &str = "# Round trips to the first response byte
+
+<!-- Generated by `cargo run -p onetrip-bench --bin spec-tables`; do not edit.
+     `cargo test -p onetrip-bench --test spec_tables` fails when it differs. -->
+
+Every number below is measured, not typed: each layering runs its real code
+(onetrip's crates; for the baseline, rust-libp2p's) over a netsim link in
+virtual time (tokio's paused clock), so times are exact. TTFB is the time
+from the dialer's `dial` (TCP: the `connect` call) to the first byte of the
+response to a 32-byte request on a fresh stream (`/ipfs/ping/1.0.0`, echoed).
+The link is loss-free; TCP's connect costs one RTT (SYN, SYN-ACK), the ACK
+leaves with the dialer's first bytes. Flights: the transmissions on the
+critical path grouped by direction (two make a round trip), at RTT 100 ms.
+
+";
+
+const NOT_MEASURED: &str = "
+rust-libp2p's libp2p-quic is not in this table: it binds its own UDP
+sockets, so it cannot run over netsim's datagram link. Like `quic`, it
+negotiates each stream's protocol interactively (multistream-select `V1`),
+and it accepts no 0-RTT data; its loopback cost is in the `quic` bench
+group.
+";
