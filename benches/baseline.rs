@@ -1,91 +1,173 @@
-//! rust-libp2p's TCP stack measured on a netsim link: its own crates,
-//! composed as its `SwarmBuilder` composes them (`with_tcp(…, noise, yamux)`
-//! negotiates security and muxer with multistream-select `V1Lazy`) and as
-//! its Swarm negotiates a stream's protocol (`V1`, interactive).
+//! rust-libp2p's stacks, composed from its own crates as its `SwarmBuilder`
+//! composes them (`with_tcp(…, noise, yamux)` negotiates security and
+//! muxer with multistream-select `V1Lazy`; `with_quic` is libp2p-quic) and
+//! negotiating each stream's protocol as its Swarm does (`V1`,
+//! interactive); over netsim links (round trips) and real sockets
+//! (benches).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, pin::Pin, task::Poll, time::Duration};
 
-use futures::{AsyncReadExt, AsyncWriteExt, future::poll_fn};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future::poll_fn};
 use libp2p_core::{
-    muxing::{StreamMuxerBox, StreamMuxerExt},
+    Endpoint as Role, Multiaddr,
+    muxing::{StreamMuxerBox, StreamMuxerExt, SubstreamBox},
+    transport::{DialOpts, ListenerId, PortUse, Transport, TransportEvent},
     upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade},
 };
 use libp2p_identity::Keypair;
-use multistream_select::{Version, dialer_select_proto, listener_select_proto};
-use onetrip_netsim::{LinkConfig, Network, SimStream};
+use multistream_select::{Negotiated, Version, dialer_select_proto, listener_select_proto};
+use onetrip_netsim::{LinkConfig, Network};
 use onetrip_stack::measure::{CLIENT, Measurement, REQUEST_LEN, SERVER};
-use tokio::time::Instant;
-use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
-const PING: &str = "/ipfs/ping/1.0.0";
+/// The request/response protocol.
+pub const PING: &str = "/ipfs/ping/1.0.0";
+/// The perf protocol.
+pub const PERF: &str = onetrip_perf::PROTOCOL;
 
-/// A failure of the baseline run (none is expected on a loss-free link).
+/// A failure of a baseline run (none is expected).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn noise(seed: u8) -> Result<libp2p_noise::Config, BoxError> {
-    let keypair = Keypair::ed25519_from_bytes([seed; 32])?;
-    Ok(libp2p_noise::Config::new(&keypair)?)
+fn noise(keypair: &Keypair) -> Result<libp2p_noise::Config, BoxError> {
+    Ok(libp2p_noise::Config::new(keypair)?)
 }
 
-/// The dialer's side: security, muxer, one stream.
-async fn dial(io: Compat<SimStream>) -> Result<(), BoxError> {
+type OpenReply = oneshot::Sender<Result<SubstreamBox, String>>;
+
+/// What the muxer's task does next.
+enum Step {
+    Open(Option<OpenReply>),
+    Inbound(Option<SubstreamBox>),
+    Event(bool),
+}
+
+/// An established rust-libp2p connection, its muxer driven by a task.
+#[derive(Debug, Clone)]
+pub struct Libp2pConnection {
+    open: mpsc::UnboundedSender<OpenReply>,
+}
+
+impl Libp2pConnection {
+    /// Drives `muxer`: opens streams on request and serves the peer's
+    /// streams (ping echo, perf), until the connection ends.
+    pub fn spawn(mut muxer: StreamMuxerBox) -> Self {
+        let (open, mut requests) = mpsc::unbounded_channel::<OpenReply>();
+        tokio::spawn(async move {
+            loop {
+                // One poll for all three: each needs the muxer.
+                let step = poll_fn(|cx| {
+                    if let Poll::Ready(request) = requests.poll_recv(cx) {
+                        return Poll::Ready(Step::Open(request));
+                    }
+                    if let Poll::Ready(inbound) = muxer.poll_inbound_unpin(cx) {
+                        return Poll::Ready(Step::Inbound(inbound.ok()));
+                    }
+                    if let Poll::Ready(event) = muxer.poll_unpin(cx) {
+                        return Poll::Ready(Step::Event(event.is_ok()));
+                    }
+                    Poll::Pending
+                })
+                .await;
+                match step {
+                    Step::Open(Some(reply)) => {
+                        let stream = poll_fn(|cx| muxer.poll_outbound_unpin(cx)).await;
+                        let _ = reply.send(stream.map_err(|err| err.to_string()));
+                    }
+                    Step::Inbound(Some(stream)) => {
+                        tokio::spawn(serve_stream(stream));
+                    }
+                    Step::Event(true) => {}
+                    Step::Open(None) | Step::Inbound(None) | Step::Event(false) => break,
+                }
+            }
+            let _ = poll_fn(|cx| muxer.poll_close_unpin(cx)).await;
+        });
+        Libp2pConnection { open }
+    }
+
+    /// Opens a stream and negotiates `protocol` as the Swarm does (`V1`).
+    ///
+    /// # Errors
+    /// If the connection is gone or the negotiation fails.
+    pub async fn open(&self, protocol: &'static str) -> Result<Negotiated<SubstreamBox>, BoxError> {
+        let (reply, stream) = oneshot::channel();
+        self.open.send(reply).map_err(|_| "connection closed")?;
+        let stream = stream.await.map_err(|_| "connection closed")??;
+        let (_, stream) = dialer_select_proto(stream, [protocol], Version::V1).await?;
+        Ok(stream)
+    }
+}
+
+/// Answers a stream: ping echo (32 bytes, then close) or perf.
+async fn serve_stream(stream: SubstreamBox) {
+    let Ok((protocol, stream)) = listener_select_proto(stream, [PING, PERF]).await else {
+        return;
+    };
+    if protocol == PERF {
+        let _ = onetrip_perf::serve(stream.compat(), onetrip_perf::ServerLimits::default()).await;
+        return;
+    }
+    let mut stream = stream;
+    let mut request = [0; REQUEST_LEN];
+    if stream.read_exact(&mut request).await.is_ok() {
+        let _ = stream.write_all(&request).await;
+        let _ = stream.close().await;
+    }
+}
+
+/// The dialer's side of rust-libp2p tcp + noise + yamux over `io`.
+///
+/// # Errors
+/// If a negotiation or the handshake fails.
+pub async fn tcp_dial<IO>(io: IO, keypair: &Keypair) -> Result<Libp2pConnection, BoxError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (_, io) = dialer_select_proto(io, ["/noise"], Version::V1Lazy).await?;
-    let (_, io) = noise(1)?.upgrade_outbound(io, "/noise").await?;
+    let (_, io) = noise(keypair)?.upgrade_outbound(io, "/noise").await?;
     let (_, io) = dialer_select_proto(io, ["/yamux/1.0.0"], Version::V1Lazy).await?;
     let muxer = libp2p_yamux::Config::default()
         .upgrade_outbound(io, "/yamux/1.0.0")
         .await?;
-    let mut muxer = StreamMuxerBox::new(muxer);
-    let stream = poll_fn(|cx| muxer.poll_outbound_unpin(cx)).await?;
-    // Drive the connection (yamux) while the stream is used.
-    let driver = async {
-        loop {
-            if poll_fn(|cx| muxer.poll_unpin(cx)).await.is_err() {
-                break;
-            }
-        }
-    };
-    let exchange = async {
-        let (_, mut stream) = dialer_select_proto(stream, [PING], Version::V1).await?;
-        stream.write_all(&[7; REQUEST_LEN]).await?;
-        stream.flush().await?;
-        let mut first = [0; 1];
-        stream.read_exact(&mut first).await?;
-        Ok::<_, BoxError>(())
-    };
-    tokio::select! {
-        result = exchange => result,
-        () = driver => Err("the connection ended".into()),
-    }
+    Ok(Libp2pConnection::spawn(StreamMuxerBox::new(muxer)))
 }
 
-/// The listener's side: security, muxer, echo on every stream.
-async fn accept(io: Compat<SimStream>) -> Result<(), BoxError> {
+/// The listener's side of rust-libp2p tcp + noise + yamux over `io`.
+///
+/// # Errors
+/// If a negotiation or the handshake fails.
+pub async fn tcp_accept<IO>(io: IO, keypair: &Keypair) -> Result<Libp2pConnection, BoxError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (_, io) = listener_select_proto(io, ["/noise"]).await?;
-    let (_, io) = noise(2)?.upgrade_inbound(io, "/noise").await?;
+    let (_, io) = noise(keypair)?.upgrade_inbound(io, "/noise").await?;
     let (_, io) = listener_select_proto(io, ["/yamux/1.0.0"]).await?;
     let muxer = libp2p_yamux::Config::default()
         .upgrade_inbound(io, "/yamux/1.0.0")
         .await?;
-    let mut muxer = StreamMuxerBox::new(muxer);
-    loop {
-        let stream = poll_fn(|cx| muxer.poll_inbound_unpin(cx)).await?;
-        tokio::spawn(async move {
-            let Ok((_, mut stream)) = listener_select_proto(stream, [PING]).await else {
-                return;
-            };
-            let mut request = [0; REQUEST_LEN];
-            if stream.read_exact(&mut request).await.is_ok() {
-                let _ = stream.write_all(&request).await;
-                let _ = stream.close().await;
-            }
-        });
-    }
+    Ok(Libp2pConnection::spawn(StreamMuxerBox::new(muxer)))
 }
 
-/// rust-libp2p tcp + noise + yamux with its SwarmBuilder's defaults, over a
-/// netsim stream link of one-way delay `delay`. Must run with a paused
-/// clock.
+/// One ping request on a fresh stream, until the first response byte.
+///
+/// # Errors
+/// If the stream fails.
+pub async fn ping(connection: &Libp2pConnection) -> Result<(), BoxError> {
+    let mut stream = connection.open(PING).await?;
+    stream.write_all(&[7; REQUEST_LEN]).await?;
+    stream.flush().await?;
+    let mut first = [0; 1];
+    stream.read_exact(&mut first).await?;
+    Ok(())
+}
+
+/// rust-libp2p tcp + noise + yamux over a netsim stream link of one-way
+/// delay `delay`. Must run with a paused clock.
 ///
 /// # Errors
 /// Whatever failed (nothing should on a loss-free link).
@@ -93,14 +175,23 @@ pub async fn libp2p_tcp(delay: Duration) -> Result<Measurement, BoxError> {
     let network = Network::new(LinkConfig::with_delay(delay))?;
     let mut listener = network.host(SERVER).listen(4001)?;
     let server_addr: SocketAddr = listener.local_addr();
+    let server_key = Keypair::ed25519_from_bytes([2; 32])?;
     tokio::spawn(async move {
         while let Ok((io, _)) = listener.accept().await {
-            tokio::spawn(accept(io.compat()));
+            let key = server_key.clone();
+            tokio::spawn(async move {
+                let connection = tcp_accept(io.compat(), &key).await;
+                // Keep it until the peer goes.
+                std::future::pending::<()>().await;
+                drop(connection);
+            });
         }
     });
+    let client_key = Keypair::ed25519_from_bytes([1; 32])?;
     let start = Instant::now();
     let io = network.host(CLIENT).connect(server_addr).await?;
-    dial(io.compat()).await?;
+    let connection = tcp_dial(io.compat(), &client_key).await?;
+    ping(&connection).await?;
     let ttfb = start.elapsed();
     Ok(Measurement {
         rtt: network.rtt(CLIENT.into(), SERVER.into()),
@@ -109,4 +200,92 @@ pub async fn libp2p_tcp(delay: Duration) -> Result<Measurement, BoxError> {
         early_muxer: false,
         zero_rtt: None,
     })
+}
+
+/// A rust-libp2p TCP listener on loopback serving ping and perf; its
+/// address.
+///
+/// # Errors
+/// If binding fails.
+pub async fn tcp_server() -> Result<SocketAddr, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let keypair = Keypair::generate_ed25519();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = socket.set_nodelay(true);
+            let keypair = keypair.clone();
+            tokio::spawn(async move {
+                let connection = tcp_accept(socket.compat(), &keypair).await;
+                std::future::pending::<()>().await;
+                drop(connection);
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Dials a rust-libp2p TCP listener on loopback (`TCP_NODELAY`, as
+/// libp2p-tcp sets by default).
+///
+/// # Errors
+/// If connecting or the handshake fails.
+pub async fn tcp_connect(
+    addr: SocketAddr,
+    keypair: &Keypair,
+) -> Result<Libp2pConnection, BoxError> {
+    let socket = tokio::net::TcpStream::connect(addr).await?;
+    socket.set_nodelay(true)?;
+    tcp_dial(socket.compat(), keypair).await
+}
+
+/// rust-libp2p's QUIC transport (libp2p-quic).
+pub type QuicTransport = libp2p_quic::tokio::Transport;
+
+/// A libp2p-quic listener on loopback serving ping and perf; its address.
+///
+/// # Errors
+/// If listening fails.
+pub async fn quic_server() -> Result<Multiaddr, BoxError> {
+    let keypair = Keypair::generate_ed25519();
+    let mut transport = QuicTransport::new(libp2p_quic::Config::new(&keypair));
+    transport.listen_on(ListenerId::next(), "/ip4/127.0.0.1/udp/0/quic-v1".parse()?)?;
+    let (addr_tx, mut addr_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match poll_fn(|cx| Pin::new(&mut transport).poll(cx)).await {
+                TransportEvent::NewAddress { listen_addr, .. } => {
+                    let _ = addr_tx.send(listen_addr);
+                }
+                TransportEvent::Incoming { upgrade, .. } => {
+                    tokio::spawn(async move {
+                        if let Ok((_, connection)) = upgrade.await {
+                            let connection =
+                                Libp2pConnection::spawn(StreamMuxerBox::new(connection));
+                            std::future::pending::<()>().await;
+                            drop(connection);
+                        }
+                    });
+                }
+                _ => {}
+            }
+        }
+    });
+    Ok(addr_rx.recv().await.ok_or("no listen address")?)
+}
+
+/// Dials a libp2p-quic listener from `transport`.
+///
+/// # Errors
+/// If the dial fails.
+pub async fn quic_connect(
+    transport: &mut QuicTransport,
+    addr: &Multiaddr,
+) -> Result<Libp2pConnection, BoxError> {
+    let opts = DialOpts {
+        role: Role::Dialer,
+        port_use: PortUse::New,
+    };
+    let (_, connection) = transport.dial(addr.clone(), opts)?.await?;
+    Ok(Libp2pConnection::spawn(StreamMuxerBox::new(connection)))
 }

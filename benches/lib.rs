@@ -8,5 +8,9 @@
 
 #[path = "baseline.rs"]
 pub mod baseline;
+#[path = "fixtures.rs"]
+pub mod fixtures;
 #[path = "spec.rs"]
 pub mod spec;
+#[path = "summary.rs"]
+pub mod summary;

@@ -1,0 +1,326 @@
+//! Every stack side by side: onetrip's eight presets and rust-libp2p's TCP
+//! (tcp + noise + yamux as its SwarmBuilder composes them) and QUIC
+//! (libp2p-quic).
+//!
+//! - `handshake-loopback`: dial to first response byte of a 32-byte
+//!   request on a fresh stream, real loopback sockets: the layering's CPU
+//!   cost.
+//! - `handshake-virtual-time-rtt100ms`: the same on a netsim link at RTT
+//!   100 ms in virtual time, reported through `iter_custom`: the figure is
+//!   round trips × 100 ms (libp2p-quic cannot run on netsim).
+//! - `streams`: a new stream and a 1-byte perf round trip on an open
+//!   connection (the Kademlia case).
+//! - `throughput-download-64MiB`, `throughput-upload-64MiB`: one perf
+//!   transfer; with raw TCP (no security, no muxer) and the cipher
+//!   (ChaCha20-Poly1305 sealing) as ceilings.
+//!
+//! Ends by writing `target/onetrip-bench/summary.{md,json}`.
+
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use libp2p_identity::Keypair;
+use onetrip_bench::{
+    baseline,
+    fixtures::{self, OnetripServer},
+    summary::{self, LIBP2P_QUIC, RUST_LIBP2P_TCP, TRANSFER, group},
+};
+use onetrip_perf::RunParams;
+use onetrip_stack::{
+    Connection, Endpoint, Preset,
+    measure::{self, ZeroRttServer},
+};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use tokio::runtime::Runtime;
+
+/// The virtual RTT's one-way delay.
+const VIRTUAL_DELAY: Duration = Duration::from_millis(50);
+
+const ONE_BYTE: RunParams = RunParams {
+    upload: 1,
+    download: 1,
+};
+const DOWNLOAD: RunParams = RunParams {
+    upload: 0,
+    download: TRANSFER,
+};
+const UPLOAD: RunParams = RunParams {
+    upload: TRANSFER,
+    download: 0,
+};
+
+struct Fixture {
+    rt: Runtime,
+    server: OnetripServer,
+    clients: Vec<(&'static str, Preset, Endpoint)>,
+    libp2p_tcp: std::net::SocketAddr,
+    libp2p_quic: libp2p_core::Multiaddr,
+    libp2p_quic_client: baseline::QuicTransport,
+    libp2p_key: Keypair,
+}
+
+fn fixture() -> Fixture {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, libp2p_tcp, libp2p_quic) = rt.block_on(async {
+        (
+            OnetripServer::start().await.unwrap(),
+            baseline::tcp_server().await.unwrap(),
+            baseline::quic_server().await.unwrap(),
+        )
+    });
+    let clients: Vec<_> = Preset::all()
+        .map(|(name, preset)| (name, preset, fixtures::client(preset).unwrap()))
+        .collect();
+    let libp2p_quic_client = {
+        let _guard = rt.enter();
+        baseline::QuicTransport::new(libp2p_quic::Config::new(&Keypair::generate_ed25519()))
+    };
+    // A first connection per client leaves session tickets (for 0-RTT).
+    rt.block_on(async {
+        for (_, preset, client) in &clients {
+            let connection = client
+                .dial(server.addr(*preset), Some(server.peer))
+                .await
+                .unwrap();
+            fixtures::ping_once(&connection).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            connection.close().await.unwrap();
+        }
+    });
+    Fixture {
+        rt,
+        server,
+        clients,
+        libp2p_tcp,
+        libp2p_quic,
+        libp2p_quic_client,
+        libp2p_key: Keypair::generate_ed25519(),
+    }
+}
+
+fn handshake_loopback(c: &mut Criterion, f: &mut Fixture) {
+    let mut group = c.benchmark_group(group::HANDSHAKE_LOOPBACK);
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (name, preset, client) in &f.clients {
+        let (server, preset) = (&f.server, *preset);
+        group.bench_function(*name, |b| {
+            b.to_async(&f.rt).iter(|| async move {
+                let connection = client
+                    .dial(server.addr(preset), Some(server.peer))
+                    .await
+                    .unwrap();
+                fixtures::ping_once(&connection).await.unwrap();
+                connection.close().await.unwrap();
+            });
+        });
+    }
+    let (addr, key) = (f.libp2p_tcp, &f.libp2p_key);
+    group.bench_function(RUST_LIBP2P_TCP, |b| {
+        b.to_async(&f.rt).iter(|| async move {
+            let connection = baseline::tcp_connect(addr, key).await.unwrap();
+            baseline::ping(&connection).await.unwrap();
+        });
+    });
+    let (rt, transport, addr) = (&f.rt, &mut f.libp2p_quic_client, &f.libp2p_quic);
+    group.bench_function(LIBP2P_QUIC, |b| {
+        // The transport needs `&mut`: drive each batch inside the closure.
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    let connection = baseline::quic_connect(transport, addr).await.unwrap();
+                    baseline::ping(&connection).await.unwrap();
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.finish();
+}
+
+fn handshake_virtual(c: &mut Criterion) {
+    let mut group = c.benchmark_group(group::HANDSHAKE_VIRTUAL);
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(1));
+    for (name, preset) in Preset::all() {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                measure::paused_runtime().block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let measured = match preset {
+                            Preset::Tcp(layering) => measure::tcp(layering, VIRTUAL_DELAY).await,
+                            Preset::Quic(layering) => {
+                                // 0-RTT shows on a reconnect.
+                                let reconnect = layering.zero_rtt;
+                                let server = ZeroRttServer::Accepts;
+                                measure::quic(layering, VIRTUAL_DELAY, server, reconnect).await
+                            }
+                        };
+                        total += measured.unwrap().ttfb;
+                    }
+                    total
+                })
+            });
+        });
+    }
+    group.bench_function(RUST_LIBP2P_TCP, |b| {
+        b.iter_custom(|iters| {
+            measure::paused_runtime().block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += baseline::libp2p_tcp(VIRTUAL_DELAY).await.unwrap().ttfb;
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+}
+
+/// Open connections of the stacks compared per stream and throughput.
+struct Open {
+    onetrip: Vec<(&'static str, Connection)>,
+    libp2p_tcp: baseline::Libp2pConnection,
+    libp2p_quic: baseline::Libp2pConnection,
+}
+
+fn open(f: &mut Fixture, presets: &[&str]) -> Open {
+    let onetrip = f.rt.block_on(async {
+        let mut open = Vec::new();
+        for (name, preset, client) in &f.clients {
+            if presets.contains(name) {
+                let connection = client
+                    .dial(f.server.addr(*preset), Some(f.server.peer))
+                    .await
+                    .unwrap();
+                open.push((*name, connection));
+            }
+        }
+        open
+    });
+    let (libp2p_tcp, libp2p_quic) = f.rt.block_on(async {
+        (
+            baseline::tcp_connect(f.libp2p_tcp, &f.libp2p_key)
+                .await
+                .unwrap(),
+            baseline::quic_connect(&mut f.libp2p_quic_client, &f.libp2p_quic)
+                .await
+                .unwrap(),
+        )
+    });
+    Open {
+        onetrip,
+        libp2p_tcp,
+        libp2p_quic,
+    }
+}
+
+fn streams(c: &mut Criterion, f: &mut Fixture) {
+    let open = open(
+        f,
+        &["tcp-classic", "tcp-onetrip", "quic", "quic-optimistic"],
+    );
+    let mut group = c.benchmark_group(group::STREAMS);
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (name, connection) in &open.onetrip {
+        group.bench_function(*name, |b| {
+            b.to_async(&f.rt)
+                .iter(|| async { fixtures::perf_once(connection, ONE_BYTE).await.unwrap() });
+        });
+    }
+    for (name, connection) in [
+        (RUST_LIBP2P_TCP, &open.libp2p_tcp),
+        (LIBP2P_QUIC, &open.libp2p_quic),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&f.rt).iter(|| async {
+                fixtures::libp2p_perf_once(connection, ONE_BYTE)
+                    .await
+                    .unwrap()
+            });
+        });
+    }
+    group.finish();
+}
+
+fn throughput(c: &mut Criterion, f: &mut Fixture) {
+    let open = open(f, &["tcp-onetrip", "quic"]);
+    let raw = f.rt.block_on(fixtures::raw_tcp_server()).unwrap();
+    for (group_name, params) in [(group::DOWNLOAD, DOWNLOAD), (group::UPLOAD, UPLOAD)] {
+        let mut group = c.benchmark_group(group_name);
+        group
+            .throughput(Throughput::Bytes(TRANSFER))
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(4));
+        for (name, connection) in &open.onetrip {
+            group.bench_function(*name, |b| {
+                b.to_async(&f.rt)
+                    .iter(|| async { fixtures::perf_once(connection, params).await.unwrap() });
+            });
+        }
+        for (name, connection) in [
+            (RUST_LIBP2P_TCP, &open.libp2p_tcp),
+            (LIBP2P_QUIC, &open.libp2p_quic),
+        ] {
+            group.bench_function(name, |b| {
+                b.to_async(&f.rt).iter(|| async {
+                    fixtures::libp2p_perf_once(connection, params)
+                        .await
+                        .unwrap()
+                });
+            });
+        }
+        group.bench_function("raw-tcp", |b| {
+            b.to_async(&f.rt)
+                .iter(|| async { fixtures::raw_tcp_perf(raw, params).await.unwrap() });
+        });
+        group.finish();
+    }
+    // The cipher every TCP stack here runs (Noise's ChaCha20-Poly1305),
+    // sealing as many bytes in 64 KiB frames: a ceiling for one core.
+    let mut group = c.benchmark_group(group::DOWNLOAD);
+    group
+        .throughput(Throughput::Bytes(TRANSFER))
+        .sample_size(10);
+    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[7; 32]).unwrap());
+    let mut frame = vec![0x5a; 64 << 10];
+    group.bench_function("chacha20-poly1305-seal", |b| {
+        b.iter(|| {
+            for n in 0..TRANSFER / (64 << 10) {
+                let mut nonce = [0; 12];
+                nonce[4..].copy_from_slice(&n.to_le_bytes());
+                let tag = key
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::empty(),
+                        &mut frame,
+                    )
+                    .unwrap();
+                let _ = std::hint::black_box(tag);
+            }
+        });
+    });
+    group.finish();
+}
+
+fn main() {
+    let mut criterion = Criterion::default().configure_from_args();
+    let mut fixture = fixture();
+    handshake_loopback(&mut criterion, &mut fixture);
+    handshake_virtual(&mut criterion);
+    streams(&mut criterion, &mut fixture);
+    throughput(&mut criterion, &mut fixture);
+    criterion.final_summary();
+    summary::write();
+}

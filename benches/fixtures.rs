@@ -1,0 +1,157 @@
+//! onetrip servers and clients on loopback for the benches, and the list of
+//! stacks they compare.
+
+use std::net::SocketAddr;
+
+use libp2p_identity::{Keypair, PeerId};
+use multiaddr::Multiaddr;
+use onetrip_perf::{Progress, RunParams, ServerLimits, runner};
+use onetrip_stack::{
+    Config, Connection, Endpoint, Preset,
+    measure::{REQUEST_LEN, ping},
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::baseline::{self, BoxError};
+
+/// An onetrip server listening on loopback TCP and QUIC, serving ping
+/// echo and perf, accepting 0-RTT.
+#[derive(Debug, Clone)]
+pub struct OnetripServer {
+    /// Its TCP address.
+    pub tcp: Multiaddr,
+    /// Its QUIC address.
+    pub quic: Multiaddr,
+    /// Its peer id.
+    pub peer: PeerId,
+}
+
+impl OnetripServer {
+    /// Starts one on the current runtime.
+    ///
+    /// # Errors
+    /// If binding fails.
+    pub async fn start() -> Result<Self, BoxError> {
+        let config = Config::new(Keypair::generate_ed25519())?
+            .with_protocols([ping(), runner::perf_protocol()])
+            .with_accept_0rtt(true)
+            .with_max_connections(100_000)?;
+        let endpoint = Endpoint::new(config);
+        let tcp = endpoint.listen(&"/ip4/127.0.0.1/tcp/0".parse()?).await?;
+        let quic = endpoint
+            .listen(&"/ip4/127.0.0.1/udp/0/quic-v1".parse()?)
+            .await?;
+        let server = OnetripServer {
+            tcp: tcp.local_addr().clone(),
+            quic: quic.local_addr().clone(),
+            peer: endpoint.local_peer_id(),
+        };
+        for mut listener in [tcp, quic] {
+            tokio::spawn(async move {
+                while let Ok(connection) = listener.accept().await {
+                    tokio::spawn(serve(connection));
+                }
+            });
+        }
+        Ok(server)
+    }
+
+    /// The address a preset dials.
+    pub fn addr(&self, preset: Preset) -> &Multiaddr {
+        match preset {
+            Preset::Tcp(_) => &self.tcp,
+            Preset::Quic(_) => &self.quic,
+        }
+    }
+}
+
+async fn serve(mut connection: Connection) {
+    while let Ok((protocol, mut stream)) = connection.accept_stream().await {
+        let perf = protocol == runner::perf_protocol();
+        tokio::spawn(async move {
+            if perf {
+                let _ = onetrip_perf::serve(stream, ServerLimits::default()).await;
+                return;
+            }
+            let mut request = [0; REQUEST_LEN];
+            if stream.read_exact(&mut request).await.is_ok() {
+                let _ = stream.write_all(&request).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+    }
+}
+
+/// A client endpoint for `preset`.
+///
+/// # Errors
+/// If the configuration cannot be made.
+pub fn client(preset: Preset) -> Result<Endpoint, BoxError> {
+    Ok(Endpoint::new(
+        Config::new(Keypair::generate_ed25519())?.with_preset(preset)?,
+    ))
+}
+
+/// One 32-byte request on a fresh stream, until the first response byte.
+///
+/// # Errors
+/// If the stream fails.
+pub async fn ping_once(connection: &Connection) -> Result<(), BoxError> {
+    let mut stream = connection.open_stream(ping()).await?;
+    stream.write_all(&[7; REQUEST_LEN]).await?;
+    stream.flush().await?;
+    let mut first = [0; 1];
+    stream.read_exact(&mut first).await?;
+    Ok(())
+}
+
+/// One perf run on a fresh stream.
+///
+/// # Errors
+/// If the run fails.
+pub async fn perf_once(connection: &Connection, params: RunParams) -> Result<(), BoxError> {
+    runner::request(connection, params, &Progress::default()).await?;
+    Ok(())
+}
+
+/// One perf run on a fresh rust-libp2p stream.
+///
+/// # Errors
+/// If the run fails.
+pub async fn libp2p_perf_once(
+    connection: &baseline::Libp2pConnection,
+    params: RunParams,
+) -> Result<(), BoxError> {
+    use tokio_util::compat::FuturesAsyncReadCompatExt;
+    let stream = connection.open(baseline::PERF).await?;
+    onetrip_perf::run_client(stream.compat(), params, &Progress::default()).await?;
+    Ok(())
+}
+
+/// A plain TCP perf server on loopback (no security, no muxer): the
+/// ceiling for the stacks over TCP.
+///
+/// # Errors
+/// If binding fails.
+pub async fn raw_tcp_server() -> Result<SocketAddr, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let _ = socket.set_nodelay(true);
+            tokio::spawn(onetrip_perf::serve(socket, ServerLimits::default()));
+        }
+    });
+    Ok(addr)
+}
+
+/// The perf protocol on a plain TCP connection.
+///
+/// # Errors
+/// If the run fails.
+pub async fn raw_tcp_perf(addr: SocketAddr, params: RunParams) -> Result<(), BoxError> {
+    let socket = tokio::net::TcpStream::connect(addr).await?;
+    socket.set_nodelay(true)?;
+    onetrip_perf::run_client(socket, params, &Progress::default()).await?;
+    Ok(())
+}
