@@ -5,11 +5,15 @@
 //! `cargo run -p onetrip-bench --bin spec-tables` writes
 //! `spec/round-trips.md` from measurements ([`spec::round_trips_md`]);
 //! `tests/spec_tables.rs` fails when the committed file differs.
+//! `cargo run --release -p onetrip-bench --bin crosscheck` measures the same
+//! layerings over real loopback sockets through a delay relay ([`relay`]).
 
 #[path = "baseline.rs"]
 pub mod baseline;
 #[path = "fixtures.rs"]
 pub mod fixtures;
+#[path = "relay.rs"]
+pub mod relay;
 #[path = "spec.rs"]
 pub mod spec;
 #[path = "summary.rs"]

@@ -17,6 +17,10 @@ pub const MAX_FRAME_LEN: usize = u16::MAX as usize;
 /// The most plaintext one frame carries (the frame holds the tag too).
 pub const MAX_PLAINTEXT_LEN: usize = MAX_FRAME_LEN - TAG_LEN;
 
+/// The least a read asks for while no frame length is known: enough for
+/// several small frames at once.
+const MIN_READ: usize = 4096;
+
 const PREFIX_LEN: usize = 2;
 
 /// An encrypted stream over `IO` after a Noise handshake.
@@ -32,14 +36,16 @@ pub struct NoiseStream<IO> {
     keys: TransportKeys,
     /// Received bytes: `rbuf[..rlen]`; once a whole frame is decrypted,
     /// its plaintext is `rbuf[rpos..rplain_end]` and the frame ends at
-    /// `rframe_end`.
-    rbuf: Box<[u8]>,
+    /// `rframe_end`. It grows with the frames received, to one frame at
+    /// most, so an idle connection that only saw small frames holds little.
+    rbuf: Vec<u8>,
     rlen: usize,
     rpos: usize,
     rplain_end: usize,
     rframe_end: usize,
-    /// The frame being written: `wbuf[wpos..wlen]` is still to go.
-    wbuf: Box<[u8]>,
+    /// The frame being written: `wbuf[wpos..wlen]` is still to go. It grows
+    /// with the writes, to one frame at most.
+    wbuf: Vec<u8>,
     wpos: usize,
     wlen: usize,
     failed: Option<Error>,
@@ -49,17 +55,15 @@ impl<IO> NoiseStream<IO> {
     /// A secure stream over `io`; `leftover` is what was read past the
     /// last handshake message.
     pub(crate) fn new(io: IO, keys: TransportKeys, leftover: &[u8]) -> Self {
-        let mut rbuf = vec![0u8; PREFIX_LEN + MAX_FRAME_LEN].into_boxed_slice();
-        rbuf[..leftover.len()].copy_from_slice(leftover);
         NoiseStream {
             io,
             keys,
-            rbuf,
+            rbuf: leftover.to_vec(),
             rlen: leftover.len(),
             rpos: 0,
             rplain_end: 0,
             rframe_end: 0,
-            wbuf: vec![0u8; PREFIX_LEN + MAX_FRAME_LEN].into_boxed_slice(),
+            wbuf: Vec::new(),
             wpos: 0,
             wlen: 0,
             failed: None,
@@ -102,6 +106,20 @@ impl<IO> NoiseStream<IO> {
         self.rplain_end = PREFIX_LEN + plain;
         self.rframe_end = PREFIX_LEN + len;
         Ok(true)
+    }
+
+    /// Makes room to read the rest of the frame at the front (or, before
+    /// its length is known, at least [`MIN_READ`] bytes).
+    fn reserve_read(&mut self) {
+        let needed = if self.rlen >= PREFIX_LEN {
+            PREFIX_LEN + usize::from(u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]))
+        } else {
+            PREFIX_LEN
+        };
+        let target = needed.max(MIN_READ).max(self.rlen + 1);
+        if self.rbuf.len() < target {
+            self.rbuf.resize(target.min(PREFIX_LEN + MAX_FRAME_LEN), 0);
+        }
     }
 
     /// Drops the consumed frame, keeping the bytes received after it.
@@ -157,6 +175,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for NoiseStream<IO> {
                 Ok(false) => {}
                 Err(err) => return Poll::Ready(Err(this.fail(err))),
             }
+            this.reserve_read();
             let mut read = ReadBuf::new(&mut this.rbuf[this.rlen..]);
             ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
             let n = read.filled().len();
@@ -187,6 +206,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for NoiseStream<IO> {
             return Poll::Ready(Ok(0));
         }
         let n = buf.len().min(MAX_PLAINTEXT_LEN);
+        if this.wbuf.len() < PREFIX_LEN + n + TAG_LEN {
+            this.wbuf.resize(PREFIX_LEN + n + TAG_LEN, 0);
+        }
         let body = &mut this.wbuf[PREFIX_LEN..PREFIX_LEN + n];
         body.copy_from_slice(&buf[..n]);
         let tag = match this.keys.send.seal(body) {

@@ -16,7 +16,7 @@ use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use onetrip_multistream::{Mode, Negotiated, Protocol, dialer_select, listener_select};
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
+    io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     time::Sleep,
 };
@@ -29,6 +29,19 @@ use crate::{
     Config, Error,
     upgrade::{MuxerIo, Secured},
 };
+
+/// Gathers yamux's writes (a frame's header and body are separate writes)
+/// until yamux flushes, so that they leave as one Noise frame and one
+/// `write` to the socket instead of several. It holds one full yamux data
+/// frame (16 KiB body and its 12-byte header) and is allocated for each
+/// connection's lifetime, so it is no bigger.
+pub(crate) fn coalesce<T: AsyncWrite>(io: T) -> BufWriter<T> {
+    BufWriter::with_capacity(COALESCE_CAPACITY, io)
+}
+
+/// yamux's default split send size plus its frame header (yamux spec,
+/// "Framing").
+const COALESCE_CAPACITY: usize = 16 * 1024 + 12;
 
 /// Negotiated inbound streams waiting for [`Connection::accept_stream`];
 /// beyond this, new ones are reset.
@@ -93,7 +106,7 @@ impl Connection {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         let driver = YamuxDriver {
-            session: yamux::Connection::new(secured.io.compat(), config.yamux(), mode),
+            session: yamux::Connection::new(coalesce(secured.io).compat(), config.yamux(), mode),
             commands: command_rx,
             opening: VecDeque::new(),
             inbound: Inbound::new(inbound_tx, config, streams.clone(), Some(ended.clone())),
@@ -475,7 +488,7 @@ impl Inbound {
 /// The task that owns a yamux session: it serves open and close requests,
 /// negotiates inbound streams and hands them over.
 struct YamuxDriver<T> {
-    session: yamux::Connection<Compat<MuxerIo<T>>>,
+    session: yamux::Connection<Compat<BufWriter<MuxerIo<T>>>>,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Open requests waiting for yamux (its backlog of unacknowledged
     /// streams is full).

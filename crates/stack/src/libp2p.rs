@@ -46,6 +46,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use crate::{
     Config, Error, YAMUX,
     addr::{tcp_multiaddr, tcp_socket_addr},
+    connection::coalesce,
     upgrade::{self, Secured},
 };
 
@@ -123,13 +124,13 @@ async fn upgrade(
         Role::Dialer => {
             let Secured { remote_peer_id, io } =
                 upgrade::outbound(socket, &config, expected, deadline).await?;
-            let muxer = yamux.upgrade_outbound(io.compat(), YAMUX).await?;
+            let muxer = yamux.upgrade_outbound(coalesce(io).compat(), YAMUX).await?;
             (remote_peer_id, StreamMuxerBox::new(muxer))
         }
         Role::Listener => {
             let Secured { remote_peer_id, io } =
                 upgrade::inbound(socket, &config, deadline).await?;
-            let muxer = yamux.upgrade_inbound(io.compat(), YAMUX).await?;
+            let muxer = yamux.upgrade_inbound(coalesce(io).compat(), YAMUX).await?;
             (remote_peer_id, StreamMuxerBox::new(muxer))
         }
     };

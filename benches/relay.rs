@@ -1,0 +1,154 @@
+//! A userspace delay relay on loopback, for real sockets with a round-trip
+//! time (this machine's kernel has no `netem`): it holds each direction's
+//! bytes (TCP) or datagrams (UDP) for a one-way delay before forwarding.
+//!
+//! A TCP relay cannot delay the kernel's own handshake: a client's
+//! `connect` to it completes at loopback speed, and so does its `connect`
+//! to the server. Only payload is delayed, so a TCP time to first byte
+//! through the relay lacks the one RTT that SYN and SYN-ACK cost; callers
+//! add it (see `crosscheck`).
+
+use std::{collections::HashMap, io, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream, UdpSocket},
+    sync::mpsc,
+    time::{Instant, sleep_until},
+};
+
+/// Relays TCP connections from a loopback port to `server`, each
+/// direction's bytes held for `delay`; returns the relay's address.
+///
+/// # Errors
+/// If binding fails.
+pub async fn tcp(server: SocketAddr, delay: Duration) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(upstream) = TcpStream::connect(server).await else {
+                    return;
+                };
+                let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = upstream.into_split();
+                tokio::join!(
+                    pipe(client_read, server_write, delay),
+                    pipe(server_read, client_write, delay)
+                );
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Moves bytes from `from` to `to`, each chunk `delay` after it was read;
+/// the end of the stream too.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let reader = async move {
+        let mut buf = vec![0; 64 * 1024];
+        loop {
+            let n = from.read(&mut buf).await.unwrap_or(0);
+            // An empty chunk stands for the end of the stream.
+            if tx
+                .send((Instant::now() + delay, buf[..n].to_vec()))
+                .is_err()
+                || n == 0
+            {
+                break;
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            sleep_until(due).await;
+            if chunk.is_empty() {
+                let _ = to.shutdown().await;
+                break;
+            }
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::join!(reader, writer);
+}
+
+/// Relays UDP datagrams from a loopback port to `server` and back, each
+/// held for `delay`; returns the relay's address. Each client address gets
+/// its own upstream socket, so the server sees one peer per client.
+///
+/// # Errors
+/// If binding fails.
+pub async fn udp(server: SocketAddr, delay: Duration) -> io::Result<SocketAddr> {
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+    let addr = front.local_addr()?;
+    tokio::spawn(async move {
+        let mut upstreams: HashMap<SocketAddr, mpsc::UnboundedSender<(Instant, Vec<u8>)>> =
+            HashMap::new();
+        let mut buf = vec![0; 65536];
+        while let Ok((n, client)) = front.recv_from(&mut buf).await {
+            let due = Instant::now() + delay;
+            let upstream = match upstreams.get(&client) {
+                Some(upstream) => upstream.clone(),
+                None => {
+                    let Ok(upstream) = open_upstream(front.clone(), client, server, delay).await
+                    else {
+                        continue;
+                    };
+                    upstreams.insert(client, upstream.clone());
+                    upstream
+                }
+            };
+            let _ = upstream.send((due, buf[..n].to_vec()));
+        }
+    });
+    Ok(addr)
+}
+
+/// A socket towards the server for one client: datagrams queued on the
+/// returned sender go out when due; the server's answers go back to the
+/// client through `front`, `delay` later.
+async fn open_upstream(
+    front: Arc<UdpSocket>,
+    client: SocketAddr,
+    server: SocketAddr,
+    delay: Duration,
+) -> io::Result<mpsc::UnboundedSender<(Instant, Vec<u8>)>> {
+    let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
+    socket.connect(server).await?;
+    let (to_server, mut queue) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let sending = socket.clone();
+    tokio::spawn(async move {
+        while let Some((due, datagram)) = queue.recv().await {
+            sleep_until(due).await;
+            let _ = sending.send(&datagram).await;
+        }
+    });
+    let (to_client, mut back) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    tokio::spawn(async move {
+        while let Some((due, datagram)) = back.recv().await {
+            sleep_until(due).await;
+            let _ = front.send_to(&datagram, client).await;
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0; 65536];
+        while let Ok(n) = socket.recv(&mut buf).await {
+            if to_client
+                .send((Instant::now() + delay, buf[..n].to_vec()))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(to_server)
+}
