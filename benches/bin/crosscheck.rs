@@ -7,10 +7,15 @@
 //!
 //! TCP through the relay: the kernel's SYN and SYN-ACK with the relay are
 //! not delayed, so one RTT is added to each TCP measurement (the one netsim
-//! charges for `connect`). Each figure is the median of five dials. The
-//! two methods must agree within 0.15 RTT (the CPU time of a handshake on
-//! loopback is a few percent of 20 ms); the exit status says whether they
-//! did.
+//! charges for `connect`). The relay holds each hop to the microsecond.
+//! Each figure is the median of five dials.
+//!
+//! Real sockets can only be slower than virtual time, by the CPU time the
+//! stacks and the relay spend (a dial and request cost about a millisecond
+//! on loopback: the `handshake-loopback` bench), which does not grow with
+//! the RTT. So the two methods agree when the real TTFB exceeds the
+//! virtual one by 0 to 5 ms at both RTTs: well under a round trip at
+//! 20 ms. The exit status says whether they did.
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
@@ -23,8 +28,8 @@ use onetrip_stack::{
 };
 use tokio::time::Instant;
 
-/// How far the two methods may differ, in RTTs.
-const TOLERANCE: f64 = 0.15;
+/// How much slower real sockets may be than virtual time: CPU time.
+const TOLERANCE: Duration = Duration::from_millis(5);
 const RUNS: usize = 5;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -122,8 +127,8 @@ fn main() -> ExitCode {
     let server = runtime.block_on(OnetripServer::start()).unwrap();
     let mut agree = true;
     println!(
-        "{:<22} {:>7} {:>14} {:>14} {:>7}",
-        "stack", "RTT", "real sockets", "netsim", "diff"
+        "{:<22} {:>7} {:>14} {:>14} {:>9}",
+        "stack", "RTT", "real sockets", "netsim", "real - netsim"
     );
     for delay in [Duration::from_millis(10), Duration::from_millis(50)] {
         let rtt = 2 * delay;
@@ -155,24 +160,25 @@ fn main() -> ExitCode {
         let real = runtime.block_on(libp2p_quic_real(delay));
         rows.push(("libp2p-quic".into(), rtts(real, rtt), None));
         for (name, real, virtual_count) in rows {
-            let diff = virtual_count.map(|v| real - v);
-            if diff.is_some_and(|d| d.abs() > TOLERANCE) {
+            // The difference in milliseconds.
+            let diff = virtual_count.map(|v| (real - v) * rtt.as_secs_f64() * 1e3);
+            if diff.is_some_and(|d| !(0.0..=TOLERANCE.as_secs_f64() * 1e3).contains(&d)) {
                 agree = false;
             }
             println!(
-                "{name:<22} {:>5}ms {:>10.2} RTT {:>14} {:>7}",
+                "{name:<22} {:>5}ms {:>10.2} RTT {:>14} {:>9}",
                 rtt.as_millis(),
                 real,
                 virtual_count.map_or("—".into(), |v| format!("{v:.2} RTT")),
-                diff.map_or("—".into(), |d| format!("{d:+.2}")),
+                diff.map_or("—".into(), |d| format!("{d:+.1} ms")),
             );
         }
     }
     if agree {
-        println!("the two methods agree within {TOLERANCE} RTT");
+        println!("the two methods agree: real sockets are 0 to {TOLERANCE:?} slower");
         ExitCode::SUCCESS
     } else {
-        println!("the two methods differ by more than {TOLERANCE} RTT");
+        println!("the two methods disagree: a difference is outside 0 to {TOLERANCE:?}");
         ExitCode::FAILURE
     }
 }
