@@ -100,7 +100,10 @@ impl Config {
         self
     }
 
-    /// Shares a ticket store (for example between endpoints of one node).
+    /// Uses this ticket store. rustls resumes a session only with the
+    /// configuration objects that made it, so tickets are only useful to
+    /// endpoints built from clones of one `Config`, which share them
+    /// anyway; this is for a store made with another capacity.
     pub fn with_ticket_store(mut self, tickets: Arc<TicketStore>) -> Self {
         self.tickets = tickets;
         self

@@ -102,7 +102,11 @@ impl Endpoint {
                     return Ok(Connection {
                         inner,
                         remote_peer_id: expected,
-                        early: Some(EarlyHandshake { accepted, expected }),
+                        early: Some(EarlyHandshake {
+                            accepted,
+                            expected,
+                            dial: dial.clone(),
+                        }),
                         _dial: Some(dial),
                     });
                 }
@@ -188,8 +192,14 @@ impl Accepting {
                 });
             }
         };
-        // A resumed session carries the client's certificate: known now.
-        if let Ok(remote_peer_id) = remote_peer_id(&inner) {
+        // A client resuming a session carries its certificate from that
+        // session, known now; serving it before its handshake completes is
+        // what accepting 0-RTT means (see spec/quic.md on replay). Without
+        // 0-RTT, wait for the handshake: until then nothing proves the
+        // ClientHello is not a replay.
+        if self.config.accept_0rtt
+            && let Ok(remote_peer_id) = remote_peer_id(&inner)
+        {
             return Ok(Connection {
                 inner,
                 remote_peer_id,
@@ -222,6 +232,8 @@ pub(crate) struct EarlyHandshake {
     /// accepted.
     pub(crate) accepted: Shared<futures_util::future::BoxFuture<'static, bool>>,
     pub(crate) expected: PeerId,
+    /// What the verifier concluded, if the server showed a certificate.
+    pub(crate) dial: Arc<Dial>,
 }
 
 /// An authenticated QUIC connection.
@@ -257,7 +269,7 @@ impl Connection {
     pub fn is_early(&self) -> bool {
         self.early
             .as_ref()
-            .is_some_and(|early| early.accepted.peek().is_none())
+            .is_some_and(|early| early.accepted.clone().now_or_never().is_none())
     }
 
     /// For a 0-RTT dial, waits for the handshake and says whether the
@@ -274,10 +286,11 @@ impl Connection {
     /// [`Error::Connection`].
     pub async fn open_bi(&self) -> Result<Stream, Error> {
         let (send, recv) = self.inner.open_bi().await?;
+        // Only a stream quinn opened in 0-RTT needs the bookkeeping.
         let early = self
             .early
             .as_ref()
-            .filter(|early| early.accepted.peek().is_none())
+            .filter(|_| recv.is_0rtt())
             .map(|early| Early::new(self.inner.clone(), early.clone()));
         Ok(Stream::new(send, recv, early))
     }

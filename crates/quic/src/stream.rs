@@ -100,6 +100,13 @@ impl Stream {
             match &mut early.state {
                 State::Waiting => {
                     let accepted = ready!(early.handshake.accepted.poll_unpin(cx));
+                    // A failed handshake: say why, as a dial would.
+                    if let Some(refusal) = early.handshake.dial.verdict().refusal() {
+                        return Poll::Ready(Err(io::Error::other(refusal)));
+                    }
+                    if let Some(reason) = early.connection.close_reason() {
+                        return Poll::Ready(Err(io::Error::from(reason)));
+                    }
                     let actual = remote_peer_id(&early.connection).map_err(io::Error::other)?;
                     if actual != early.handshake.expected {
                         early.connection.close(0u32.into(), b"peer id mismatch");
@@ -141,6 +148,14 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// Whether the 0-RTT handshake has completed (polling it to find out).
+    fn handshake_done(&self) -> bool {
+        self.early.as_ref().is_some_and(|early| {
+            early.handshake.accepted.peek().is_some()
+                || early.handshake.accepted.clone().now_or_never().is_some()
+        })
     }
 
     /// Whether writes may still go out as 0-RTT data.
@@ -208,26 +223,38 @@ impl AsyncWrite for Stream {
         AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().send), cx)
     }
 
+    /// Ends the write side. On a stream still in its 0-RTT handshake the
+    /// end leaves at once as 0-RTT data, but this returns only once the
+    /// handshake says whether the server took it (and, if not, the stream
+    /// was replayed and ended again): a caller that shuts down and drops
+    /// the stream loses nothing.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.finished {
-            return Poll::Ready(Ok(()));
-        }
-        if this.waiting() {
-            let result = ready!(AsyncWrite::poll_shutdown(Pin::new(&mut this.send), cx));
-            if let Err(err) = &result
-                && !rejected(err)
-            {
-                return Poll::Ready(result);
-            }
-            // Finished now, or to be finished again on the replacement.
+        let finishing_early = this.waiting()
+            && !this.finished
+            && this
+                .early
+                .as_ref()
+                .is_some_and(|early| !early.finished && early.handshake.accepted.peek().is_none());
+        if finishing_early && !this.handshake_done() {
+            // quinn resets a rejected handshake's streams (and reuses their
+            // ids) when the handshake completes, which also resolves
+            // `accepted`: only while it is unresolved may the old stream
+            // be finished.
+            let finished = AsyncWrite::poll_shutdown(Pin::new(&mut this.send), cx);
             if let Some(early) = this.early.as_mut() {
                 early.finished = true;
             }
-            if result.is_ok() {
-                this.finished = true;
-                return Poll::Ready(Ok(()));
+            match finished {
+                Poll::Ready(Ok(())) => this.finished = true,
+                // Closed under us: the handshake rejected it; replay.
+                Poll::Ready(Err(_)) | Poll::Pending => {}
             }
+        } else if this.waiting()
+            && let Some(early) = this.early.as_mut()
+        {
+            // The handshake is over: the replay (if any) ends the stream.
+            early.finished = true;
         }
         ready!(this.poll_settle(cx))?;
         if !this.finished {

@@ -354,3 +354,62 @@ mod fuzz_driver {
         }
     }
 }
+
+/// A 0-RTT stream the server rejects is replayed, even when the caller
+/// writes, shuts down and drops it without ever reading.
+#[tokio::test]
+async fn rejected_early_data_written_and_dropped_still_arrives() {
+    let server = endpoint(config().with_accept_0rtt(true));
+    let server_addr = server.local_addr().unwrap();
+    let server_id = server.config().peer_id();
+    let (uploads, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let serving = server.clone();
+    tokio::spawn(async move {
+        while let Some(accepting) = serving.accept().await {
+            let uploads = uploads.clone();
+            tokio::spawn(async move {
+                let Ok(connection) = accepting.establish().await else {
+                    return;
+                };
+                while let Ok(mut stream) = connection.accept_bi().await {
+                    let mut data = Vec::new();
+                    if stream.read_to_end(&mut data).await.is_ok() {
+                        let _ = uploads.send(data);
+                    }
+                }
+            });
+        }
+    });
+    let client = endpoint(config().with_0rtt(true));
+    let tickets = client.config().ticket_store().clone();
+    let first = bounded("dial", client.connect(server_addr, Some(server_id)))
+        .await
+        .unwrap();
+    let mut stream = first.open_bi().await.unwrap();
+    stream.write_all(b"first").await.unwrap();
+    stream.shutdown().await.unwrap();
+    assert_eq!(bounded("upload", received.recv()).await.unwrap(), b"first");
+    bounded("tickets", async {
+        while tickets.tickets(&server_id) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+
+    // The server stops taking 0-RTT: the early stream must be replayed.
+    server.set_accept_0rtt(false).unwrap();
+    let second = bounded("dial", client.connect(server_addr, Some(server_id)))
+        .await
+        .unwrap();
+    assert!(second.is_early());
+    let mut stream = second.open_bi().await.unwrap();
+    stream.write_all(b"replayed").await.unwrap();
+    bounded("shutdown", stream.shutdown()).await.unwrap();
+    drop(stream);
+    assert_eq!(
+        bounded("upload", received.recv()).await.unwrap(),
+        b"replayed"
+    );
+    assert_eq!(second.zero_rtt_accepted().await, Some(false));
+    assert_eq!(second.remote_peer_id(), server_id);
+}
