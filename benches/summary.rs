@@ -35,9 +35,9 @@ pub const LIBP2P_QUIC: &str = "libp2p-quic";
 pub mod group {
     /// Dial to first response byte on loopback sockets.
     pub const HANDSHAKE_LOOPBACK: &str = "handshake-loopback";
-    /// Dial to first response byte at RTT 100 ms in netsim virtual time:
-    /// the figure is round trips × 100 ms.
-    pub const HANDSHAKE_VIRTUAL: &str = "handshake-virtual-time-rtt100ms";
+    /// Dial to first response byte at RTT 50 ms in netsim virtual time:
+    /// the figure is round trips × 50 ms.
+    pub const HANDSHAKE_VIRTUAL: &str = "handshake-virtual-time-rtt50ms";
     /// A new stream and a 1-byte request and response on an open
     /// connection.
     pub const STREAMS: &str = "streams";
@@ -48,7 +48,7 @@ pub mod group {
 }
 
 /// The virtual RTT of [`group::HANDSHAKE_VIRTUAL`], in seconds.
-pub const VIRTUAL_RTT_SECS: f64 = 0.1;
+pub const VIRTUAL_RTT_SECS: f64 = 0.05;
 /// Bytes moved per throughput iteration.
 pub const TRANSFER: u64 = 64 << 20;
 

@@ -5,9 +5,9 @@
 //! - `handshake-loopback`: dial to first response byte of a 32-byte
 //!   request on a fresh stream, real loopback sockets: the layering's CPU
 //!   cost.
-//! - `handshake-virtual-time-rtt100ms`: the same on a netsim link at RTT
-//!   100 ms in virtual time, reported through `iter_custom`: the figure is
-//!   round trips × 100 ms (libp2p-quic cannot run on netsim).
+//! - `handshake-virtual-time-rtt50ms`: the same on a netsim link at RTT
+//!   50 ms in virtual time, reported through `iter_custom`: the figure is
+//!   round trips × 50 ms (libp2p-quic cannot run on netsim).
 //! - `streams`: a new stream and a 1-byte perf round trip on an open
 //!   connection (the Kademlia case).
 //! - `throughput-download-64MiB`, `throughput-upload-64MiB`: one perf
@@ -33,8 +33,8 @@ use onetrip_stack::{
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use tokio::runtime::Runtime;
 
-/// The virtual RTT's one-way delay.
-const VIRTUAL_DELAY: Duration = Duration::from_millis(50);
+/// The virtual RTT's one-way delay: RTT 50 ms.
+const VIRTUAL_DELAY: Duration = Duration::from_millis(25);
 
 const ONE_BYTE: RunParams = RunParams {
     upload: 1,
