@@ -22,6 +22,7 @@ use tokio::{
 };
 use tokio_util::{
     compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt},
+    either::Either,
     sync::{CancellationToken, WaitForCancellationFutureOwned},
 };
 
@@ -100,7 +101,7 @@ impl Connection {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let early_muxer = secured.io.is_early();
+        let early_muxer = matches!(secured.io, Either::Left(_));
         let streams = Arc::new(Semaphore::new(config.max_streams));
         let ended = CancellationToken::new();
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -214,10 +215,10 @@ impl Connection {
                         .send(Command::Open(tx))
                         .map_err(|_| Error::ConnectionClosed)?;
                     let stream = rx.await.map_err(|_| Error::ConnectionClosed)??;
-                    Ok::<_, Error>((StreamIo::Yamux(stream.compat()), Some(ended.clone())))
+                    Ok::<_, Error>((Either::Left(stream.compat()), Some(ended.clone())))
                 }
                 Transport::Quic { connection, .. } => {
-                    Ok((StreamIo::Quic(connection.open_bi().await?), None))
+                    Ok((Either::Right(connection.open_bi().await?), None))
                 }
             }
         };
@@ -284,12 +285,8 @@ impl Drop for Connection {
     }
 }
 
-/// What a stream runs on.
-#[derive(Debug)]
-enum StreamIo {
-    Yamux(Compat<yamux::Stream>),
-    Quic(onetrip_quic::Stream),
-}
+/// What a stream runs on: a yamux stream (`Left`) or a QUIC one (`Right`).
+type StreamIo = Either<Compat<yamux::Stream>, onetrip_quic::Stream>;
 
 /// A stream of a [`Connection`], its protocol negotiated.
 #[derive(Debug)]
@@ -376,46 +373,6 @@ impl AsyncWrite for Stream {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_shutdown(cx);
         this.check_ended(cx, poll)
-    }
-}
-
-impl AsyncRead for StreamIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            StreamIo::Yamux(io) => Pin::new(io).poll_read(cx, buf),
-            StreamIo::Quic(io) => Pin::new(io).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for StreamIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            StreamIo::Yamux(io) => Pin::new(io).poll_write(cx, buf),
-            StreamIo::Quic(io) => Pin::new(io).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            StreamIo::Yamux(io) => Pin::new(io).poll_flush(cx),
-            StreamIo::Quic(io) => Pin::new(io).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            StreamIo::Yamux(io) => Pin::new(io).poll_shutdown(cx),
-            StreamIo::Quic(io) => Pin::new(io).poll_shutdown(cx),
-        }
     }
 }
 
@@ -548,7 +505,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> YamuxDriver<T> {
     fn poll_inbound(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             match ready!(self.session.poll_next_inbound(cx)) {
-                Some(Ok(stream)) => self.inbound.start(StreamIo::Yamux(stream.compat())),
+                Some(Ok(stream)) => self.inbound.start(Either::Left(stream.compat())),
                 Some(Err(err)) => return Poll::Ready(Err(err.into())),
                 None => return Poll::Ready(Ok(())),
             }
@@ -632,7 +589,7 @@ impl Future for QuicDriver {
         }
         while let Poll::Ready(accepted) = this.accept.poll_unpin(cx) {
             match accepted {
-                Ok(stream) => this.inbound.start(StreamIo::Quic(stream)),
+                Ok(stream) => this.inbound.start(Either::Right(stream)),
                 Err(err) => {
                     tracing::debug!(%err, "connection ended");
                     return Poll::Ready(());

@@ -1,19 +1,14 @@
 //! From a byte stream to an authenticated channel ready for yamux:
 //! security negotiation, the Noise handshake, and the muxer choice.
 
-use std::{
-    io,
-    pin::Pin,
-    task::{Context, Poll},
-};
-
 use libp2p_identity::PeerId;
 use onetrip_multistream::{Mode, Negotiated, Protocol, dialer_select, listener_select};
 use onetrip_noise::NoiseStream;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     time::Instant,
 };
+use tokio_util::either::Either;
 
 use crate::{Config, Error, MuxerNegotiation, config::yamux_protocol};
 
@@ -21,14 +16,9 @@ use crate::{Config, Error, MuxerNegotiation, config::yamux_protocol};
 pub(crate) type SecureIo<T> = NoiseStream<Negotiated<T>>;
 
 /// What yamux runs on: the secure channel itself when the muxer was chosen
-/// inside the handshake, or the stream `/yamux/1.0.0` was negotiated on.
-#[derive(Debug)]
-pub(crate) enum MuxerIo<T> {
-    /// The muxer was chosen inside the Noise handshake.
-    Early(SecureIo<T>),
-    /// The muxer was negotiated with multistream-select.
-    Negotiated(Negotiated<SecureIo<T>>),
-}
+/// inside the Noise handshake (`Left`), or the stream `/yamux/1.0.0` was
+/// negotiated on with multistream-select (`Right`).
+pub(crate) type MuxerIo<T> = Either<SecureIo<T>, Negotiated<SecureIo<T>>>;
 
 /// An authenticated connection, before yamux.
 #[derive(Debug)]
@@ -61,7 +51,7 @@ where
         let (output, secure) = onetrip_noise::upgrade_outbound(io, &config.noise, expected).await?;
         let io = match output.muxer {
             // We only ever list yamux, so an early choice is yamux.
-            Some(_) => MuxerIo::Early(secure),
+            Some(_) => Either::Left(secure),
             None => {
                 let mode = match layering.muxer {
                     MuxerNegotiation::Multistream(mode)
@@ -76,7 +66,7 @@ where
                     // if we open no stream.
                     io.flush().await?;
                 }
-                MuxerIo::Negotiated(io)
+                Either::Right(io)
             }
         };
         Ok(Secured {
@@ -121,12 +111,12 @@ where
             .map_err(Error::SecurityNegotiation)?;
         let (output, secure) = onetrip_noise::upgrade_inbound(io, &config.noise).await?;
         let io = match output.muxer {
-            Some(_) => MuxerIo::Early(secure),
+            Some(_) => Either::Left(secure),
             None => {
                 let (_, io) = listener_select(secure, [yamux_protocol()])
                     .await
                     .map_err(Error::MuxerNegotiation)?;
-                MuxerIo::Negotiated(io)
+                Either::Right(io)
             }
         };
         Ok(Secured {
@@ -135,51 +125,4 @@ where
         })
     };
     by_deadline(deadline, setup).await
-}
-
-impl<T> MuxerIo<T> {
-    /// Whether the muxer was chosen inside the Noise handshake.
-    pub(crate) fn is_early(&self) -> bool {
-        matches!(self, MuxerIo::Early(_))
-    }
-}
-
-impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for MuxerIo<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MuxerIo::Early(io) => Pin::new(io).poll_read(cx, buf),
-            MuxerIo::Negotiated(io) => Pin::new(io).poll_read(cx, buf),
-        }
-    }
-}
-
-impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MuxerIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            MuxerIo::Early(io) => Pin::new(io).poll_write(cx, buf),
-            MuxerIo::Negotiated(io) => Pin::new(io).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MuxerIo::Early(io) => Pin::new(io).poll_flush(cx),
-            MuxerIo::Negotiated(io) => Pin::new(io).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            MuxerIo::Early(io) => Pin::new(io).poll_shutdown(cx),
-            MuxerIo::Negotiated(io) => Pin::new(io).poll_shutdown(cx),
-        }
-    }
 }
