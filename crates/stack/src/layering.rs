@@ -98,10 +98,7 @@ impl Layering {
 
     /// The preset's name, if this layering is one.
     pub fn name(&self) -> Option<&'static str> {
-        Self::PRESETS
-            .iter()
-            .find(|(_, layering)| layering == self)
-            .map(|(name, _)| *name)
+        name_of(Self::PRESETS, self)
     }
 
     /// Whether the muxer list travels in the Noise handshake.
@@ -122,11 +119,7 @@ impl FromStr for Layering {
 
     /// A preset by name, such as `tcp-onetrip`.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::PRESETS
-            .iter()
-            .find(|(preset, _)| *preset == name)
-            .map(|(_, layering)| *layering)
-            .ok_or_else(|| Error::UnknownPreset(name.into()))
+        named(Self::PRESETS, name)
     }
 }
 
@@ -187,10 +180,7 @@ impl QuicLayering {
 
     /// The preset's name, if this layering is one.
     pub fn name(&self) -> Option<&'static str> {
-        Self::PRESETS
-            .iter()
-            .find(|(_, layering)| layering == self)
-            .map(|(name, _)| *name)
+        name_of(Self::PRESETS, self)
     }
 }
 
@@ -206,11 +196,7 @@ impl FromStr for QuicLayering {
 
     /// A preset by name, such as `quic-0rtt`.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::PRESETS
-            .iter()
-            .find(|(preset, _)| *preset == name)
-            .map(|(_, layering)| *layering)
-            .ok_or_else(|| Error::UnknownPreset(name.into()))
+        named(Self::PRESETS, name)
     }
 }
 
@@ -253,10 +239,7 @@ impl FromStr for Preset {
     /// A preset by name: `tcp-classic` … `tcp-onetrip`, `quic`,
     /// `quic-optimistic`, `quic-0rtt`.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::all()
-            .find(|(preset, _)| *preset == name)
-            .map(|(_, preset)| preset)
-            .ok_or_else(|| Error::UnknownPreset(name.into()))
+        named(Self::all(), name)
     }
 }
 
@@ -267,6 +250,26 @@ impl fmt::Display for Preset {
             Preset::Quic(layering) => layering.fmt(f),
         }
     }
+}
+
+/// The name of `layering` among `presets`.
+fn name_of<L: PartialEq>(
+    presets: impl IntoIterator<Item = (&'static str, L)>,
+    layering: &L,
+) -> Option<&'static str> {
+    presets
+        .into_iter()
+        .find(|(_, preset)| preset == layering)
+        .map(|(name, _)| name)
+}
+
+/// The preset called `name` among `presets`.
+fn named<L>(presets: impl IntoIterator<Item = (&'static str, L)>, name: &str) -> Result<L, Error> {
+    presets
+        .into_iter()
+        .find(|(preset, _)| *preset == name)
+        .map(|(_, layering)| layering)
+        .ok_or_else(|| Error::UnknownPreset(name.into()))
 }
 
 #[cfg(test)]
