@@ -4,7 +4,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use futures_util::{FutureExt, future::Shared};
 use libp2p_identity::PeerId;
-use quinn::{AsyncUdpSocket, TokioRuntime};
+use quinn::{AsyncUdpSocket, Runtime, TokioRuntime};
 use rustls::pki_types::CertificateDer;
 
 use crate::{
@@ -26,17 +26,8 @@ impl Endpoint {
     /// # Errors
     /// [`Error::Io`] from binding, [`Error::Config`].
     pub fn bind(addr: SocketAddr, config: Config) -> Result<Self, Error> {
-        let socket = std::net::UdpSocket::bind(addr)?;
-        let inner = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(config.server()?),
-            socket,
-            Arc::new(TokioRuntime),
-        )?;
-        Ok(Endpoint {
-            inner,
-            config: Arc::new(config),
-        })
+        let socket = TokioRuntime.wrap_udp_socket(std::net::UdpSocket::bind(addr)?)?;
+        Self::with_socket(socket, config)
     }
 
     /// Runs on any datagram socket (a netsim link, say).
