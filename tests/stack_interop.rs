@@ -193,27 +193,29 @@ fn serve_pings(mut listener: onetrip_stack::Listener) -> tokio::task::JoinHandle
     })
 }
 
+/// A stock Swarm dials an onetrip listener of `preset` on `listen` and
+/// pings it.
+async fn stock_swarm_pings_onetrip(name: &str, preset: Preset, listen: &str) {
+    let endpoint = endpoint_with(preset);
+    let listener = endpoint.listen(&listen.parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().clone();
+    let server = serve_pings(listener);
+    let mut swarm = stock_swarm();
+    let dial = DialOpts::peer_id(endpoint.local_peer_id())
+        .addresses(vec![addr])
+        .build();
+    let connection = dial.connection_id();
+    swarm
+        .dial(dial)
+        .unwrap_or_else(|err| panic!("{name}: {err}"));
+    ping_succeeds(&mut swarm, endpoint.local_peer_id(), Some(connection)).await;
+    server.abort();
+}
+
 #[tokio::test]
 async fn a_stock_swarm_dials_onetrip_with_every_preset() {
     for (name, layering) in Layering::PRESETS {
-        let endpoint = endpoint(layering);
-        let listener = endpoint
-            .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
-            .await
-            .unwrap();
-        let addr = listener.local_addr().clone();
-        let server = serve_pings(listener);
-
-        let mut swarm = stock_swarm();
-        let dial = DialOpts::peer_id(endpoint.local_peer_id())
-            .addresses(vec![addr])
-            .build();
-        let connection = dial.connection_id();
-        swarm
-            .dial(dial)
-            .unwrap_or_else(|err| panic!("{name}: {err}"));
-        ping_succeeds(&mut swarm, endpoint.local_peer_id(), Some(connection)).await;
-        server.abort();
+        stock_swarm_pings_onetrip(name, Preset::Tcp(layering), "/ip4/127.0.0.1/tcp/0").await;
     }
 }
 
@@ -299,22 +301,7 @@ async fn onetrip_dials_a_stock_quic_swarm_with_every_quic_preset() {
 #[tokio::test]
 async fn a_stock_quic_swarm_dials_onetrip() {
     for (name, layering) in QuicLayering::PRESETS {
-        let endpoint = endpoint_with(Preset::Quic(layering));
-        let listener = endpoint
-            .listen(&"/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap())
-            .await
-            .unwrap();
-        let addr = listener.local_addr().clone();
-        let server = serve_pings(listener);
-        let mut swarm = stock_swarm();
-        let dial = DialOpts::peer_id(endpoint.local_peer_id())
-            .addresses(vec![addr])
-            .build();
-        let connection = dial.connection_id();
-        swarm
-            .dial(dial)
-            .unwrap_or_else(|err| panic!("{name}: {err}"));
-        ping_succeeds(&mut swarm, endpoint.local_peer_id(), Some(connection)).await;
-        server.abort();
+        let listen = "/ip4/127.0.0.1/udp/0/quic-v1";
+        stock_swarm_pings_onetrip(name, Preset::Quic(layering), listen).await;
     }
 }
