@@ -92,19 +92,6 @@ pub fn client(preset: Preset) -> Result<Endpoint, BoxError> {
     ))
 }
 
-/// One 32-byte request on a fresh stream, until the first response byte.
-///
-/// # Errors
-/// If the stream fails.
-pub async fn ping_once(connection: &Connection) -> Result<(), BoxError> {
-    let mut stream = connection.open_stream(ping()).await?;
-    stream.write_all(&[7; REQUEST_LEN]).await?;
-    stream.flush().await?;
-    let mut first = [0; 1];
-    stream.read_exact(&mut first).await?;
-    Ok(())
-}
-
 /// One perf run on a fresh stream.
 ///
 /// # Errors

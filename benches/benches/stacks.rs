@@ -85,7 +85,7 @@ fn fixture() -> Fixture {
                 .dial(server.addr(*preset), Some(server.peer))
                 .await
                 .unwrap();
-            fixtures::ping_once(&connection).await.unwrap();
+            measure::request(&connection).await.unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
             connection.close().await.unwrap();
         }
@@ -114,7 +114,7 @@ fn handshake_loopback(c: &mut Criterion, f: &mut Fixture) {
                     .dial(server.addr(preset), Some(server.peer))
                     .await
                     .unwrap();
-                fixtures::ping_once(&connection).await.unwrap();
+                measure::request(&connection).await.unwrap();
                 connection.close().await.unwrap();
             });
         });

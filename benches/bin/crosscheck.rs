@@ -68,7 +68,7 @@ async fn onetrip_real(server: &OnetripServer, preset: Preset, delay: Duration) -
     {
         // A first connection leaves the tickets the measured ones use.
         let first = client.dial(&addr, Some(server.peer)).await.unwrap();
-        fixtures::ping_once(&first).await.unwrap();
+        measure::request(&first).await.unwrap();
         tokio::time::sleep(4 * delay).await;
         first.close().await.unwrap();
     }
@@ -76,7 +76,7 @@ async fn onetrip_real(server: &OnetripServer, preset: Preset, delay: Duration) -
     for _ in 0..RUNS {
         let start = Instant::now();
         let connection = client.dial(&addr, Some(server.peer)).await.unwrap();
-        fixtures::ping_once(&connection).await.unwrap();
+        measure::request(&connection).await.unwrap();
         samples.push(start.elapsed());
         tokio::time::sleep(4 * delay).await;
         connection.close().await.unwrap();

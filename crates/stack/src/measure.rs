@@ -11,7 +11,7 @@ use std::{net::Ipv4Addr, time::Duration};
 
 use futures_util::StreamExt;
 use libp2p_identity::Keypair;
-use onetrip_netsim::{LinkConfig, Network, Recording};
+use onetrip_netsim::{LinkConfig, Network, Recording, StreamListener};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::Instant,
@@ -73,7 +73,10 @@ fn identity(seed: u8) -> Keypair {
 
 /// One request on a fresh stream: writes it, returns once the first
 /// response byte is read.
-async fn request(connection: &Connection) -> Result<(), Error> {
+///
+/// # Errors
+/// If the stream fails.
+pub async fn request(connection: &Connection) -> Result<(), Error> {
     let mut stream = connection.open_stream(ping()).await?;
     stream.write_all(&[7; REQUEST_LEN]).await?;
     stream.flush().await?;
@@ -117,14 +120,7 @@ pub async fn tcp(layering: Layering, delay: Duration) -> Result<Measurement, Err
     let server_id = server.local_peer_id();
     let sim_listener = network.host(SERVER).listen(4001).map_err(netsim)?;
     let server_addr = sim_listener.local_addr();
-    let incoming = futures_util::stream::unfold(sim_listener, |mut listener| async move {
-        let accepted = listener
-            .accept()
-            .await
-            .map(|(io, peer)| (io, tcp_multiaddr(peer)));
-        Some((accepted, listener))
-    });
-    serve(server.listen_on(incoming.boxed(), tcp_multiaddr(server_addr)));
+    serve(listen_on_netsim(&server, sim_listener));
 
     let client = Endpoint::new(config(1)?);
     let start = Instant::now();
@@ -147,6 +143,19 @@ pub async fn tcp(layering: Layering, delay: Duration) -> Result<Measurement, Err
     };
     connection.close().await?;
     Ok(measurement)
+}
+
+/// Serves `endpoint`'s TCP layering on a netsim stream listener.
+pub fn listen_on_netsim(endpoint: &Endpoint, listener: StreamListener) -> crate::Listener {
+    let local_addr = tcp_multiaddr(listener.local_addr());
+    let incoming = futures_util::stream::unfold(listener, |mut listener| async move {
+        let accepted = listener
+            .accept()
+            .await
+            .map(|(io, peer)| (io, tcp_multiaddr(peer)));
+        Some((accepted, listener))
+    });
+    endpoint.listen_on(incoming.boxed(), local_addr)
 }
 
 /// What a QUIC server does about 0-RTT.

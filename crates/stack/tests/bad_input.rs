@@ -3,7 +3,6 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
-use futures_util::StreamExt;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use onetrip_netsim::{LinkConfig, Network};
@@ -343,15 +342,8 @@ async fn a_peer_that_stalls_is_dropped_at_the_timeout() {
     let server_host = network.host(Ipv4Addr::new(10, 0, 0, 2));
     let sim_listener = server_host.listen(4001).unwrap();
     let server_addr = sim_listener.local_addr();
-    let incoming = futures_util::stream::unfold(sim_listener, |mut listener| async move {
-        let accepted = listener
-            .accept()
-            .await
-            .map(|(io, peer)| (io, tcp_multiaddr(peer)));
-        Some((accepted, listener))
-    });
     let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP).with_handshake_timeout(TIMEOUT));
-    let mut listener = endpoint.listen_on(incoming.boxed(), tcp_multiaddr(server_addr));
+    let mut listener = onetrip_stack::measure::listen_on_netsim(&endpoint, sim_listener);
     let start = tokio::time::Instant::now();
     let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
