@@ -7,7 +7,10 @@
 
 use std::{net::SocketAddr, pin::Pin, task::Poll, time::Duration};
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future::poll_fn};
+use futures::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt,
+    future::{BoxFuture, poll_fn},
+};
 use libp2p_core::{
     Endpoint as Role, Multiaddr,
     muxing::{StreamMuxerBox, StreamMuxerExt, SubstreamBox},
@@ -38,6 +41,9 @@ fn noise(keypair: &Keypair) -> Result<libp2p_noise::Config, BoxError> {
 
 type OpenReply = oneshot::Sender<Result<SubstreamBox, String>>;
 
+/// What serves each stream the peer opens.
+pub type StreamHandler = fn(SubstreamBox) -> BoxFuture<'static, ()>;
+
 /// What the muxer's task does next.
 enum Step {
     Open(Option<OpenReply>),
@@ -54,7 +60,12 @@ pub struct Libp2pConnection {
 impl Libp2pConnection {
     /// Drives `muxer`: opens streams on request and serves the peer's
     /// streams (ping echo, perf), until the connection ends.
-    pub fn spawn(mut muxer: StreamMuxerBox) -> Self {
+    pub fn spawn(muxer: StreamMuxerBox) -> Self {
+        Self::spawn_with(muxer, |stream| serve_stream(stream).boxed())
+    }
+
+    /// [`Libp2pConnection::spawn`], serving the peer's streams with `serve`.
+    pub fn spawn_with(mut muxer: StreamMuxerBox, serve: StreamHandler) -> Self {
         let (open, mut requests) = mpsc::unbounded_channel::<OpenReply>();
         tokio::spawn(async move {
             loop {
@@ -78,7 +89,7 @@ impl Libp2pConnection {
                         let _ = reply.send(stream.map_err(|err| err.to_string()));
                     }
                     Step::Inbound(Some(stream)) => {
-                        tokio::spawn(serve_stream(stream));
+                        tokio::spawn(serve(stream));
                     }
                     Step::Event(true) => {}
                     Step::Open(None) | Step::Inbound(None) | Step::Event(false) => break,
@@ -247,6 +258,15 @@ pub type QuicTransport = libp2p_quic::tokio::Transport;
 /// # Errors
 /// If listening fails.
 pub async fn quic_server() -> Result<Multiaddr, BoxError> {
+    quic_server_with(|stream| serve_stream(stream).boxed()).await
+}
+
+/// A libp2p-quic listener on loopback serving each stream with `serve`;
+/// its address.
+///
+/// # Errors
+/// If listening fails.
+pub async fn quic_server_with(serve: StreamHandler) -> Result<Multiaddr, BoxError> {
     let keypair = Keypair::generate_ed25519();
     let mut transport = QuicTransport::new(libp2p_quic::Config::new(&keypair));
     transport.listen_on(ListenerId::next(), "/ip4/127.0.0.1/udp/0/quic-v1".parse()?)?;
@@ -260,8 +280,10 @@ pub async fn quic_server() -> Result<Multiaddr, BoxError> {
                 TransportEvent::Incoming { upgrade, .. } => {
                     tokio::spawn(async move {
                         if let Ok((_, connection)) = upgrade.await {
-                            let connection =
-                                Libp2pConnection::spawn(StreamMuxerBox::new(connection));
+                            let connection = Libp2pConnection::spawn_with(
+                                StreamMuxerBox::new(connection),
+                                serve,
+                            );
                             std::future::pending::<()>().await;
                             drop(connection);
                         }
@@ -274,7 +296,24 @@ pub async fn quic_server() -> Result<Multiaddr, BoxError> {
     Ok(addr_rx.recv().await.ok_or("no listen address")?)
 }
 
-/// Dials a libp2p-quic listener from `transport`.
+/// Dials a libp2p-quic listener from `transport`: its muxer, driven by
+/// whoever holds it.
+///
+/// # Errors
+/// If the dial fails.
+pub async fn quic_dial(
+    transport: &mut QuicTransport,
+    addr: &Multiaddr,
+) -> Result<StreamMuxerBox, BoxError> {
+    let opts = DialOpts {
+        role: Role::Dialer,
+        port_use: PortUse::New,
+    };
+    let (_, connection) = transport.dial(addr.clone(), opts)?.await?;
+    Ok(StreamMuxerBox::new(connection))
+}
+
+/// Dials a libp2p-quic listener from `transport`; a task drives it.
 ///
 /// # Errors
 /// If the dial fails.
@@ -282,10 +321,5 @@ pub async fn quic_connect(
     transport: &mut QuicTransport,
     addr: &Multiaddr,
 ) -> Result<Libp2pConnection, BoxError> {
-    let opts = DialOpts {
-        role: Role::Dialer,
-        port_use: PortUse::New,
-    };
-    let (_, connection) = transport.dial(addr.clone(), opts)?.await?;
-    Ok(Libp2pConnection::spawn(StreamMuxerBox::new(connection)))
+    Ok(Libp2pConnection::spawn(quic_dial(transport, addr).await?))
 }

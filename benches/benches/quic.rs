@@ -7,16 +7,16 @@
 //! X25519MLKEM768 key exchange first, onetrip's uses ring with X25519. No
 //! stream protocol is negotiated on either side.
 
-use std::{net::Ipv4Addr, pin::Pin, time::Duration};
+use std::{net::Ipv4Addr, time::Duration};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use futures::{AsyncReadExt as _, AsyncWriteExt as _, future::poll_fn};
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt, future::poll_fn};
 use libp2p_core::{
-    Endpoint as Role, Multiaddr,
-    muxing::{StreamMuxerBox, StreamMuxerExt},
-    transport::{DialOpts, ListenerId, PortUse, Transport, TransportEvent},
+    Multiaddr,
+    muxing::{StreamMuxerBox, StreamMuxerExt, SubstreamBox},
 };
-use libp2p_identity::{Keypair, PeerId};
+use libp2p_identity::Keypair;
+use onetrip_bench::baseline;
 use onetrip_quic::{Config, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -71,67 +71,29 @@ async fn onetrip_request(client: &Endpoint, server: &Endpoint) {
     connection.close();
 }
 
-type Libp2pQuic = libp2p_quic::tokio::Transport;
+type Libp2pQuic = baseline::QuicTransport;
 
 /// A libp2p-quic listener serving like `onetrip_server`; its address.
-async fn libp2p_server() -> (Multiaddr, PeerId) {
-    let keypair = Keypair::generate_ed25519();
-    let peer = keypair.public().to_peer_id();
-    let mut transport = Libp2pQuic::new(libp2p_quic::Config::new(&keypair));
-    transport
-        .listen_on(
-            ListenerId::next(),
-            "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
-        )
-        .unwrap();
-    let (addr_tx, mut addr_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match poll_fn(|cx| Pin::new(&mut transport).poll(cx)).await {
-                TransportEvent::NewAddress { listen_addr, .. } => {
-                    let _ = addr_tx.send(listen_addr);
-                }
-                TransportEvent::Incoming { upgrade, .. } => {
-                    tokio::spawn(async move {
-                        let Ok((_, muxer)) = upgrade.await else {
-                            return;
-                        };
-                        let mut muxer = StreamMuxerBox::new(muxer);
-                        while let Ok(mut stream) = poll_fn(|cx| muxer.poll_inbound_unpin(cx)).await
-                        {
-                            tokio::spawn(async move {
-                                let mut data = Vec::new();
-                                if stream.read_to_end(&mut data).await.is_ok() {
-                                    if data.len() == 1 {
-                                        let _ = stream.write_all(&data).await;
-                                    }
-                                    let _ = stream.close().await;
-                                }
-                            });
-                        }
-                    });
-                }
-                _ => {}
-            }
-        }
-    });
-    (addr_rx.recv().await.unwrap(), peer)
+async fn libp2p_server() -> Multiaddr {
+    baseline::quic_server_with(|stream| serve_raw(stream).boxed())
+        .await
+        .unwrap()
 }
 
-fn dial_opts() -> DialOpts {
-    DialOpts {
-        role: Role::Dialer,
-        port_use: PortUse::New,
+/// A 1-byte request gets it back; a longer upload is read to its end;
+/// then the server ends its side (no protocol negotiation).
+async fn serve_raw(mut stream: SubstreamBox) {
+    let mut data = Vec::new();
+    if stream.read_to_end(&mut data).await.is_ok() {
+        if data.len() == 1 {
+            let _ = stream.write_all(&data).await;
+        }
+        let _ = stream.close().await;
     }
 }
 
 async fn libp2p_connect(client: &mut Libp2pQuic, addr: &Multiaddr) -> StreamMuxerBox {
-    let (_, connection) = client
-        .dial(addr.clone(), dial_opts())
-        .unwrap()
-        .await
-        .unwrap();
-    StreamMuxerBox::new(connection)
+    baseline::quic_dial(client, addr).await.unwrap()
 }
 
 async fn libp2p_request(client: &mut Libp2pQuic, addr: &Multiaddr) {
@@ -169,7 +131,7 @@ fn quic(c: &mut Criterion) {
     // (each connection brings new ones).
     rt.block_on(onetrip_request(&resuming, &server));
     rt.block_on(tokio::time::sleep(Duration::from_millis(50)));
-    let (libp2p_addr, _) = rt.block_on(libp2p_server());
+    let libp2p_addr = rt.block_on(libp2p_server());
     let mut libp2p_client = Libp2pQuic::new(libp2p_quic::Config::new(&Keypair::generate_ed25519()));
 
     let mut group = c.benchmark_group("quic");
