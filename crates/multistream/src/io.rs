@@ -4,7 +4,7 @@ use std::{
     io,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll, Waker, ready},
     time::Duration,
 };
 
@@ -139,11 +139,24 @@ async fn write_out<IO: AsyncWrite + Unpin>(io: &mut IO, out: &mut Vec<u8>) -> io
 /// unread answer (consumed by the first read). Once both are gone it is a
 /// pass-through to the inner stream.
 ///
+/// The pending header and proposal leave with the first write, the first
+/// flush, the first read or the shutdown, whichever comes first: a protocol
+/// in which the listener speaks first works as well as one in which the
+/// dialer does.
+///
+/// While the listener's answer is pending, a shutdown sends everything
+/// written but holds the end of the stream back until the answer has been
+/// read: js-libp2p loses the end of a stream that arrives before its
+/// protocol handler runs (see spec/multistream-select.md, "Closing before
+/// the answer"). Application bytes that arrive behind the answer meanwhile
+/// are kept for the next read.
+///
 /// If the listener refused an optimistic protocol, reads fail with
 /// [`Error::OptimisticRejected`] (wrapped in an [`io::Error`]: see
-/// [`Error::from_io`]), and so does every write after that read. Writes never
-/// read on their own: a write that precedes the first read cannot know yet,
-/// and a split stream's writer must not steal its reader's wake-ups.
+/// [`Error::from_io`]), and so do the shutdown and every write after that.
+/// Writes never read: a write that precedes the first read cannot know yet.
+/// A split stream's reader, writer and shutdown may each wait on the inner
+/// stream for the negotiation; whichever completes it wakes the others.
 #[derive(Debug)]
 pub struct Negotiated<IO> {
     io: IO,
@@ -160,7 +173,15 @@ pub struct Negotiated<IO> {
     pending: Option<Box<Dialer>>,
     /// The error that broke the negotiation, returned by every later call.
     failed: Option<Error>,
+    /// Tasks waiting for the negotiation to progress (its bytes written, the
+    /// answer read): the inner stream wakes only the last task that polled
+    /// it, so whichever makes progress wakes these.
+    waiting: Vec<Waker>,
 }
+
+/// At most this many distinct tasks wait on one stream's negotiation (a
+/// reader, a writer, a closer, and one to spare).
+const MAX_WAITING: usize = 4;
 
 impl<IO> Negotiated<IO> {
     fn new(
@@ -179,6 +200,7 @@ impl<IO> Negotiated<IO> {
             in_pos: 0,
             pending,
             failed: None,
+            waiting: Vec::new(),
         }
     }
 
@@ -226,6 +248,7 @@ impl<IO> Negotiated<IO> {
     fn fail(&mut self, err: Error) -> io::Error {
         self.pending = None;
         self.failed = Some(err.clone());
+        self.wake_waiting();
         err.into()
     }
 
@@ -234,6 +257,47 @@ impl<IO> Negotiated<IO> {
             Some(err) => Err(err.clone().into()),
             None => Ok(()),
         }
+    }
+
+    /// Whether bytes still have to be written or the answer read.
+    fn negotiating(&self) -> bool {
+        !self.out.is_empty() || self.pending.is_some()
+    }
+
+    /// Remembers the task behind `poll` if it waits while negotiating.
+    fn park<T>(&mut self, cx: &Context<'_>, poll: Poll<T>) -> Poll<T> {
+        if poll.is_pending()
+            && self.negotiating()
+            && !self.waiting.iter().any(|w| w.will_wake(cx.waker()))
+        {
+            if self.waiting.len() == MAX_WAITING {
+                self.waiting.remove(0).wake();
+            }
+            self.waiting.push(cx.waker().clone());
+        }
+        poll
+    }
+
+    fn wake_waiting(&mut self) {
+        for waker in self.waiting.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Takes up to `buf.remaining()` bytes kept from the last negotiation
+    /// message; whether there were any.
+    fn read_kept(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        if self.in_pos == self.inbound.len() {
+            return false;
+        }
+        let n = buf.remaining().min(self.inbound.len() - self.in_pos);
+        buf.put_slice(&self.inbound[self.in_pos..self.in_pos + n]);
+        self.in_pos += n;
+        if self.in_pos == self.inbound.len() {
+            self.inbound = Vec::new();
+            self.in_pos = 0;
+        }
+        true
     }
 }
 
@@ -250,42 +314,33 @@ impl<IO: AsyncWrite + Unpin> Negotiated<IO> {
         if !self.out.is_empty() {
             self.out = Vec::new();
             self.out_pos = 0;
+            self.wake_waiting();
         }
         Poll::Ready(Ok(()))
     }
+
+    /// Writes and flushes the pending negotiation bytes, if any.
+    fn poll_send_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.out.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.poll_write_out(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
 }
 
-impl<IO: AsyncRead + Unpin> AsyncRead for Negotiated<IO> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.check_failed()?;
-        if this.in_pos < this.inbound.len() {
-            let n = buf.remaining().min(this.inbound.len() - this.in_pos);
-            buf.put_slice(&this.inbound[this.in_pos..this.in_pos + n]);
-            this.in_pos += n;
-            if this.in_pos == this.inbound.len() {
-                this.inbound = Vec::new();
-                this.in_pos = 0;
-            }
+impl<IO: AsyncRead + Unpin> Negotiated<IO> {
+    /// Reads the listener's answer, if still pending, in chunks of our own
+    /// (a caller's buffer may be a single byte). Application bytes behind it
+    /// are kept for the next read.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(dialer) = self.pending.as_mut() else {
             return Poll::Ready(Ok(()));
-        }
-        let Some(dialer) = this.pending.as_mut() else {
-            return Pin::new(&mut this.io).poll_read(cx, buf);
         };
-        if buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        // Read the listener's answer in chunks of our own (the caller's
-        // buffer may be a single byte), consume the negotiation messages, and
-        // pass on the application bytes behind them.
         let mut chunk = [0u8; READ_CHUNK];
         loop {
             let mut filled = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut filled))?;
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut filled))?;
             let n = filled.filled().len();
             let result = if n == 0 {
                 dialer.handle_eof().map(|()| 0)
@@ -294,24 +349,49 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Negotiated<IO> {
             };
             let used = match result {
                 Ok(used) => used,
-                Err(err) => return Poll::Ready(Err(this.fail(err))),
+                Err(err) => return Poll::Ready(Err(self.fail(err))),
             };
             if let Status::Selected(_) = dialer.status() {
-                this.pending = None;
-                let rest = &chunk[used..n];
-                if rest.is_empty() {
-                    return Pin::new(&mut this.io).poll_read(cx, buf);
-                }
-                let now = rest.len().min(buf.remaining());
-                buf.put_slice(&rest[..now]);
-                this.inbound = rest[now..].to_vec();
+                self.pending = None;
+                self.inbound.extend_from_slice(&chunk[used..n]);
+                self.wake_waiting();
                 return Poll::Ready(Ok(()));
             }
         }
     }
 }
 
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Negotiated<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Negotiated<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.check_failed()?;
+        if this.read_kept(buf) {
+            return Poll::Ready(Ok(()));
+        }
+        if !this.negotiating() {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        // A dialer that reads first: its header and proposal must leave
+        // now, or a listener that waits for them never answers.
+        let sent = this.poll_send_pending(cx);
+        ready!(this.park(cx, sent))?;
+        let answered = this.poll_answer(cx);
+        ready!(this.park(cx, answered))?;
+        if this.read_kept(buf) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Negotiated<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -329,7 +409,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Negotiated<IO> {
             accepted = buf.len().min(COALESCE_LIMIT - this.out.len());
             this.out.extend_from_slice(&buf[..accepted]);
         }
-        match this.poll_write_out(cx) {
+        let written = this.poll_write_out(cx);
+        match this.park(cx, written) {
             Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             _ if accepted > 0 => Poll::Ready(Ok(accepted)),
             Poll::Pending => Poll::Pending,
@@ -340,13 +421,19 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Negotiated<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.check_failed()?;
-        ready!(this.poll_write_out(cx))?;
+        let written = this.poll_write_out(cx);
+        ready!(this.park(cx, written))?;
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_write_out(cx))?;
+        let sent = this.poll_send_pending(cx);
+        ready!(this.park(cx, sent))?;
+        // Hold the end of the stream until the listener has answered.
+        let answered = this.poll_answer(cx);
+        ready!(this.park(cx, answered))?;
+        this.check_failed()?;
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }

@@ -327,9 +327,14 @@ async fn eof_mid_negotiation() {
             Err(Error::UnexpectedEof)
         ));
 
-        // An optimistic dialer whose listener goes away before answering.
-        let (a, b) = duplex(1 << 16);
+        // An optimistic dialer whose listener goes away before answering,
+        // after the proposal left.
+        let (a, mut b) = duplex(1 << 16);
         let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut proposal =
+            vec![0; frame(Message::Header).len() + frame(Message::Protocol(p("/a"))).len()];
+        b.read_exact(&mut proposal).await.unwrap();
         drop(b);
         let mut buf = [0; 1];
         let err = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
@@ -337,6 +342,17 @@ async fn eof_mid_negotiation() {
             .unwrap()
             .unwrap_err();
         assert!(matches!(Error::from_io(&err), Some(Error::UnexpectedEof)));
+
+        // Before it left: the first read sends it, and learns the listener
+        // is gone from the write.
+        let (a, b) = duplex(1 << 16);
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        drop(b);
+        let err = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
     })
     .await;
 }
@@ -350,6 +366,149 @@ async fn garbage_instead_of_header() {
             listener_select(b, vec![p("/a")]).await,
             Err(Error::UnexpectedHeader { .. })
         ));
+    })
+    .await;
+}
+
+/// A protocol in which the listener speaks first (Identify, say): an
+/// optimistic dialer that reads before it writes sends its pending header
+/// and proposal with that read.
+#[tokio::test(start_paused = true)]
+async fn optimistic_dialer_that_reads_first_sends_its_proposal() {
+    bounded(async {
+        let (a, b) = duplex(1 << 16);
+        let listener = tokio::spawn(async move {
+            let (_, mut stream) = listener_select(b, vec![p("/id")]).await.unwrap();
+            stream.write_all(b"hello").await.unwrap();
+            stream.shutdown().await.unwrap();
+        });
+        let (_, mut stream) = dialer_select(a, [p("/id")], Mode::Optimistic)
+            .await
+            .unwrap();
+        let mut greeting = Vec::new();
+        tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut greeting))
+            .await
+            .expect("the listener never got the proposal")
+            .unwrap();
+        assert_eq!(greeting, b"hello");
+        listener.await.unwrap();
+    })
+    .await;
+}
+
+/// The pending proposal also leaves with a flush and with a shutdown, with
+/// no application data.
+#[tokio::test(start_paused = true)]
+async fn optimistic_proposal_leaves_with_flush() {
+    bounded(async {
+        let (a, mut b) = duplex(1 << 16);
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        stream.flush().await.unwrap();
+        let expected = [frame(Message::Header), frame(Message::Protocol(p("/a")))].concat();
+        let mut got = vec![0; expected.len()];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+    })
+    .await;
+}
+
+/// An optimistic dialer's shutdown sends the request at once but holds the
+/// end of the stream until the listener's answer is in: js-libp2p loses an
+/// end of stream that arrives before its protocol handler runs.
+#[tokio::test(start_paused = true)]
+async fn optimistic_shutdown_waits_for_the_answer() {
+    bounded(async {
+        let (a, mut b) = duplex(1 << 16);
+        let dialer = tokio::spawn(async move {
+            let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+            stream.write_all(b"request").await.unwrap();
+            stream.shutdown().await.unwrap();
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await.unwrap();
+            response
+        });
+        let expected = [
+            frame(Message::Header),
+            frame(Message::Protocol(p("/a"))),
+            b"request".to_vec(),
+        ]
+        .concat();
+        let mut got = vec![0; expected.len()];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected, "the request leaves at once");
+
+        let mut more = [0; 1];
+        let early = tokio::time::timeout(Duration::from_secs(5), b.read(&mut more)).await;
+        assert!(
+            early.is_err(),
+            "the end of the stream left before the answer"
+        );
+
+        // Answer, with the response in the same write as the echo.
+        let answer = [
+            frame(Message::Header),
+            frame(Message::Protocol(p("/a"))),
+            b"response".to_vec(),
+        ]
+        .concat();
+        b.write_all(&answer).await.unwrap();
+        assert_eq!(b.read(&mut more).await.unwrap(), 0, "then the end follows");
+        b.shutdown().await.unwrap();
+        assert_eq!(dialer.await.unwrap(), b"response");
+    })
+    .await;
+}
+
+/// A refused proposal fails the held shutdown with the refusal.
+#[tokio::test(start_paused = true)]
+async fn optimistic_shutdown_reports_a_refusal() {
+    bounded(async {
+        let (a, b) = duplex(1 << 16);
+        let listener = tokio::spawn(async move { listener_select(b, vec![p("/b")]).await });
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        let err = stream.shutdown().await.unwrap_err();
+        assert!(matches!(
+            Error::from_io(&err),
+            Some(Error::OptimisticRejected { .. })
+        ));
+        drop(stream);
+        assert!(listener.await.unwrap().is_err());
+    })
+    .await;
+}
+
+/// A split stream whose reader and closer both wait on the answer: the
+/// inner stream wakes only the last of them, which wakes the other.
+#[tokio::test(start_paused = true)]
+async fn split_reader_and_closer_both_complete() {
+    bounded(async {
+        let (a, mut b) = duplex(1 << 16);
+        let listener = tokio::spawn(async move {
+            let proposal = [frame(Message::Header), frame(Message::Protocol(p("/a")))].concat();
+            let mut got = vec![0; proposal.len() + 4];
+            b.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, [proposal.clone(), b"ping".to_vec()].concat());
+            // Both halves are waiting by now.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            b.write_all(&[proposal, b"pong".to_vec()].concat())
+                .await
+                .unwrap();
+            let mut end = [0; 1];
+            assert_eq!(b.read(&mut end).await.unwrap(), 0);
+            b.shutdown().await.unwrap();
+        });
+        let (_, stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let read = tokio::spawn(async move {
+            let mut response = Vec::new();
+            reader.read_to_end(&mut response).await.unwrap();
+            response
+        });
+        tokio::task::yield_now().await;
+        writer.write_all(b"ping").await.unwrap();
+        writer.shutdown().await.unwrap();
+        assert_eq!(read.await.unwrap(), b"pong");
+        listener.await.unwrap();
     })
     .await;
 }
