@@ -2,7 +2,7 @@
 //! while the next is opened and used.
 
 use libp2p_identity::Keypair;
-use onetrip_stack::{Config, Endpoint, Layering, Mode, Protocol};
+use onetrip_stack::{Config, Endpoint, Layering, Mode, Preset, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn echo() -> Protocol {
@@ -110,4 +110,55 @@ async fn ten_thousand_sequential_quic_streams() {
         .unwrap()
         .unwrap();
     assert_eq!(served, STREAMS);
+}
+
+/// A protocol in which the listener speaks first (Identify, say): the
+/// dialer opens the stream and reads before it writes anything. On every
+/// preset, the optimistic ones included, its proposal must leave with that
+/// read, or both sides wait for each other.
+#[tokio::test]
+async fn listener_speaks_first_on_every_preset() {
+    const GREETING: &[u8] = b"hello from the listener";
+    for (name, preset) in Preset::all() {
+        let config = || {
+            Config::new(Keypair::generate_ed25519())
+                .unwrap()
+                .with_preset(preset)
+                .unwrap()
+                .with_protocols([echo()])
+        };
+        let server = Endpoint::new(config());
+        let listen = match preset {
+            Preset::Tcp(_) => "/ip4/127.0.0.1/tcp/0",
+            Preset::Quic(_) => "/ip4/127.0.0.1/udp/0/quic-v1",
+        };
+        let mut listener = server.listen(&listen.parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().clone();
+        let serve = tokio::spawn(async move {
+            let mut connection = listener.accept().await.unwrap();
+            let (_, mut stream) = connection.accept_stream().await.unwrap();
+            stream.write_all(GREETING).await.unwrap();
+            stream.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await.unwrap();
+            connection
+        });
+        let client = Endpoint::new(config());
+        let run = async {
+            let dialed = client
+                .dial(&addr, Some(server.local_peer_id()))
+                .await
+                .unwrap();
+            let mut stream = dialed.open_stream(echo()).await.unwrap();
+            let mut greeting = vec![0; GREETING.len()];
+            stream.read_exact(&mut greeting).await.unwrap();
+            stream.shutdown().await.unwrap();
+            (greeting, dialed)
+        };
+        let (greeting, _dialed) = tokio::time::timeout(std::time::Duration::from_secs(10), run)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the dialer reading first hangs"));
+        assert_eq!(greeting, GREETING, "{name}");
+        serve.await.unwrap();
+    }
 }
