@@ -28,8 +28,17 @@ pub const MAX_STREAMS_LIMIT: usize = 2048;
 const YAMUX_STREAM_WINDOW: usize = 256 * 1024;
 
 /// How far yamux may grow stream windows beyond their initial 256 KiB, for
-/// the whole connection: enough for a bandwidth-delay product of 64 MiB.
-const YAMUX_WINDOW_GROWTH: usize = 64 * 1024 * 1024;
+/// the whole connection, so that no stream's window exceeds 1 MiB.
+///
+/// yamux (the crate) refuses a frame whose body exceeds 1 MiB, yet grows a
+/// busy stream's window up to the connection's limit; js-libp2p's yamux
+/// sends frames as large as the window it was given, so a window beyond
+/// 1 MiB makes a fast js-libp2p sender break the connection ("frame body is
+/// too large"). The cost: one stream moves at most 1 MiB per round trip.
+const YAMUX_WINDOW_GROWTH: usize = YAMUX_MAX_FRAME_BODY - YAMUX_STREAM_WINDOW;
+
+/// The largest frame body yamux 0.14 accepts (`MAX_FRAME_BODY_LEN`).
+const YAMUX_MAX_FRAME_BODY: usize = 1024 * 1024;
 
 /// An endpoint's configuration: identity, layering, the protocols it
 /// answers on inbound streams, and its limits.
@@ -200,10 +209,10 @@ impl Config {
     }
 
     /// The yamux configuration this endpoint's limits imply. The
-    /// connection's receive window is yamux's 256 KiB per stream plus 64 MiB
+    /// connection's receive window is yamux's 256 KiB per stream plus 768 KiB
     /// of growth: since this crate resets streams beyond `max_streams`, a
     /// peer can make a connection buffer at most `max_streams` × 256 KiB +
-    /// 64 MiB.
+    /// 768 KiB.
     pub(crate) fn yamux(&self) -> yamux::Config {
         let streams = self.yamux_max_streams();
         let mut config = yamux::Config::default();
