@@ -1,5 +1,8 @@
 //! Test helpers shared by onetrip's crates.
 
+#[cfg(feature = "js-peer")]
+pub mod js_peer;
+
 use std::{
     io,
     pin::Pin,
