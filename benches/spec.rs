@@ -21,6 +21,48 @@ struct Row {
     at: Vec<Measurement>,
 }
 
+/// Opens the section of `spec/round-trips.md` that the real-socket
+/// cross-check against js-libp2p writes (`crosscheck`); the generator keeps
+/// it as it is.
+pub const JS_SECTION_BEGIN: &str = "<!-- The js-libp2p cross-check: written by `cargo run --release -p onetrip-bench --bin crosscheck`, kept as it is by spec-tables. -->";
+
+/// Closes that section.
+pub const JS_SECTION_END: &str = "<!-- End of the js-libp2p cross-check. -->";
+
+/// The js-libp2p cross-check section of `doc`, markers included.
+pub fn js_section(doc: &str) -> Option<&str> {
+    let start = doc.find(JS_SECTION_BEGIN)?;
+    let end = start + doc[start..].find(JS_SECTION_END)? + JS_SECTION_END.len();
+    Some(&doc[start..end])
+}
+
+/// `doc` with its js-libp2p cross-check section replaced by `section`, or
+/// with `section` inserted before the ladders.
+pub fn with_js_section(doc: &str, section: &str) -> String {
+    if let Some(old) = js_section(doc) {
+        return doc.replacen(old, section, 1);
+    }
+    match doc.find(LADDERS) {
+        Some(at) => format!("{}\n{section}\n{}", &doc[..at], &doc[at..]),
+        None => format!("{doc}\n{section}\n"),
+    }
+}
+
+/// [`round_trips_md`], keeping the js-libp2p cross-check section of the
+/// `committed` document.
+///
+/// # Panics
+/// As [`round_trips_md`].
+pub fn round_trips_md_keeping(committed: &str) -> String {
+    let generated = round_trips_md();
+    match js_section(committed) {
+        Some(section) => with_js_section(&generated, section),
+        None => generated,
+    }
+}
+
+const LADDERS: &str = "\n## Ladders";
+
 /// Runs every measurement (in virtual time: this takes well under a
 /// second of real time) and renders `spec/round-trips.md`.
 ///
@@ -159,7 +201,8 @@ fn render(rows: &[Row]) -> String {
         );
     }
     out.push_str(NOT_MEASURED);
-    out.push_str("\n## Ladders\n\nEach at RTT 100 ms (one-way 50 ms), from the dial to the first response byte; `→` leaves the dialer (10.0.0.1), `←` the listener (10.0.0.2). TCP segments show their payload bytes; QUIC datagrams show none, since certificate signatures vary in length from run to run.\n");
+    out.push_str(LADDERS);
+    out.push_str("\n\nEach at RTT 100 ms (one-way 50 ms), from the dial to the first response byte; `→` leaves the dialer (10.0.0.1), `←` the listener (10.0.0.2). TCP segments show their payload bytes; QUIC datagrams show none, since certificate signatures vary in length from run to run.\n");
     for row in rows {
         let Some(m) = row.at.last() else { continue };
         let _ = write!(
@@ -174,7 +217,7 @@ fn render(rows: &[Row]) -> String {
 }
 
 /// `6`, or `2.5` for a measurement between whole round trips.
-fn fmt_rtts(rtts: f64) -> String {
+pub fn fmt_rtts(rtts: f64) -> String {
     if (rtts - rtts.round()).abs() < 1e-9 {
         format!("{}", rtts.round())
     } else {

@@ -16,16 +16,25 @@
 //! the RTT. So the two methods agree when the real TTFB exceeds the
 //! virtual one by 0 to 5 ms at both RTTs: well under a round trip at
 //! 20 ms. The exit status says whether they did.
+//!
+//! Then, against a stock js-libp2p node (`tests/js-peer`, installed with
+//! `npm ci --prefix tests/js-peer`), at RTT 50 ms: onetrip dialing it and it
+//! dialing onetrip, in whole round trips. Those rows go into their own
+//! section of `spec/round-trips.md`, which this program rewrites (netsim
+//! cannot run js-libp2p, so nothing checks them against virtual time).
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{fmt::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use libp2p_identity::Keypair;
-use onetrip_bench::{baseline, fixtures, fixtures::OnetripServer, relay};
+use multiaddr::Multiaddr;
+use onetrip_bench::{baseline, fixtures, fixtures::OnetripServer, relay, spec};
 use onetrip_stack::{
     Preset, TransportKind,
     measure::{self, ZeroRttServer},
     multiaddr, parse_addr,
 };
+use onetrip_testkit::js_peer::{JsPeer, PerfHandler};
+use serde_json::json;
 use tokio::time::Instant;
 
 /// How much slower real sockets may be than virtual time: CPU time.
@@ -118,6 +127,143 @@ async fn libp2p_quic_real(delay: Duration) -> Duration {
     median(samples)
 }
 
+/// The one-way delay of the js-libp2p rows: RTT 50 ms.
+const JS_DELAY: Duration = Duration::from_millis(25);
+
+/// Through a relay to `target` (TCP or QUIC, from the address's kind).
+async fn relayed(target: &Multiaddr, delay: Duration) -> Multiaddr {
+    let (kind, socket, _) = parse_addr(target).unwrap();
+    let relayed = match kind {
+        TransportKind::Tcp => relay::tcp(socket, delay).await.unwrap(),
+        TransportKind::Quic => relay::udp(socket, delay).await.unwrap(),
+    };
+    multiaddr(kind, relayed)
+}
+
+/// onetrip with `preset` dials the js node through the relay: the median
+/// TTFB of a ping request, after one warm-up dial.
+async fn onetrip_dials_js(js: &JsPeer, preset: Preset, delay: Duration) -> Duration {
+    let target = match preset {
+        Preset::Tcp(_) => &js.tcp,
+        Preset::Quic(_) => &js.quic,
+    };
+    let addr = relayed(target, delay).await;
+    let client = fixtures::client(preset).unwrap();
+    let mut samples = Vec::new();
+    for run in 0..=RUNS {
+        let start = Instant::now();
+        let connection = client.dial(&addr, Some(js.peer_id)).await.unwrap();
+        measure::request(&connection).await.unwrap();
+        if run > 0 {
+            samples.push(start.elapsed());
+        }
+        tokio::time::sleep(4 * delay).await;
+        connection.close().await.unwrap();
+    }
+    median(samples)
+}
+
+/// The js node dials onetrip through the relay and measures its own TTFB
+/// of a ping request; the median after one warm-up dial.
+async fn js_dials_onetrip(js: &mut JsPeer, target: &Multiaddr, optimistic: bool) -> Duration {
+    let mut samples = Vec::new();
+    for run in 0..=RUNS {
+        let answer = js
+            .call(json!({ "op": "ttfb", "addr": target.to_string(), "optimistic": optimistic }))
+            .await;
+        let millis = answer["millis"]
+            .as_f64()
+            .expect("the js peer answers millis");
+        if run > 0 {
+            samples.push(Duration::from_secs_f64(millis / 1e3));
+        }
+        tokio::time::sleep(4 * JS_DELAY).await;
+    }
+    median(samples)
+}
+
+/// Measures against js-libp2p and renders the section of
+/// `spec/round-trips.md`.
+async fn js_section(server: &OnetripServer) -> String {
+    let mut js = JsPeer::start(PerfHandler::Stock).await;
+    let rtt = 2 * JS_DELAY;
+    // (dialer, listener, transport, measured RTTs, netsim count)
+    let mut rows: Vec<(String, String, &str, f64, Option<f64>)> = Vec::new();
+    for name in ["tcp-classic", "tcp-onetrip", "quic", "quic-optimistic"] {
+        let preset: Preset = name.parse().unwrap();
+        let real = onetrip_dials_js(&js, preset, JS_DELAY).await;
+        let (transport, handshake) = match preset {
+            Preset::Tcp(_) => ("TCP", 1.0),
+            Preset::Quic(_) => ("QUIC", 0.0),
+        };
+        rows.push((
+            format!("onetrip `{name}`"),
+            "js-libp2p".into(),
+            transport,
+            rtts(real, rtt) + handshake,
+            Some(
+                tokio::task::spawn_blocking(move || virtual_rtts(preset, JS_DELAY))
+                    .await
+                    .unwrap(),
+            ),
+        ));
+    }
+    let with_peer = |addr: &Multiaddr| addr.clone().with(multiaddr::Protocol::P2p(server.peer));
+    for (transport, target, handshake) in [("TCP", &server.tcp, 1.0), ("QUIC", &server.quic, 0.0)] {
+        let addr = with_peer(&relayed(target, JS_DELAY).await);
+        for optimistic in [false, true] {
+            let real = js_dials_onetrip(&mut js, &addr, optimistic).await;
+            let mode = if optimistic {
+                "`negotiateFully: false`"
+            } else {
+                "default (`negotiateFully: true`)"
+            };
+            rows.push((
+                format!("js-libp2p, {mode}"),
+                "onetrip".into(),
+                transport,
+                rtts(real, rtt) + handshake,
+                None,
+            ));
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", spec::JS_SECTION_BEGIN);
+    let _ = write!(
+        out,
+        "## Against js-libp2p over real sockets (a cross-check)
+
+Not from netsim and not checked by a test: measured by `cargo run --release -p
+onetrip-bench --bin crosscheck` over loopback sockets through the userspace
+delay relay at RTT {} ms, against the stock js-libp2p node of `tests/js-peer`
+(libp2p 3.3.11, @chainsafe/libp2p-noise 17, @chainsafe/libp2p-yamux 8,
+@chainsafe/libp2p-quic 2.1; it offers its muxers inside the Noise
+handshake). TTFB as above, a 32-byte ping on a fresh stream; the median of
+{RUNS} dials after a warm-up. Over TCP one round trip is added for the SYN and
+SYN-ACK, which the relay cannot delay. Whole round trips are the measured
+figure rounded down: the rest is CPU time (mostly js-libp2p's), well under a
+round trip at this RTT. onetrip listens with its defaults (`tcp-onetrip`,
+which answers every layering and lists its muxer in the Noise handshake).
+The last column is what the same dialer layering measures against onetrip in
+virtual time.
+
+| dialer | listener | transport | TTFB, real sockets | whole round trips | netsim, onetrip to onetrip |
+|---|---|---|---|---|---|
+",
+        rtt.as_millis()
+    );
+    for (dialer, listener, transport, real, virtual_count) in rows {
+        let _ = writeln!(
+            out,
+            "| {dialer} | {listener} | {transport} | {real:.2} RTT | {} | {} |",
+            (real + 0.05).floor(),
+            virtual_count.map_or("—".into(), |v| format!("{} RTT", spec::fmt_rtts(v))),
+        );
+    }
+    let _ = write!(out, "{}", spec::JS_SECTION_END);
+    out
+}
+
 fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -174,6 +320,12 @@ fn main() -> ExitCode {
             );
         }
     }
+    let section = runtime.block_on(js_section(&server));
+    println!("\n{section}");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/round-trips.md");
+    let doc = std::fs::read_to_string(&path).expect("spec/round-trips.md exists");
+    std::fs::write(&path, spec::with_js_section(&doc, &section)).expect("writing the spec");
+    println!("wrote the js-libp2p section of {}", path.display());
     if agree {
         println!("the two methods agree: real sockets are 0 to {TOLERANCE:?} slower");
         ExitCode::SUCCESS

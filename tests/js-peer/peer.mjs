@@ -14,6 +14,10 @@
 //       is negotiated optimistically when B is true
 //   {"op":"ping","addr":A}
 //       dial A and run one ping
+//   {"op":"ttfb","addr":A,"optimistic":B}
+//       dial A, open a ping stream (negotiated optimistically when B is
+//       true), send 32 bytes; answers the milliseconds from before the dial
+//       to the first byte of the echo
 //   {"op":"probe","addr":A}
 //       dial A, ping (the error, if refused, is the answer's "ping"), then
 //       run perf with 100 bytes each way on the same connection
@@ -35,6 +39,7 @@ import { createLibp2p } from 'libp2p'
 import { createInterface } from 'node:readline'
 
 const PERF = '/perf/1.0.0'
+const PING = '/ipfs/ping/1.0.0'
 const BLOCK = 64 * 1024
 
 function emit (object) {
@@ -187,6 +192,19 @@ async function run (command) {
       const rtt = await node.services.ping.ping(connection.remoteAddr)
       await connection.close()
       return { rtt }
+    }
+    case 'ttfb': {
+      const start = performance.now()
+      const connection = await node.dial(addr, { force: true })
+      const stream = await connection.newStream(PING, { negotiateFully: command.optimistic !== true })
+      const echoed = new Promise((resolve) => {
+        stream.addEventListener('message', resolve, { once: true })
+      })
+      stream.send(new Uint8Array(32))
+      await echoed
+      const millis = performance.now() - start
+      await connection.close()
+      return { millis }
     }
     case 'probe': {
       const connection = await node.dial(addr, { force: true })
