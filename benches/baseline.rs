@@ -100,15 +100,29 @@ impl Libp2pConnection {
         Libp2pConnection { open }
     }
 
-    /// Opens a stream and negotiates `protocol` as the Swarm does (`V1`).
+    /// Opens a stream and negotiates `protocol` as the Swarm does by
+    /// default (`V1`).
     ///
     /// # Errors
     /// If the connection is gone or the negotiation fails.
     pub async fn open(&self, protocol: &'static str) -> Result<Negotiated<SubstreamBox>, BoxError> {
+        self.open_with(protocol, Version::V1).await
+    }
+
+    /// Opens a stream and negotiates `protocol` with `version` (`V1Lazy`:
+    /// as a Swarm with `with_substream_upgrade_protocol_override`).
+    ///
+    /// # Errors
+    /// If the connection is gone or the negotiation fails.
+    pub async fn open_with(
+        &self,
+        protocol: &'static str,
+        version: Version,
+    ) -> Result<Negotiated<SubstreamBox>, BoxError> {
         let (reply, stream) = oneshot::channel();
         self.open.send(reply).map_err(|_| "connection closed")?;
         let stream = stream.await.map_err(|_| "connection closed")??;
-        let (_, stream) = dialer_select_proto(stream, [protocol], Version::V1).await?;
+        let (_, stream) = dialer_select_proto(stream, [protocol], version).await?;
         Ok(stream)
     }
 }
@@ -169,7 +183,15 @@ where
 /// # Errors
 /// If the stream fails.
 pub async fn ping(connection: &Libp2pConnection) -> Result<(), BoxError> {
-    let mut stream = connection.open(PING).await?;
+    ping_with(connection, Version::V1).await
+}
+
+/// [`ping`], the stream's protocol negotiated with `version`.
+///
+/// # Errors
+/// If the stream fails.
+pub async fn ping_with(connection: &Libp2pConnection, version: Version) -> Result<(), BoxError> {
+    let mut stream = connection.open_with(PING, version).await?;
     stream.write_all(&[7; REQUEST_LEN]).await?;
     stream.flush().await?;
     let mut first = [0; 1];

@@ -18,3 +18,5 @@ pub mod relay;
 pub mod spec;
 #[path = "summary.rs"]
 pub mod summary;
+#[path = "swarm.rs"]
+pub mod swarm;

@@ -8,7 +8,7 @@ use onetrip_stack::{
     measure::{self, CLIENT, Measurement, ZeroRttServer},
 };
 
-use crate::baseline;
+use crate::swarm::{self, Libp2pTcp};
 
 /// The one-way delays measured: RTT 20 ms and 100 ms.
 const DELAYS: [Duration; 2] = [Duration::from_millis(10), Duration::from_millis(50)];
@@ -19,6 +19,9 @@ struct Row {
     transport: &'static str,
     note: &'static str,
     at: Vec<Measurement>,
+    /// Whether segment sizes are the same in every run (not where a
+    /// signature of varying length crosses the link).
+    exact_sizes: bool,
 }
 
 /// Opens the section of `spec/round-trips.md` that the real-socket
@@ -82,14 +85,22 @@ async fn measure_all() -> Vec<Row> {
             transport: "TCP",
             note: tcp_note(layering),
             at: each_delay(|d| async move { measure::tcp(layering, d).await.expect(name) }).await,
+            exact_sizes: true,
         });
     }
-    rows.push(Row {
-        name: "rust-libp2p 0.57 (`SwarmBuilder::with_tcp`, noise, yamux)".into(),
-        transport: "TCP",
-        note: "its own crates: multistream-select `V1Lazy` for `/noise` and `/yamux/1.0.0`, `V1` for the stream",
-        at: each_delay(|d| async move { baseline::libp2p_tcp(d).await.expect("rust-libp2p") }).await,
-    });
+    for stack in Libp2pTcp::ALL {
+        rows.push(Row {
+            name: format!("{stack}"),
+            transport: "TCP",
+            note: libp2p_note(stack),
+            at: each_delay(
+                |d| async move { swarm::libp2p_tcp(stack, d).await.expect("rust-libp2p") },
+            )
+            .await,
+            // libp2p-tls certificates carry ECDSA signatures.
+            exact_sizes: stack != Libp2pTcp::TlsLazySubstreams,
+        });
+    }
     let quic = [
         (
             "quic",
@@ -145,9 +156,22 @@ async fn measure_all() -> Vec<Row> {
                     .expect(name)
             })
             .await,
+            exact_sizes: false,
         });
     }
     rows
+}
+
+fn libp2p_note(stack: Libp2pTcp) -> &'static str {
+    match stack {
+        Libp2pTcp::Defaults => {
+            "a `Swarm`: multistream-select `V1Lazy` for `/noise` and `/yamux/1.0.0`, `V1` for the stream"
+        }
+        Libp2pTcp::LazySubstreams => "a `Swarm`: `V1Lazy` for the stream too",
+        Libp2pTcp::TlsLazySubstreams => {
+            "a `Swarm`: `/tls/1.0.0` (`V1Lazy`), yamux by multistream-select, `V1Lazy` for the stream; the libp2p test-plans perf configuration"
+        }
+    }
 }
 
 fn tcp_note(layering: Layering) -> &'static str {
@@ -202,7 +226,7 @@ fn render(rows: &[Row]) -> String {
     }
     out.push_str(NOT_MEASURED);
     out.push_str(LADDERS);
-    out.push_str("\n\nEach at RTT 100 ms (one-way 50 ms), from the dial to the first response byte; `→` leaves the dialer (10.0.0.1), `←` the listener (10.0.0.2). TCP segments show their payload bytes; QUIC datagrams show none, since certificate signatures vary in length from run to run.\n");
+    out.push_str("\n\nEach at RTT 100 ms (one-way 50 ms), from the dial to the first response byte; `→` leaves the dialer (10.0.0.1), `←` the listener (10.0.0.2). TCP segments show their payload bytes, except where TLS carries a certificate (its ECDSA signature varies in length from run to run); QUIC datagrams show none, for the same reason.\n");
     for row in rows {
         let Some(m) = row.at.last() else { continue };
         let _ = write!(
@@ -210,7 +234,7 @@ fn render(rows: &[Row]) -> String {
             "\n### {} ({})\n\n```\n{}```\n",
             row.name.trim_matches('`'),
             row.transport,
-            ladder(&m.recording)
+            ladder(&m.recording, row.exact_sizes)
         );
     }
     out
@@ -226,7 +250,7 @@ pub fn fmt_rtts(rtts: f64) -> String {
 }
 
 /// A ladder: one line per transmission, in the order sent.
-fn ladder(recording: &Recording) -> String {
+fn ladder(recording: &Recording, exact_sizes: bool) -> String {
     let mut records: Vec<_> = recording
         .records
         .iter()
@@ -243,7 +267,8 @@ fn ladder(recording: &Recording) -> String {
         };
         let what = match (&record.label, record.carrier) {
             (Some(label), _) => label.to_string(),
-            (None, Carrier::Stream) => format!("{} B", record.bytes),
+            (None, Carrier::Stream) if exact_sizes => format!("{} B", record.bytes),
+            (None, Carrier::Stream) => "segment".into(),
             (None, Carrier::Datagram) => "datagram".into(),
         };
         let _ = writeln!(
@@ -262,8 +287,9 @@ const HEADER: &str = "# Round trips to the first response byte
      `cargo test -p onetrip-bench --test spec_tables` fails when it differs. -->
 
 Every number below is measured, not typed: each layering runs its real code
-(onetrip's crates; for the baseline, rust-libp2p's) over a netsim link in
-virtual time (tokio's paused clock), so times are exact. TTFB is the time
+(onetrip's crates; for the baselines, rust-libp2p `Swarm`s built with
+`SwarmBuilder` over a netsim `Transport`) over a netsim link in virtual time
+(tokio's paused clock), so times are exact. TTFB is the time
 from the dialer's `dial` (TCP: the `connect` call) to the first byte of the
 response to a 32-byte request on a fresh stream (`/ipfs/ping/1.0.0`, echoed).
 The link is loss-free; TCP's connect costs one RTT (SYN, SYN-ACK), the ACK
@@ -273,9 +299,12 @@ critical path grouped by direction (two make a round trip), at RTT 100 ms.
 ";
 
 const NOT_MEASURED: &str = "
-rust-libp2p's libp2p-quic is not in this table: it binds its own UDP
-sockets, so it cannot run over netsim's datagram link. Like `quic`, it
-negotiates each stream's protocol interactively (multistream-select `V1`),
-and it accepts no 0-RTT data; its loopback cost is in the `quic` bench
-group.
+rust-libp2p's QUIC (libp2p-quic) is not in this table: its transport binds
+its own `std::net::UdpSocket` for every listener and dialer and hands it to
+quinn; nothing lets it take another socket (quinn's `AsyncUdpSocket`, which
+netsim's datagram link implements), so it cannot run over netsim. It is
+measured over real sockets through the delay relay instead, with `V1` and
+with `V1Lazy` substreams: `cargo run --release -p onetrip-bench --bin
+crosscheck`. It accepts no 0-RTT data; its loopback cost is in the `quic`
+bench group.
 ";

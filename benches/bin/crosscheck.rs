@@ -27,6 +27,7 @@ use std::{fmt::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::D
 
 use libp2p_identity::Keypair;
 use multiaddr::Multiaddr;
+use multistream_select::Version;
 use onetrip_bench::{baseline, fixtures, fixtures::OnetripServer, relay, spec};
 use onetrip_stack::{
     Preset, TransportKind,
@@ -107,7 +108,7 @@ async fn libp2p_tcp_real(delay: Duration) -> Duration {
     median(samples)
 }
 
-async fn libp2p_quic_real(delay: Duration) -> Duration {
+async fn libp2p_quic_real(delay: Duration, substreams: Version) -> Duration {
     let server = baseline::quic_server().await.unwrap();
     let (_, target, _) = parse_addr(&server.to_string().parse().unwrap()).unwrap();
     let relayed = relay::udp(target, delay).await.unwrap();
@@ -121,7 +122,7 @@ async fn libp2p_quic_real(delay: Duration) -> Duration {
     for _ in 0..RUNS {
         let start = Instant::now();
         let connection = baseline::quic_connect(&mut transport, &addr).await.unwrap();
-        baseline::ping(&connection).await.unwrap();
+        baseline::ping_with(&connection, substreams).await.unwrap();
         samples.push(start.elapsed());
     }
     median(samples)
@@ -303,8 +304,13 @@ fn main() -> ExitCode {
             rtts(real, rtt) + 1.0,
             Some(virtual_count),
         ));
-        let real = runtime.block_on(libp2p_quic_real(delay));
-        rows.push(("libp2p-quic".into(), rtts(real, rtt), None));
+        for (name, substreams) in [
+            ("libp2p-quic, V1", Version::V1),
+            ("libp2p-quic, V1Lazy", Version::V1Lazy),
+        ] {
+            let real = runtime.block_on(libp2p_quic_real(delay, substreams));
+            rows.push((name.into(), rtts(real, rtt), None));
+        }
         for (name, real, virtual_count) in rows {
             // The difference in milliseconds.
             let diff = virtual_count.map(|v| (real - v) * rtt.as_secs_f64() * 1e3);

@@ -57,6 +57,8 @@ mod trace;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(feature = "libp2p")]
+pub mod libp2p;
 
 pub use crate::{
     config::{DEFAULT_MTU, DEFAULT_STREAM_BUFFER, LinkConfig},

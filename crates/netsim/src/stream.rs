@@ -64,6 +64,16 @@ impl StreamListener {
         tokio::time::sleep_until(pending.ready_at).await;
         Ok((pending.stream, pending.peer))
     }
+
+    /// The next connection in the accept queue, before its handshake has
+    /// completed (`None` once the network is gone).
+    #[cfg(feature = "libp2p")]
+    pub(crate) fn poll_pending(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<PendingConnection>> {
+        self.queue.poll_recv(cx)
+    }
 }
 
 impl Drop for StreamListener {

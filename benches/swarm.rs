@@ -1,0 +1,163 @@
+//! rust-libp2p at its defaults and at its best, as real `Swarm`s built with
+//! `SwarmBuilder` over netsim links (`onetrip_netsim::libp2p::Transport`
+//! in `with_other_transport`, upgraded by rust-libp2p's own security and
+//! muxer crates), in virtual time.
+//!
+//! The clock starts at `Swarm::dial`; libp2p-stream's `Control::open_stream`
+//! then returns the stream once the connection is up and the stream's
+//! protocol negotiated as the Swarm is configured to (`V1`, or `V1Lazy` with
+//! `with_substream_upgrade_protocol_override`); the client writes 32 bytes
+//! of `/ipfs/ping/1.0.0` and reads the first byte of the echo, as onetrip's
+//! measurement does. Nothing on that path waits on a timer.
+
+use std::{fmt, time::Duration};
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::{
+    Multiaddr, StreamProtocol, Swarm, SwarmBuilder, Transport, core::upgrade::Version,
+    identity::Keypair, noise, swarm::dial_opts::DialOpts, tls, yamux,
+};
+use onetrip_netsim::{Host, LinkConfig, Network};
+use onetrip_stack::measure::{CLIENT, Measurement, REQUEST_LEN, SERVER};
+use tokio::time::Instant;
+
+use crate::baseline::{BoxError, PING};
+
+/// A rust-libp2p TCP configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Libp2pTcp {
+    /// `SwarmBuilder::with_tcp(…, noise, yamux)` and the Swarm's defaults:
+    /// multistream-select `V1Lazy` for the upgrade, `V1` for substreams.
+    Defaults,
+    /// As [`Libp2pTcp::Defaults`], with `V1Lazy` substreams as well.
+    LazySubstreams,
+    /// TLS instead of Noise, `V1Lazy` substreams: the configuration of
+    /// rust-libp2p's own perf binary in the libp2p test-plans.
+    TlsLazySubstreams,
+}
+
+impl Libp2pTcp {
+    /// Every configuration, defaults first.
+    pub const ALL: [Libp2pTcp; 3] = [
+        Libp2pTcp::Defaults,
+        Libp2pTcp::LazySubstreams,
+        Libp2pTcp::TlsLazySubstreams,
+    ];
+
+    fn tls(self) -> bool {
+        self == Libp2pTcp::TlsLazySubstreams
+    }
+
+    fn lazy_substreams(self) -> bool {
+        self != Libp2pTcp::Defaults
+    }
+}
+
+impl fmt::Display for Libp2pTcp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Libp2pTcp::Defaults => "rust-libp2p 0.57 tcp, noise, yamux (defaults)",
+            Libp2pTcp::LazySubstreams => "rust-libp2p 0.57 tcp, noise, yamux, `V1Lazy` substreams",
+            Libp2pTcp::TlsLazySubstreams => "rust-libp2p 0.57 tcp, tls, yamux, `V1Lazy` substreams",
+        })
+    }
+}
+
+/// A Swarm with `stack` on `host`, its only behaviour libp2p-stream.
+fn swarm(
+    key: Keypair,
+    host: Host,
+    stack: Libp2pTcp,
+) -> Result<Swarm<libp2p_stream::Behaviour>, BoxError> {
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|key| {
+            let base = onetrip_netsim::libp2p::Transport::new(host).upgrade(Version::V1Lazy);
+            let transport = if stack.tls() {
+                base.authenticate(tls::Config::new(key)?)
+                    .multiplex(yamux::Config::default())
+                    .boxed()
+            } else {
+                base.authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default())
+                    .boxed()
+            };
+            Ok::<_, BoxError>(transport)
+        })?
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())?
+        .with_swarm_config(|config| {
+            let config = config.with_idle_connection_timeout(Duration::from_secs(3600));
+            if stack.lazy_substreams() {
+                config.with_substream_upgrade_protocol_override(Version::V1Lazy)
+            } else {
+                config
+            }
+        })
+        .build();
+    Ok(swarm)
+}
+
+/// rust-libp2p with `stack`, both sides Swarms, over a netsim link of
+/// one-way delay `delay`: from `open_stream` (which dials) to the first
+/// byte of the echo. Must run with a paused clock.
+///
+/// # Errors
+/// Whatever failed (nothing should on a loss-free link).
+pub async fn libp2p_tcp(stack: Libp2pTcp, delay: Duration) -> Result<Measurement, BoxError> {
+    let network = Network::new(LinkConfig::with_delay(delay))?;
+    let ping = StreamProtocol::new(PING);
+
+    let mut server = swarm(
+        Keypair::ed25519_from_bytes([2; 32])?,
+        network.host(SERVER),
+        stack,
+    )?;
+    let server_peer = *server.local_peer_id();
+    let addr: Multiaddr = format!("/ip4/{SERVER}/tcp/4001").parse()?;
+    server.listen_on(addr.clone())?;
+    let mut incoming = server.behaviour().new_control().accept(ping.clone())?;
+    tokio::spawn(async move {
+        loop {
+            server.select_next_some().await;
+        }
+    });
+    tokio::spawn(async move {
+        while let Some((_, mut stream)) = incoming.next().await {
+            tokio::spawn(async move {
+                let mut request = [0; REQUEST_LEN];
+                if stream.read_exact(&mut request).await.is_ok() {
+                    let _ = stream.write_all(&request).await;
+                    let _ = stream.close().await;
+                }
+            });
+        }
+    });
+
+    let mut client = swarm(
+        Keypair::ed25519_from_bytes([1; 32])?,
+        network.host(CLIENT),
+        stack,
+    )?;
+    let mut control = client.behaviour().new_control();
+    let start = Instant::now();
+    client.dial(DialOpts::peer_id(server_peer).addresses(vec![addr]).build())?;
+    let driver = tokio::spawn(async move {
+        loop {
+            client.select_next_some().await;
+        }
+    });
+    let mut stream = control.open_stream(server_peer, ping).await?;
+    stream.write_all(&[7; REQUEST_LEN]).await?;
+    stream.flush().await?;
+    let mut first = [0; 1];
+    stream.read_exact(&mut first).await?;
+    let ttfb = start.elapsed();
+    driver.abort();
+    Ok(Measurement {
+        rtt: network.rtt(CLIENT.into(), SERVER.into()),
+        ttfb,
+        recording: network.recorder().recording().until(ttfb),
+        early_muxer: false,
+        zero_rtt: None,
+    })
+}
