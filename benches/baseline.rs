@@ -1,11 +1,12 @@
-//! rust-libp2p's stacks, composed from its own crates as its `SwarmBuilder`
-//! composes them (`with_tcp(…, noise, yamux)` negotiates security and
-//! muxer with multistream-select `V1Lazy`; `with_quic` is libp2p-quic) and
-//! negotiating each stream's protocol as its Swarm does (`V1`,
-//! interactive); over netsim links (round trips) and real sockets
-//! (benches).
+//! rust-libp2p's stacks for the loopback benches, composed from its own
+//! crates as its `SwarmBuilder` composes them (`with_tcp(…, noise or tls,
+//! yamux)` negotiates security and muxer with multistream-select `V1Lazy`,
+//! the security upgrade made once per identity; `with_quic` is
+//! libp2p-quic) and negotiating each stream's protocol as its Swarm does
+//! (`V1`, or `V1Lazy` with the substream override). Round trips in virtual
+//! time come from real Swarms: see [`crate::swarm`].
 
-use std::{net::SocketAddr, pin::Pin, task::Poll, time::Duration};
+use std::{net::SocketAddr, pin::Pin, task::Poll};
 
 use futures::{
     AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt,
@@ -19,12 +20,8 @@ use libp2p_core::{
 };
 use libp2p_identity::Keypair;
 use multistream_select::{Negotiated, Version, dialer_select_proto, listener_select_proto};
-use onetrip_netsim::{LinkConfig, Network};
-use onetrip_stack::measure::{CLIENT, Measurement, REQUEST_LEN, SERVER};
-use tokio::{
-    sync::{mpsc, oneshot},
-    time::Instant,
-};
+use onetrip_stack::measure::REQUEST_LEN;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
 /// The request/response protocol.
@@ -35,8 +32,41 @@ pub const PERF: &str = onetrip_perf::PROTOCOL;
 /// A failure of a baseline run (none is expected).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn noise(keypair: &Keypair) -> Result<libp2p_noise::Config, BoxError> {
-    Ok(libp2p_noise::Config::new(keypair)?)
+/// rust-libp2p's security upgrade for one identity, made once as
+/// `SwarmBuilder` makes it (a fresh Noise identity signature, or a fresh
+/// TLS certificate, for every connection would tilt the comparison).
+#[derive(Clone)]
+pub enum Security {
+    /// libp2p-noise, `/noise`.
+    Noise(libp2p_noise::Config),
+    /// libp2p-tls, `/tls/1.0.0`.
+    Tls(libp2p_tls::Config),
+}
+
+impl Security {
+    /// libp2p-noise for `keypair`.
+    ///
+    /// # Errors
+    /// If the key cannot sign.
+    pub fn noise(keypair: &Keypair) -> Result<Self, BoxError> {
+        Ok(Security::Noise(libp2p_noise::Config::new(keypair)?))
+    }
+
+    /// libp2p-tls for `keypair`.
+    ///
+    /// # Errors
+    /// If the certificate cannot be made.
+    pub fn tls(keypair: &Keypair) -> Result<Self, BoxError> {
+        Ok(Security::Tls(libp2p_tls::Config::new(keypair)?))
+    }
+
+    /// The protocol negotiated for it.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            Security::Noise(_) => "/noise",
+            Security::Tls(_) => "/tls/1.0.0",
+        }
+    }
 }
 
 type OpenReply = oneshot::Sender<Result<SubstreamBox, String>>;
@@ -55,6 +85,8 @@ enum Step {
 #[derive(Debug, Clone)]
 pub struct Libp2pConnection {
     open: mpsc::UnboundedSender<OpenReply>,
+    /// How [`Libp2pConnection::open`] negotiates a stream's protocol.
+    substreams: Version,
 }
 
 impl Libp2pConnection {
@@ -97,32 +129,30 @@ impl Libp2pConnection {
             }
             let _ = poll_fn(|cx| muxer.poll_close_unpin(cx)).await;
         });
-        Libp2pConnection { open }
+        Libp2pConnection {
+            open,
+            substreams: Version::V1,
+        }
     }
 
-    /// Opens a stream and negotiates `protocol` as the Swarm does by
-    /// default (`V1`).
+    /// Negotiates the protocols of the streams it opens with `version`
+    /// (`V1Lazy`: as a Swarm with
+    /// `with_substream_upgrade_protocol_override`).
+    pub fn with_substreams(mut self, version: Version) -> Self {
+        self.substreams = version;
+        self
+    }
+
+    /// Opens a stream and negotiates `protocol` as configured (`V1`, the
+    /// Swarm's default, unless [`Libp2pConnection::with_substreams`]).
     ///
     /// # Errors
     /// If the connection is gone or the negotiation fails.
     pub async fn open(&self, protocol: &'static str) -> Result<Negotiated<SubstreamBox>, BoxError> {
-        self.open_with(protocol, Version::V1).await
-    }
-
-    /// Opens a stream and negotiates `protocol` with `version` (`V1Lazy`:
-    /// as a Swarm with `with_substream_upgrade_protocol_override`).
-    ///
-    /// # Errors
-    /// If the connection is gone or the negotiation fails.
-    pub async fn open_with(
-        &self,
-        protocol: &'static str,
-        version: Version,
-    ) -> Result<Negotiated<SubstreamBox>, BoxError> {
         let (reply, stream) = oneshot::channel();
         self.open.send(reply).map_err(|_| "connection closed")?;
         let stream = stream.await.map_err(|_| "connection closed")??;
-        let (_, stream) = dialer_select_proto(stream, [protocol], version).await?;
+        let (_, stream) = dialer_select_proto(stream, [protocol], self.substreams).await?;
         Ok(stream)
     }
 }
@@ -144,38 +174,71 @@ async fn serve_stream(stream: SubstreamBox) {
     }
 }
 
-/// The dialer's side of rust-libp2p tcp + noise + yamux over `io`.
+/// The dialer's side of rust-libp2p tcp + `security` + yamux over `io`,
+/// negotiated as `SwarmBuilder::with_tcp` does (`V1Lazy`).
 ///
 /// # Errors
 /// If a negotiation or the handshake fails.
-pub async fn tcp_dial<IO>(io: IO, keypair: &Keypair) -> Result<Libp2pConnection, BoxError>
+pub async fn tcp_dial<IO>(io: IO, security: &Security) -> Result<Libp2pConnection, BoxError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (_, io) = dialer_select_proto(io, ["/noise"], Version::V1Lazy).await?;
-    let (_, io) = noise(keypair)?.upgrade_outbound(io, "/noise").await?;
+    let (_, io) = dialer_select_proto(io, [security.protocol()], Version::V1Lazy).await?;
+    let muxer = match security.clone() {
+        Security::Noise(noise) => {
+            let (_, io) = noise.upgrade_outbound(io, "/noise").await?;
+            yamux_outbound(io).await?
+        }
+        Security::Tls(tls) => {
+            let (_, io) = tls.upgrade_outbound(io, "/tls/1.0.0").await?;
+            yamux_outbound(io).await?
+        }
+    };
+    Ok(Libp2pConnection::spawn(muxer))
+}
+
+async fn yamux_outbound<IO>(io: IO) -> Result<StreamMuxerBox, BoxError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (_, io) = dialer_select_proto(io, ["/yamux/1.0.0"], Version::V1Lazy).await?;
     let muxer = libp2p_yamux::Config::default()
         .upgrade_outbound(io, "/yamux/1.0.0")
         .await?;
-    Ok(Libp2pConnection::spawn(StreamMuxerBox::new(muxer)))
+    Ok(StreamMuxerBox::new(muxer))
 }
 
-/// The listener's side of rust-libp2p tcp + noise + yamux over `io`.
+/// The listener's side of rust-libp2p tcp + `security` + yamux over `io`.
 ///
 /// # Errors
 /// If a negotiation or the handshake fails.
-pub async fn tcp_accept<IO>(io: IO, keypair: &Keypair) -> Result<Libp2pConnection, BoxError>
+pub async fn tcp_accept<IO>(io: IO, security: &Security) -> Result<Libp2pConnection, BoxError>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (_, io) = listener_select_proto(io, ["/noise"]).await?;
-    let (_, io) = noise(keypair)?.upgrade_inbound(io, "/noise").await?;
+    let (_, io) = listener_select_proto(io, [security.protocol()]).await?;
+    let muxer = match security.clone() {
+        Security::Noise(noise) => {
+            let (_, io) = noise.upgrade_inbound(io, "/noise").await?;
+            yamux_inbound(io).await?
+        }
+        Security::Tls(tls) => {
+            let (_, io) = tls.upgrade_inbound(io, "/tls/1.0.0").await?;
+            yamux_inbound(io).await?
+        }
+    };
+    Ok(Libp2pConnection::spawn(muxer))
+}
+
+async fn yamux_inbound<IO>(io: IO) -> Result<StreamMuxerBox, BoxError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (_, io) = listener_select_proto(io, ["/yamux/1.0.0"]).await?;
     let muxer = libp2p_yamux::Config::default()
         .upgrade_inbound(io, "/yamux/1.0.0")
         .await?;
-    Ok(Libp2pConnection::spawn(StreamMuxerBox::new(muxer)))
+    Ok(StreamMuxerBox::new(muxer))
 }
 
 /// One ping request on a fresh stream, until the first response byte.
@@ -183,15 +246,7 @@ where
 /// # Errors
 /// If the stream fails.
 pub async fn ping(connection: &Libp2pConnection) -> Result<(), BoxError> {
-    ping_with(connection, Version::V1).await
-}
-
-/// [`ping`], the stream's protocol negotiated with `version`.
-///
-/// # Errors
-/// If the stream fails.
-pub async fn ping_with(connection: &Libp2pConnection, version: Version) -> Result<(), BoxError> {
-    let mut stream = connection.open_with(PING, version).await?;
+    let mut stream = connection.open(PING).await?;
     stream.write_all(&[7; REQUEST_LEN]).await?;
     stream.flush().await?;
     let mut first = [0; 1];
@@ -199,57 +254,20 @@ pub async fn ping_with(connection: &Libp2pConnection, version: Version) -> Resul
     Ok(())
 }
 
-/// rust-libp2p tcp + noise + yamux over a netsim stream link of one-way
-/// delay `delay`. Must run with a paused clock.
-///
-/// # Errors
-/// Whatever failed (nothing should on a loss-free link).
-pub async fn libp2p_tcp(delay: Duration) -> Result<Measurement, BoxError> {
-    let network = Network::new(LinkConfig::with_delay(delay))?;
-    let mut listener = network.host(SERVER).listen(4001)?;
-    let server_addr: SocketAddr = listener.local_addr();
-    let server_key = Keypair::ed25519_from_bytes([2; 32])?;
-    tokio::spawn(async move {
-        while let Ok((io, _)) = listener.accept().await {
-            let key = server_key.clone();
-            tokio::spawn(async move {
-                let connection = tcp_accept(io.compat(), &key).await;
-                // Keep it until the peer goes.
-                std::future::pending::<()>().await;
-                drop(connection);
-            });
-        }
-    });
-    let client_key = Keypair::ed25519_from_bytes([1; 32])?;
-    let start = Instant::now();
-    let io = network.host(CLIENT).connect(server_addr).await?;
-    let connection = tcp_dial(io.compat(), &client_key).await?;
-    ping(&connection).await?;
-    let ttfb = start.elapsed();
-    Ok(Measurement {
-        rtt: network.rtt(CLIENT.into(), SERVER.into()),
-        ttfb,
-        recording: network.recorder().recording().until(ttfb),
-        early_muxer: false,
-        zero_rtt: None,
-    })
-}
-
-/// A rust-libp2p TCP listener on loopback serving ping and perf; its
-/// address.
+/// A rust-libp2p TCP listener on loopback with `security`, serving ping
+/// and perf; its address.
 ///
 /// # Errors
 /// If binding fails.
-pub async fn tcp_server() -> Result<SocketAddr, BoxError> {
+pub async fn tcp_server(security: Security) -> Result<SocketAddr, BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let keypair = Keypair::generate_ed25519();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             let _ = socket.set_nodelay(true);
-            let keypair = keypair.clone();
+            let security = security.clone();
             tokio::spawn(async move {
-                let connection = tcp_accept(socket.compat(), &keypair).await;
+                let connection = tcp_accept(socket.compat(), &security).await;
                 std::future::pending::<()>().await;
                 drop(connection);
             });
@@ -265,11 +283,11 @@ pub async fn tcp_server() -> Result<SocketAddr, BoxError> {
 /// If connecting or the handshake fails.
 pub async fn tcp_connect(
     addr: SocketAddr,
-    keypair: &Keypair,
+    security: &Security,
 ) -> Result<Libp2pConnection, BoxError> {
     let socket = tokio::net::TcpStream::connect(addr).await?;
     socket.set_nodelay(true)?;
-    tcp_dial(socket.compat(), keypair).await
+    tcp_dial(socket.compat(), security).await
 }
 
 /// rust-libp2p's QUIC transport (libp2p-quic).

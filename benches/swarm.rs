@@ -21,7 +21,10 @@ use onetrip_netsim::{Host, LinkConfig, Network};
 use onetrip_stack::measure::{CLIENT, Measurement, REQUEST_LEN, SERVER};
 use tokio::time::Instant;
 
-use crate::baseline::{BoxError, PING};
+use crate::{
+    baseline::{BoxError, PING, Security},
+    summary::{RUST_LIBP2P_TCP, RUST_LIBP2P_TCP_LAZY, RUST_LIBP2P_TLS_LAZY},
+};
 
 /// A rust-libp2p TCP configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,36 @@ impl Libp2pTcp {
 
     fn lazy_substreams(self) -> bool {
         self != Libp2pTcp::Defaults
+    }
+
+    /// How streams negotiate their protocol.
+    pub fn substreams(self) -> Version {
+        if self.lazy_substreams() {
+            Version::V1Lazy
+        } else {
+            Version::V1
+        }
+    }
+
+    /// Its security upgrade for `keypair`, as the benches compose it.
+    ///
+    /// # Errors
+    /// If the upgrade cannot be made for the key.
+    pub fn security(self, keypair: &Keypair) -> Result<Security, BoxError> {
+        if self.tls() {
+            Security::tls(keypair)
+        } else {
+            Security::noise(keypair)
+        }
+    }
+
+    /// Its name in the benches and their summary.
+    pub fn bench_name(self) -> &'static str {
+        match self {
+            Libp2pTcp::Defaults => RUST_LIBP2P_TCP,
+            Libp2pTcp::LazySubstreams => RUST_LIBP2P_TCP_LAZY,
+            Libp2pTcp::TlsLazySubstreams => RUST_LIBP2P_TLS_LAZY,
+        }
     }
 }
 
@@ -87,11 +120,7 @@ fn swarm(
         .with_behaviour(|_| libp2p_stream::Behaviour::new())?
         .with_swarm_config(|config| {
             let config = config.with_idle_connection_timeout(Duration::from_secs(3600));
-            if stack.lazy_substreams() {
-                config.with_substream_upgrade_protocol_override(Version::V1Lazy)
-            } else {
-                config
-            }
+            config.with_substream_upgrade_protocol_override(stack.substreams())
         })
         .build();
     Ok(swarm)

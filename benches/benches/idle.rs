@@ -70,8 +70,9 @@ fn main() {
     }
 
     let bytes = rt.block_on(async {
-        let addr = baseline::tcp_server().await.unwrap();
-        let key = Keypair::generate_ed25519();
+        let server = baseline::Security::noise(&Keypair::generate_ed25519()).unwrap();
+        let addr = baseline::tcp_server(server).await.unwrap();
+        let key = baseline::Security::noise(&Keypair::generate_ed25519()).unwrap();
         let first = baseline::tcp_connect(addr, &key).await.unwrap();
         settle().await;
         let before = heap();

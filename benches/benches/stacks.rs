@@ -1,6 +1,7 @@
 //! Every stack side by side: onetrip's eight presets and rust-libp2p's TCP
-//! (tcp + noise + yamux as its SwarmBuilder composes them) and QUIC
-//! (libp2p-quic).
+//! (tcp + noise or tls + yamux as its SwarmBuilder composes them, the
+//! security upgrade made once per identity, streams negotiated with `V1`,
+//! its default, or `V1Lazy`) and QUIC (libp2p-quic, `V1` or `V1Lazy`).
 //!
 //! - `handshake-loopback`: dial to first response byte of a 32-byte
 //!   request on a fresh stream, real loopback sockets: the layering's CPU
@@ -10,6 +11,8 @@
 //!   round trips × 50 ms (libp2p-quic cannot run on netsim).
 //! - `streams`: a new stream and a 1-byte perf round trip on an open
 //!   connection (the Kademlia case).
+//! - `handshakes-per-second`: the perf spec's connections per second, 64
+//!   fresh connections at once, each with a one-byte request.
 //! - `throughput-download-64MiB`, `throughput-upload-64MiB`: one perf
 //!   transfer; with raw TCP (no security, no muxer) and the cipher
 //!   (ChaCha20-Poly1305 sealing) as ceilings.
@@ -20,10 +23,12 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use libp2p_identity::Keypair;
+use multistream_select::Version;
 use onetrip_bench::{
-    baseline,
+    baseline::{self, Libp2pConnection, Security},
     fixtures::{self, OnetripServer},
-    summary::{self, LIBP2P_QUIC, RUST_LIBP2P_TCP, TRANSFER, group},
+    summary::{self, HANDSHAKES, LIBP2P_QUIC, LIBP2P_QUIC_LAZY, RUST_LIBP2P_TCP, TRANSFER, group},
+    swarm::{self, Libp2pTcp},
 };
 use onetrip_perf::RunParams;
 use onetrip_stack::{
@@ -53,11 +58,18 @@ struct Fixture {
     rt: Runtime,
     server: OnetripServer,
     clients: Vec<(&'static str, Preset, Endpoint)>,
-    libp2p_tcp: std::net::SocketAddr,
+    /// Each rust-libp2p TCP configuration: its server, and the client's
+    /// security upgrade (made once, as for a Swarm's identity).
+    libp2p_tcp: Vec<(Libp2pTcp, std::net::SocketAddr, Security)>,
     libp2p_quic: libp2p_core::Multiaddr,
     libp2p_quic_client: baseline::QuicTransport,
-    libp2p_key: Keypair,
 }
+
+/// libp2p-quic's two ways of negotiating streams.
+const LIBP2P_QUIC_SUBSTREAMS: [(&str, Version); 2] = [
+    (LIBP2P_QUIC, Version::V1),
+    (LIBP2P_QUIC_LAZY, Version::V1Lazy),
+];
 
 fn fixture() -> Fixture {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -65,9 +77,16 @@ fn fixture() -> Fixture {
         .build()
         .unwrap();
     let (server, libp2p_tcp, libp2p_quic) = rt.block_on(async {
+        let mut libp2p_tcp = Vec::new();
+        for stack in Libp2pTcp::ALL {
+            let server = stack.security(&Keypair::generate_ed25519()).unwrap();
+            let client = stack.security(&Keypair::generate_ed25519()).unwrap();
+            let addr = baseline::tcp_server(server).await.unwrap();
+            libp2p_tcp.push((stack, addr, client));
+        }
         (
             OnetripServer::start().await.unwrap(),
-            baseline::tcp_server().await.unwrap(),
+            libp2p_tcp,
             baseline::quic_server().await.unwrap(),
         )
     });
@@ -97,7 +116,6 @@ fn fixture() -> Fixture {
         libp2p_tcp,
         libp2p_quic,
         libp2p_quic_client,
-        libp2p_key: Keypair::generate_ed25519(),
     }
 }
 
@@ -119,27 +137,83 @@ fn handshake_loopback(c: &mut Criterion, f: &mut Fixture) {
             });
         });
     }
-    let (addr, key) = (f.libp2p_tcp, &f.libp2p_key);
-    group.bench_function(RUST_LIBP2P_TCP, |b| {
-        b.to_async(&f.rt).iter(|| async move {
-            let connection = baseline::tcp_connect(addr, key).await.unwrap();
-            baseline::ping(&connection).await.unwrap();
+    for (stack, addr, security) in &f.libp2p_tcp {
+        let (stack, addr) = (*stack, *addr);
+        group.bench_function(stack.bench_name(), |b| {
+            b.to_async(&f.rt).iter(|| async move {
+                let connection = baseline::tcp_connect(addr, security)
+                    .await
+                    .unwrap()
+                    .with_substreams(stack.substreams());
+                baseline::ping(&connection).await.unwrap();
+            });
         });
-    });
-    let (rt, transport, addr) = (&f.rt, &mut f.libp2p_quic_client, &f.libp2p_quic);
-    group.bench_function(LIBP2P_QUIC, |b| {
-        // The transport needs `&mut`: drive each batch inside the closure.
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = std::time::Instant::now();
-                for _ in 0..iters {
-                    let connection = baseline::quic_connect(transport, addr).await.unwrap();
-                    baseline::ping(&connection).await.unwrap();
-                }
-                start.elapsed()
-            })
+    }
+    for (name, substreams) in LIBP2P_QUIC_SUBSTREAMS {
+        let (rt, transport, addr) = (&f.rt, &mut f.libp2p_quic_client, &f.libp2p_quic);
+        group.bench_function(name, |b| {
+            // The transport needs `&mut`: drive each batch inside the closure.
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        let connection = baseline::quic_connect(transport, addr)
+                            .await
+                            .unwrap()
+                            .with_substreams(substreams);
+                        baseline::ping(&connection).await.unwrap();
+                    }
+                    start.elapsed()
+                })
+            });
         });
-    });
+    }
+    group.finish();
+}
+
+/// Connections per second (the perf spec's handshakes per second): each
+/// iteration sets up [`HANDSHAKES`] fresh connections at once, each with a
+/// one-byte request.
+fn handshakes(c: &mut Criterion, f: &mut Fixture) {
+    let mut group = c.benchmark_group(group::HANDSHAKES);
+    group
+        .throughput(Throughput::Elements(HANDSHAKES as u64))
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for (name, preset, client) in &f.clients {
+        let (server, preset) = (&f.server, *preset);
+        group.bench_function(*name, |b| {
+            b.to_async(&f.rt).iter(|| async move {
+                let dials = (0..HANDSHAKES).map(|_| async move {
+                    let connection = client
+                        .dial(server.addr(preset), Some(server.peer))
+                        .await
+                        .unwrap();
+                    fixtures::perf_once(&connection, ONE_BYTE).await.unwrap();
+                    connection.close().await.unwrap();
+                });
+                futures::future::join_all(dials).await;
+            });
+        });
+    }
+    for (stack, addr, security) in &f.libp2p_tcp {
+        let (stack, addr) = (*stack, *addr);
+        group.bench_function(stack.bench_name(), |b| {
+            b.to_async(&f.rt).iter(|| async move {
+                let dials = (0..HANDSHAKES).map(|_| async move {
+                    let connection = baseline::tcp_connect(addr, security)
+                        .await
+                        .unwrap()
+                        .with_substreams(stack.substreams());
+                    fixtures::libp2p_perf_once(&connection, ONE_BYTE)
+                        .await
+                        .unwrap();
+                });
+                futures::future::join_all(dials).await;
+            });
+        });
+    }
     group.finish();
 }
 
@@ -171,25 +245,27 @@ fn handshake_virtual(c: &mut Criterion) {
             });
         });
     }
-    group.bench_function(RUST_LIBP2P_TCP, |b| {
-        b.iter_custom(|iters| {
-            measure::paused_runtime().block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += baseline::libp2p_tcp(VIRTUAL_DELAY).await.unwrap().ttfb;
-                }
-                total
-            })
+    for stack in Libp2pTcp::ALL {
+        group.bench_function(stack.bench_name(), |b| {
+            b.iter_custom(|iters| {
+                measure::paused_runtime().block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += swarm::libp2p_tcp(stack, VIRTUAL_DELAY).await.unwrap().ttfb;
+                    }
+                    total
+                })
+            });
         });
-    });
+    }
     group.finish();
 }
 
 /// Open connections of the stacks compared per stream and throughput.
 struct Open {
     onetrip: Vec<(&'static str, Connection)>,
-    libp2p_tcp: baseline::Libp2pConnection,
-    libp2p_quic: baseline::Libp2pConnection,
+    /// rust-libp2p's: TCP and QUIC, each with `V1` and `V1Lazy` streams.
+    libp2p: Vec<(&'static str, Libp2pConnection)>,
 }
 
 fn open(f: &mut Fixture, presets: &[&str]) -> Open {
@@ -206,21 +282,26 @@ fn open(f: &mut Fixture, presets: &[&str]) -> Open {
         }
         open
     });
-    let (libp2p_tcp, libp2p_quic) = f.rt.block_on(async {
-        (
-            baseline::tcp_connect(f.libp2p_tcp, &f.libp2p_key)
+    let libp2p = f.rt.block_on(async {
+        let mut libp2p = Vec::new();
+        for (stack, addr, security) in &f.libp2p_tcp {
+            if *stack != Libp2pTcp::TlsLazySubstreams {
+                let connection = baseline::tcp_connect(*addr, security).await.unwrap();
+                libp2p.push((
+                    stack.bench_name(),
+                    connection.with_substreams(stack.substreams()),
+                ));
+            }
+        }
+        for (name, substreams) in LIBP2P_QUIC_SUBSTREAMS {
+            let connection = baseline::quic_connect(&mut f.libp2p_quic_client, &f.libp2p_quic)
                 .await
-                .unwrap(),
-            baseline::quic_connect(&mut f.libp2p_quic_client, &f.libp2p_quic)
-                .await
-                .unwrap(),
-        )
+                .unwrap();
+            libp2p.push((name, connection.with_substreams(substreams)));
+        }
+        libp2p
     });
-    Open {
-        onetrip,
-        libp2p_tcp,
-        libp2p_quic,
-    }
+    Open { onetrip, libp2p }
 }
 
 fn streams(c: &mut Criterion, f: &mut Fixture) {
@@ -238,11 +319,8 @@ fn streams(c: &mut Criterion, f: &mut Fixture) {
                 .iter(|| async { fixtures::perf_once(connection, ONE_BYTE).await.unwrap() });
         });
     }
-    for (name, connection) in [
-        (RUST_LIBP2P_TCP, &open.libp2p_tcp),
-        (LIBP2P_QUIC, &open.libp2p_quic),
-    ] {
-        group.bench_function(name, |b| {
+    for (name, connection) in &open.libp2p {
+        group.bench_function(*name, |b| {
             b.to_async(&f.rt).iter(|| async {
                 fixtures::libp2p_perf_once(connection, ONE_BYTE)
                     .await
@@ -269,11 +347,14 @@ fn throughput(c: &mut Criterion, f: &mut Fixture) {
                     .iter(|| async { fixtures::perf_once(connection, params).await.unwrap() });
             });
         }
-        for (name, connection) in [
-            (RUST_LIBP2P_TCP, &open.libp2p_tcp),
-            (LIBP2P_QUIC, &open.libp2p_quic),
-        ] {
-            group.bench_function(name, |b| {
+        // Stream negotiation does not matter for one long transfer: the
+        // defaults only.
+        let defaults = open
+            .libp2p
+            .iter()
+            .filter(|(name, _)| [RUST_LIBP2P_TCP, LIBP2P_QUIC].contains(name));
+        for (name, connection) in defaults {
+            group.bench_function(*name, |b| {
                 b.to_async(&f.rt).iter(|| async {
                     fixtures::libp2p_perf_once(connection, params)
                         .await
@@ -323,6 +404,7 @@ fn main() {
     let mut exact = Criterion::default().configure_from_args().without_plots();
     handshake_virtual(&mut exact);
     streams(&mut criterion, &mut fixture);
+    handshakes(&mut criterion, &mut fixture);
     throughput(&mut criterion, &mut fixture);
     criterion.final_summary();
     summary::write();

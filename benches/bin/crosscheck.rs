@@ -28,7 +28,12 @@ use std::{fmt::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::D
 use libp2p_identity::Keypair;
 use multiaddr::Multiaddr;
 use multistream_select::Version;
-use onetrip_bench::{baseline, fixtures, fixtures::OnetripServer, relay, spec};
+use onetrip_bench::{
+    baseline, fixtures,
+    fixtures::OnetripServer,
+    relay, spec,
+    swarm::{self, Libp2pTcp},
+};
 use onetrip_stack::{
     Preset, TransportKind,
     measure::{self, ZeroRttServer},
@@ -94,14 +99,19 @@ async fn onetrip_real(server: &OnetripServer, preset: Preset, delay: Duration) -
     median(samples)
 }
 
-async fn libp2p_tcp_real(delay: Duration) -> Duration {
-    let server = baseline::tcp_server().await.unwrap();
+async fn libp2p_tcp_real(stack: Libp2pTcp, delay: Duration) -> Duration {
+    let server = baseline::tcp_server(stack.security(&Keypair::generate_ed25519()).unwrap())
+        .await
+        .unwrap();
     let relayed = relay::tcp(server, delay).await.unwrap();
-    let key = Keypair::generate_ed25519();
+    let security = stack.security(&Keypair::generate_ed25519()).unwrap();
     let mut samples = Vec::new();
     for _ in 0..RUNS {
         let start = Instant::now();
-        let connection = baseline::tcp_connect(relayed, &key).await.unwrap();
+        let connection = baseline::tcp_connect(relayed, &security)
+            .await
+            .unwrap()
+            .with_substreams(stack.substreams());
         baseline::ping(&connection).await.unwrap();
         samples.push(start.elapsed());
     }
@@ -121,8 +131,11 @@ async fn libp2p_quic_real(delay: Duration, substreams: Version) -> Duration {
     let mut samples = Vec::new();
     for _ in 0..RUNS {
         let start = Instant::now();
-        let connection = baseline::quic_connect(&mut transport, &addr).await.unwrap();
-        baseline::ping_with(&connection, substreams).await.unwrap();
+        let connection = baseline::quic_connect(&mut transport, &addr)
+            .await
+            .unwrap()
+            .with_substreams(substreams);
+        baseline::ping(&connection).await.unwrap();
         samples.push(start.elapsed());
     }
     median(samples)
@@ -294,16 +307,18 @@ fn main() -> ExitCode {
                 Some(virtual_rtts(preset, delay)),
             ));
         }
-        let real = runtime.block_on(libp2p_tcp_real(delay));
-        let virtual_count = measure::paused_runtime()
-            .block_on(baseline::libp2p_tcp(delay))
-            .expect("a netsim measurement")
-            .ttfb_rtts();
-        rows.push((
-            "rust-libp2p-tcp".into(),
-            rtts(real, rtt) + 1.0,
-            Some(virtual_count),
-        ));
+        for stack in Libp2pTcp::ALL {
+            let real = runtime.block_on(libp2p_tcp_real(stack, delay));
+            let virtual_count = measure::paused_runtime()
+                .block_on(swarm::libp2p_tcp(stack, delay))
+                .expect("a netsim measurement")
+                .ttfb_rtts();
+            rows.push((
+                stack.bench_name().into(),
+                rtts(real, rtt) + 1.0,
+                Some(virtual_count),
+            ));
+        }
         for (name, substreams) in [
             ("libp2p-quic, V1", Version::V1),
             ("libp2p-quic, V1Lazy", Version::V1Lazy),
