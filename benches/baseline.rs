@@ -345,12 +345,27 @@ pub async fn quic_dial(
     transport: &mut QuicTransport,
     addr: &Multiaddr,
 ) -> Result<StreamMuxerBox, BoxError> {
+    quic_dial_start(transport, addr)?.await
+}
+
+/// Starts dialing a libp2p-quic listener from `transport`: the dial goes on
+/// without the transport, so many can run at once.
+///
+/// # Errors
+/// If the dial cannot start; the future, if it fails.
+pub fn quic_dial_start(
+    transport: &mut QuicTransport,
+    addr: &Multiaddr,
+) -> Result<impl Future<Output = Result<StreamMuxerBox, BoxError>> + use<>, BoxError> {
     let opts = DialOpts {
         role: Role::Dialer,
         port_use: PortUse::New,
     };
-    let (_, connection) = transport.dial(addr.clone(), opts)?.await?;
-    Ok(StreamMuxerBox::new(connection))
+    let dial = transport.dial(addr.clone(), opts)?;
+    Ok(async move {
+        let (_, connection) = dial.await?;
+        Ok(StreamMuxerBox::new(connection))
+    })
 }
 
 /// Dials a libp2p-quic listener from `transport`; a task drives it.

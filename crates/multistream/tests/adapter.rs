@@ -29,6 +29,17 @@ fn frame(message: Message) -> Vec<u8> {
     out
 }
 
+/// The header and `name` framed, then `data`: what an optimistic dialer
+/// sends first, and what a listener answers when it accepts.
+fn negotiation(name: &str, data: &[u8]) -> Vec<u8> {
+    [
+        frame(Message::Header),
+        frame(Message::Protocol(p(name))),
+        data.to_vec(),
+    ]
+    .concat()
+}
+
 /// Sends `request` and reads a reply of the same length.
 async fn exchange(stream: &mut (impl AsyncRead + AsyncWrite + Unpin), request: &[u8]) -> Vec<u8> {
     stream.write_all(request).await.unwrap();
@@ -332,8 +343,7 @@ async fn eof_mid_negotiation() {
         let (a, mut b) = duplex(1 << 16);
         let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
         stream.flush().await.unwrap();
-        let mut proposal =
-            vec![0; frame(Message::Header).len() + frame(Message::Protocol(p("/a"))).len()];
+        let mut proposal = vec![0; negotiation("/a", b"").len()];
         b.read_exact(&mut proposal).await.unwrap();
         drop(b);
         let mut buf = [0; 1];
@@ -404,7 +414,7 @@ async fn optimistic_proposal_leaves_with_flush() {
         let (a, mut b) = duplex(1 << 16);
         let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
         stream.flush().await.unwrap();
-        let expected = [frame(Message::Header), frame(Message::Protocol(p("/a")))].concat();
+        let expected = negotiation("/a", b"");
         let mut got = vec![0; expected.len()];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(got, expected);
@@ -427,12 +437,7 @@ async fn optimistic_shutdown_waits_for_the_answer() {
             stream.read_to_end(&mut response).await.unwrap();
             response
         });
-        let expected = [
-            frame(Message::Header),
-            frame(Message::Protocol(p("/a"))),
-            b"request".to_vec(),
-        ]
-        .concat();
+        let expected = negotiation("/a", b"request");
         let mut got = vec![0; expected.len()];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(got, expected, "the request leaves at once");
@@ -445,13 +450,7 @@ async fn optimistic_shutdown_waits_for_the_answer() {
         );
 
         // Answer, with the response in the same write as the echo.
-        let answer = [
-            frame(Message::Header),
-            frame(Message::Protocol(p("/a"))),
-            b"response".to_vec(),
-        ]
-        .concat();
-        b.write_all(&answer).await.unwrap();
+        b.write_all(&negotiation("/a", b"response")).await.unwrap();
         assert_eq!(b.read(&mut more).await.unwrap(), 0, "then the end follows");
         b.shutdown().await.unwrap();
         assert_eq!(dialer.await.unwrap(), b"response");
