@@ -149,7 +149,8 @@ async fn write_out<IO: AsyncWrite + Unpin>(io: &mut IO, out: &mut Vec<u8>) -> io
 /// read: js-libp2p loses the end of a stream that arrives before its
 /// protocol handler runs (see spec/multistream-select.md, "Closing before
 /// the answer"). Application bytes that arrive behind the answer meanwhile
-/// are kept for the next read.
+/// are kept for the next read. Such a shutdown waits on the peer as a read
+/// does: bound it with the same deadline.
 ///
 /// If the listener refused an optimistic protocol, reads fail with
 /// [`Error::OptimisticRejected`] (wrapped in an [`io::Error`]: see
