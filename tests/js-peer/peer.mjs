@@ -12,8 +12,6 @@
 //       dial A (a new connection each time), then K (default 1) perf runs at
 //       once on that connection, each on its own stream; the stream protocol
 //       is negotiated optimistically when B is true
-//   {"op":"ping","addr":A}
-//       dial A and run one ping
 //   {"op":"ttfb","addr":A,"optimistic":B}
 //       dial A, open a ping stream (negotiated optimistically when B is
 //       true), send 32 bytes; answers the milliseconds from before the dial
@@ -21,9 +19,10 @@
 //   {"op":"probe","addr":A}
 //       dial A, ping (the error, if refused, is the answer's "ping"), then
 //       run perf with 100 bytes each way on the same connection
-// Events: {"event":"listening",...}, {"event":"secured",...} once per
+// Events: {"event":"listening",...}; {"event":"secured",...} once per
 // connection with the encryption protocol and the muxer chosen inside the
-// handshake (null if none), {"event":"connection",...} with the muxer in use.
+// handshake (null if none); {"event":"perf-served",...} per perf request
+// served, {"event":"perf-error",...} per one that failed.
 
 // js-libp2p 3 needs Promise.withResolvers (Node.js >= 22); package.json pins
 // a Node.js 22 binary from the npm registry to run this file with.
@@ -160,16 +159,6 @@ await node.handle(PERF, (stream) => {
   })
 }, { maxInboundStreams: 1024 })
 
-node.addEventListener('connection:open', ({ detail: connection }) => {
-  emit({
-    event: 'connection',
-    direction: connection.direction,
-    remote_peer: connection.remotePeer.toString(),
-    encryption: connection.encryption ?? null,
-    muxer: connection.multiplexer ?? null
-  })
-})
-
 emit({
   event: 'listening',
   peer_id: node.peerId.toString(),
@@ -186,12 +175,6 @@ async function run (command) {
       const downloaded = await Promise.all(runs)
       await connection.close()
       return { downloaded, muxer: connection.multiplexer ?? null, encryption: connection.encryption ?? null }
-    }
-    case 'ping': {
-      const connection = await node.dial(addr, { force: true })
-      const rtt = await node.services.ping.ping(connection.remoteAddr)
-      await connection.close()
-      return { rtt }
     }
     case 'ttfb': {
       const start = performance.now()
