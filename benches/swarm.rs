@@ -51,16 +51,11 @@ impl Libp2pTcp {
         self == Libp2pTcp::TlsLazySubstreams
     }
 
-    fn lazy_substreams(self) -> bool {
-        self != Libp2pTcp::Defaults
-    }
-
     /// How streams negotiate their protocol.
     pub fn substreams(self) -> Version {
-        if self.lazy_substreams() {
-            Version::V1Lazy
-        } else {
-            Version::V1
+        match self {
+            Libp2pTcp::Defaults => Version::V1,
+            Libp2pTcp::LazySubstreams | Libp2pTcp::TlsLazySubstreams => Version::V1Lazy,
         }
     }
 

@@ -23,7 +23,7 @@
 //! section of `spec/round-trips.md`, which this program rewrites (netsim
 //! cannot run js-libp2p, so nothing checks them against virtual time).
 
-use std::{fmt::Write, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{fmt::Write, path::PathBuf, process::ExitCode, time::Duration};
 
 use libp2p_identity::Keypair;
 use multiaddr::Multiaddr;
@@ -71,28 +71,30 @@ fn virtual_rtts(preset: Preset, delay: Duration) -> f64 {
 }
 
 async fn onetrip_real(server: &OnetripServer, preset: Preset, delay: Duration) -> Duration {
-    let (kind, target, _) = parse_addr(server.addr(preset)).unwrap();
-    let relayed: SocketAddr = match kind {
-        TransportKind::Tcp => relay::tcp(target, delay).await.unwrap(),
-        TransportKind::Quic => relay::udp(target, delay).await.unwrap(),
-    };
-    let addr = multiaddr(kind, relayed);
+    let addr = relayed(server.addr(preset), delay).await;
+    // For 0-RTT, a first connection leaves the tickets the measured ones use.
+    let warm_up = matches!(preset, Preset::Quic(layering) if layering.zero_rtt);
+    onetrip_ttfb(preset, &addr, server.peer, delay, warm_up).await
+}
+
+/// onetrip with `preset` dials `peer` at `addr`: the median TTFB of a ping
+/// request over [`RUNS`] dials, after one unmeasured dial if `warm_up`.
+async fn onetrip_ttfb(
+    preset: Preset,
+    addr: &Multiaddr,
+    peer: libp2p_identity::PeerId,
+    delay: Duration,
+    warm_up: bool,
+) -> Duration {
     let client = fixtures::client(preset).unwrap();
-    if let Preset::Quic(layering) = preset
-        && layering.zero_rtt
-    {
-        // A first connection leaves the tickets the measured ones use.
-        let first = client.dial(&addr, Some(server.peer)).await.unwrap();
-        measure::request(&first).await.unwrap();
-        tokio::time::sleep(4 * delay).await;
-        first.close().await.unwrap();
-    }
     let mut samples = Vec::new();
-    for _ in 0..RUNS {
+    for run in usize::from(!warm_up)..=RUNS {
         let start = Instant::now();
-        let connection = client.dial(&addr, Some(server.peer)).await.unwrap();
+        let connection = client.dial(addr, Some(peer)).await.unwrap();
         measure::request(&connection).await.unwrap();
-        samples.push(start.elapsed());
+        if run > 0 {
+            samples.push(start.elapsed());
+        }
         tokio::time::sleep(4 * delay).await;
         connection.close().await.unwrap();
     }
@@ -120,12 +122,7 @@ async fn libp2p_tcp_real(stack: Libp2pTcp, delay: Duration) -> Duration {
 
 async fn libp2p_quic_real(delay: Duration, substreams: Version) -> Duration {
     let server = baseline::quic_server().await.unwrap();
-    let (_, target, _) = parse_addr(&server.to_string().parse().unwrap()).unwrap();
-    let relayed = relay::udp(target, delay).await.unwrap();
-    let addr = multiaddr(TransportKind::Quic, relayed)
-        .to_string()
-        .parse()
-        .unwrap();
+    let addr = relayed(&server, delay).await;
     let mut transport =
         baseline::QuicTransport::new(libp2p_quic::Config::new(&Keypair::generate_ed25519()));
     let mut samples = Vec::new();
@@ -162,19 +159,7 @@ async fn onetrip_dials_js(js: &JsPeer, preset: Preset, delay: Duration) -> Durat
         Preset::Quic(_) => &js.quic,
     };
     let addr = relayed(target, delay).await;
-    let client = fixtures::client(preset).unwrap();
-    let mut samples = Vec::new();
-    for run in 0..=RUNS {
-        let start = Instant::now();
-        let connection = client.dial(&addr, Some(js.peer_id)).await.unwrap();
-        measure::request(&connection).await.unwrap();
-        if run > 0 {
-            samples.push(start.elapsed());
-        }
-        tokio::time::sleep(4 * delay).await;
-        connection.close().await.unwrap();
-    }
-    median(samples)
+    onetrip_ttfb(preset, &addr, js.peer_id, delay, true).await
 }
 
 /// The js node dials onetrip through the relay and measures its own TTFB
