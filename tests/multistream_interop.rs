@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt as _, AsyncWriteExt as _};
 use multistream_select::{Version, dialer_select_proto, listener_select_proto};
-use onetrip_multistream::{Error, Mode, Protocol, dialer_select, listener_select};
+use onetrip_multistream::{Deadline, Error, Mode, Protocol, dialer_select, listener_select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
@@ -43,7 +43,9 @@ async fn theirs_dials_ours(version: Version, theirs: &[&str], ours: &[&str]) -> 
         protocol.to_string()
     };
     let listener = async {
-        let (protocol, mut io) = listener_select(b, supported).await.expect("our listener");
+        let (protocol, mut io) = listener_select(b, supported, Deadline::NONE)
+            .await
+            .expect("our listener");
         let mut request = [0u8; 24];
         io.read_exact(&mut request).await.unwrap();
         assert_eq!(&request, b"request from rust-libp2p");
@@ -61,7 +63,9 @@ async fn ours_dials_theirs(mode: Mode, ours: &[&str], theirs: &[&str]) -> String
     let (a, b) = duplex(1 << 16);
     let proposals: Vec<Protocol> = ours.iter().map(|n| p(n)).collect();
     let dialer = async {
-        let (protocol, mut io) = dialer_select(a, proposals, mode).await.expect("our dialer");
+        let (protocol, mut io) = dialer_select(a, proposals, mode, Deadline::NONE)
+            .await
+            .expect("our dialer");
         io.write_all(b"request from onetrip").await.unwrap();
         io.flush().await.unwrap();
         let mut reply = [0u8; 22];
@@ -118,7 +122,7 @@ async fn onetrip_dialer_rust_libp2p_listener() {
 async fn rust_libp2p_listener_refuses_optimistic_proposal() {
     let (a, b) = duplex(1 << 16);
     let dialer = async {
-        let (_, mut io) = dialer_select(a, [p("/unsupported")], Mode::Optimistic)
+        let (_, mut io) = dialer_select(a, [p("/unsupported")], Mode::Optimistic, Deadline::NONE)
             .await
             .unwrap();
         io.write_all(b"optimistic bytes").await.unwrap();
@@ -153,7 +157,7 @@ async fn onetrip_listener_refuses_lazy_proposal() {
         drop(io);
         result
     };
-    let listener = listener_select(b, vec![p("/supported")]);
+    let listener = listener_select(b, vec![p("/supported")], Deadline::NONE);
     let (read, refused) = bounded(async { tokio::join!(dialer, listener) }).await;
     assert!(read.is_err(), "{read:?}");
     assert!(refused.is_err());

@@ -9,7 +9,7 @@ use std::{hint::black_box, time::Duration};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::{AsyncReadExt as _, AsyncWriteExt as _};
 use multistream_select::{Version, dialer_select_proto, listener_select_proto};
-use onetrip_multistream::{Mode, Protocol, dialer_select, listener_select};
+use onetrip_multistream::{Deadline, Mode, Protocol, dialer_select, listener_select};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
@@ -26,14 +26,18 @@ const SUPPORTED: [&str; 4] = [
 async fn onetrip(mode: Mode, supported: &std::sync::Arc<[Protocol]>, protocol: &Protocol) {
     let (a, b) = duplex(4096);
     let dialer = async {
-        let (_, mut io) = dialer_select(a, [protocol.clone()], mode).await.unwrap();
+        let (_, mut io) = dialer_select(a, [protocol.clone()], mode, Deadline::NONE)
+            .await
+            .unwrap();
         io.write_all(b"?").await.unwrap();
         io.flush().await.unwrap();
         let mut reply = [0u8; 1];
         io.read_exact(&mut reply).await.unwrap();
     };
     let listener = async {
-        let (_, mut io) = listener_select(b, supported.clone()).await.unwrap();
+        let (_, mut io) = listener_select(b, supported.clone(), Deadline::NONE)
+            .await
+            .unwrap();
         let mut request = [0u8; 1];
         io.read_exact(&mut request).await.unwrap();
         io.write_all(b"!").await.unwrap();

@@ -1,6 +1,6 @@
 //! The dialer (initiator) side of a negotiation, sans I/O.
 
-use crate::{Error, MAX_PROPOSALS, Message, Mode, Protocol, Status, core::Wire};
+use crate::{Error, MAX_PROPOSALS, Message, Misuse, Mode, Protocol, Status, core::Wire};
 
 /// The dialer's state machine: proposes protocols in order of preference
 /// until the listener echoes one.
@@ -46,15 +46,16 @@ impl Dialer {
     /// header and the first proposal are queued at once.
     ///
     /// # Errors
-    /// [`Error::NoProtocols`] for an empty list; [`Error::TooManyProposals`]
-    /// for more than [`MAX_PROPOSALS`], which a listener would refuse.
-    pub fn new(protocols: impl IntoIterator<Item = Protocol>, mode: Mode) -> Result<Self, Error> {
+    /// [`Misuse::NoProtocols`] for an empty list;
+    /// [`Misuse::TooManyProtocols`] for more than [`MAX_PROPOSALS`], which a
+    /// listener would refuse.
+    pub fn new(protocols: impl IntoIterator<Item = Protocol>, mode: Mode) -> Result<Self, Misuse> {
         let protocols: Vec<Protocol> = protocols.into_iter().take(MAX_PROPOSALS + 1).collect();
         if protocols.is_empty() {
-            return Err(Error::NoProtocols);
+            return Err(Misuse::NoProtocols);
         }
         if protocols.len() > MAX_PROPOSALS {
-            return Err(Error::TooManyProposals { max: MAX_PROPOSALS });
+            return Err(Misuse::TooManyProtocols { max: MAX_PROPOSALS });
         }
         let mut dialer = Dialer {
             protocols,

@@ -1,15 +1,19 @@
 //! The crate's error type.
 
-use std::{io, sync::Arc};
+use std::io;
 
-use crate::Protocol;
+use onetrip_common::{IoError, io_error_conversions};
+
+use crate::{MAX_PROTOCOL_LEN, Protocol, message::HEADER_NAME};
 
 /// How many bytes of untrusted input an error quotes.
 const EXCERPT_LEN: usize = 64;
 
 /// Everything that can go wrong while negotiating.
 ///
-/// Each variant says what the peer (or the caller) did wrong. Errors that
+/// Each variant says what the peer did wrong, except [`Error::Misuse`] (the
+/// caller's mistake: nothing was sent) and the transport's own failures
+/// ([`Error::Io`], [`Error::Timeout`]). Errors that
 /// surface through [`Negotiated`](crate::Negotiated)'s `AsyncRead` /
 /// `AsyncWrite` are wrapped in an [`io::Error`]; get them back with
 /// [`Error::from_io`].
@@ -21,17 +25,22 @@ const EXCERPT_LEN: usize = 64;
 pub enum Error {
     /// The underlying transport failed.
     #[error(transparent)]
-    Io(Arc<io::Error>),
+    Io(#[from] IoError),
+    /// The caller's deadline passed before the negotiation finished.
+    #[error("multistream-select negotiation timed out")]
+    Timeout,
+    /// The caller asked for something the protocol does not allow; nothing
+    /// was sent.
+    #[error(transparent)]
+    Misuse(#[from] Misuse),
     /// The stream ended before negotiation finished.
     #[error("stream ended during multistream-select negotiation")]
     UnexpectedEof,
-    /// Negotiation did not finish within the configured time.
-    #[error("multistream-select negotiation timed out")]
-    Timeout,
     /// The length prefix is not a valid minimal unsigned varint.
     #[error("invalid varint length prefix")]
     InvalidVarint,
-    /// The length prefix announces more than the 1024-byte message limit.
+    /// The length prefix announces more than the message limit,
+    /// [`MAX_MESSAGE_LEN`](crate::MAX_MESSAGE_LEN).
     #[error("message of {len} bytes exceeds the {max}-byte limit")]
     MessageTooLarge {
         /// The announced length.
@@ -45,12 +54,9 @@ pub enum Error {
     /// A protocol name received from the peer is not UTF-8.
     #[error("protocol name is not valid UTF-8")]
     InvalidUtf8,
-    /// A protocol name is malformed.
-    #[error("invalid protocol name: {reason}")]
-    InvalidProtocol {
-        /// Which rule the name breaks.
-        reason: &'static str,
-    },
+    /// A protocol name the peer sent is malformed.
+    #[error("the peer sent an invalid protocol name: {0}")]
+    InvalidProtocol(InvalidName),
     /// A message is none of those multistream-select defines.
     #[error("not a multistream-select message: {got:?}")]
     UnknownMessage {
@@ -77,9 +83,6 @@ pub enum Error {
         /// The limit, [`MAX_PROPOSALS`](crate::MAX_PROPOSALS).
         max: usize,
     },
-    /// The caller asked to negotiate an empty list of protocols.
-    #[error("no protocols to propose")]
-    NoProtocols,
     /// The listener rejected every protocol the dialer proposed.
     #[error("the listener supports none of the proposed protocols")]
     NoProtocolInCommon,
@@ -122,29 +125,80 @@ impl Error {
     }
 }
 
-impl From<io::Error> for Error {
-    fn from(err: io::Error) -> Error {
-        Error::Io(Arc::new(err))
+/// A mistake of the caller's, kept apart from the peer's faults: the
+/// negotiation never started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Misuse {
+    /// The list of protocols to propose is empty.
+    #[error("no protocols to propose")]
+    NoProtocols,
+    /// The list of protocols to propose is longer than a listener answers.
+    #[error("more than {max} protocols to propose")]
+    TooManyProtocols {
+        /// The limit, [`MAX_PROPOSALS`](crate::MAX_PROPOSALS).
+        max: usize,
+    },
+    /// A protocol name given by the caller is malformed.
+    #[error("invalid protocol name: {0}")]
+    InvalidName(InvalidName),
+}
+
+/// Which rule of libp2p protocol names (libp2p specs: connections/README.md)
+/// a name breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidName {
+    /// The name does not start with `/`.
+    #[error("it must start with '/'")]
+    NoLeadingSlash,
+    /// The name contains `\n`, which ends a multistream-select message.
+    #[error("it must not contain '\\n'")]
+    ContainsNewline,
+    /// The name does not fit in one message.
+    #[error("{len} bytes is longer than the {max}-byte limit")]
+    TooLong {
+        /// The name's length.
+        len: usize,
+        /// The limit, [`MAX_PROTOCOL_LEN`].
+        max: usize,
+    },
+    /// The name is the multistream header, which would make a nested
+    /// negotiation indistinguishable from a proposal.
+    #[error("the header {HEADER_NAME} is reserved")]
+    ReservedHeader,
+}
+
+impl InvalidName {
+    /// The rule `name` breaks, if any.
+    pub(crate) fn check(name: &[u8]) -> Result<(), InvalidName> {
+        if name.first() != Some(&b'/') {
+            Err(InvalidName::NoLeadingSlash)
+        } else if name.contains(&b'\n') {
+            Err(InvalidName::ContainsNewline)
+        } else if name.len() > MAX_PROTOCOL_LEN {
+            Err(InvalidName::TooLong {
+                len: name.len(),
+                max: MAX_PROTOCOL_LEN,
+            })
+        } else if name == HEADER_NAME.as_bytes() {
+            Err(InvalidName::ReservedHeader)
+        } else {
+            Ok(())
+        }
     }
 }
 
-impl From<Error> for io::Error {
-    /// Transport errors pass through unchanged; negotiation errors are
-    /// wrapped, with a fitting [`io::ErrorKind`].
-    fn from(err: Error) -> io::Error {
-        let kind = match err {
-            Error::Io(e) => {
-                return Arc::try_unwrap(e)
-                    .unwrap_or_else(|e| io::Error::new(e.kind(), Error::Io(e)));
-            }
-            Error::UnexpectedEof => io::ErrorKind::UnexpectedEof,
-            Error::Timeout => io::ErrorKind::TimedOut,
-            Error::NoProtocols | Error::InvalidProtocol { .. } => io::ErrorKind::InvalidInput,
-            Error::NoProtocolInCommon | Error::OptimisticRejected { .. } => {
-                io::ErrorKind::Unsupported
-            }
-            _ => io::ErrorKind::InvalidData,
-        };
-        io::Error::new(kind, err)
+/// How a negotiation error surfaces through `AsyncRead`/`AsyncWrite`.
+fn io_kind(err: &Error) -> io::ErrorKind {
+    match err {
+        Error::Io(err) => err.kind(),
+        Error::UnexpectedEof => io::ErrorKind::UnexpectedEof,
+        Error::Timeout => io::ErrorKind::TimedOut,
+        Error::Misuse(_) => io::ErrorKind::InvalidInput,
+        Error::NoProtocolInCommon | Error::OptimisticRejected { .. } => io::ErrorKind::Unsupported,
+        _ => io::ErrorKind::InvalidData,
     }
 }
+
+io_error_conversions!(Error, io_kind);

@@ -5,17 +5,12 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, Waker, ready},
-    time::Duration,
 };
 
+use onetrip_common::Deadline;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::{Dialer, Error, Listener, MAX_MESSAGE_LEN, Mode, Protocol, Status};
-
-/// How long [`dialer_select`] and [`listener_select`] wait for the peer
-/// before giving up with [`Error::Timeout`]: the same default as
-/// rust-libp2p's upgrade timeout.
-pub const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much application data an optimistic dialer's first write copies
 /// behind the header and proposal, so that all of it leaves in one write.
@@ -34,12 +29,16 @@ const READ_CHUNK: usize = MAX_MESSAGE_LEN + 2;
 /// read by the first read on the returned stream. With one protocol that
 /// means no I/O at all here.
 ///
+/// `deadline` is the caller's (the one for the whole connection setup, say):
+/// this adapter has no timer of its own.
+///
 /// # Errors
-/// Any [`Error`]; [`Error::Timeout`] after [`NEGOTIATION_TIMEOUT`].
+/// Any [`Error`]; [`Error::Timeout`] once `deadline` has passed.
 pub async fn dialer_select<IO>(
     mut io: IO,
     protocols: impl IntoIterator<Item = Protocol>,
     mode: Mode,
+    deadline: Deadline,
 ) -> Result<(Protocol, Negotiated<IO>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -64,9 +63,7 @@ where
             }
         }
     };
-    let leftover = tokio::time::timeout(NEGOTIATION_TIMEOUT, drive)
-        .await
-        .map_err(|_| Error::Timeout)??;
+    let leftover = deadline.run(drive).await.map_err(|_| Error::Timeout)??;
     Ok(Negotiated::from_dialer(io, dialer, leftover))
 }
 
@@ -77,11 +74,14 @@ where
 /// dialer pipelined after its proposal are the first bytes read from the
 /// returned stream.
 ///
+/// `deadline` is the caller's: this adapter has no timer of its own.
+///
 /// # Errors
-/// Any [`Error`]; [`Error::Timeout`] after [`NEGOTIATION_TIMEOUT`].
+/// Any [`Error`]; [`Error::Timeout`] once `deadline` has passed.
 pub async fn listener_select<IO>(
     mut io: IO,
     supported: impl Into<Arc<[Protocol]>>,
+    deadline: Deadline,
 ) -> Result<(Protocol, Negotiated<IO>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -114,9 +114,7 @@ where
             leftover = buf[used..n].to_vec();
         }
     };
-    let (protocol, leftover) = tokio::time::timeout(NEGOTIATION_TIMEOUT, drive)
-        .await
-        .map_err(|_| Error::Timeout)??;
+    let (protocol, leftover) = deadline.run(drive).await.map_err(|_| Error::Timeout)??;
     Ok((
         protocol.clone(),
         Negotiated::new(io, protocol, Vec::new(), leftover, None),

@@ -15,20 +15,24 @@
 //! The protocol logic lives in sans-IO state machines, [`Dialer`] and
 //! [`Listener`], fed with bytes and returning bytes: no socket, runtime or
 //! clock. [`dialer_select`], [`listener_select`] and [`Negotiated`] adapt them
-//! to tokio's `AsyncRead + AsyncWrite`.
+//! to tokio's `AsyncRead + AsyncWrite`; they take the caller's [`Deadline`]
+//! (or [`Deadline::NONE`]) and run no timer of their own.
 //!
 //! ```
-//! use onetrip_multistream::{Mode, Protocol, dialer_select, listener_select};
+//! use std::time::Duration;
+//!
+//! use onetrip_multistream::{Deadline, Mode, Protocol, dialer_select, listener_select};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let ping = Protocol::new("/ipfs/ping/1.0.0")?;
+//! let deadline = Deadline::after(Duration::from_secs(10));
 //! let (a, b) = tokio::io::duplex(4096);
 //! let server = tokio::spawn({
 //!     let ping = ping.clone();
 //!     async move {
-//!         let (_, mut stream) = listener_select(b, vec![ping]).await?;
+//!         let (_, mut stream) = listener_select(b, vec![ping], deadline).await?;
 //!         let mut buf = [0u8; 4];
 //!         stream.read_exact(&mut buf).await?;
 //!         stream.write_all(&buf).await?;
@@ -37,7 +41,7 @@
 //!     }
 //! });
 //! // Optimistic: the proposal and "ping" leave in one write.
-//! let (_, mut stream) = dialer_select(a, [ping], Mode::Optimistic).await?;
+//! let (_, mut stream) = dialer_select(a, [ping], Mode::Optimistic, deadline).await?;
 //! stream.write_all(b"ping").await?;
 //! stream.flush().await?;
 //! let mut buf = [0u8; 4];
@@ -64,11 +68,13 @@ mod protocol;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
+pub use onetrip_common::Deadline;
+
 pub use crate::{
     core::{Mode, Status},
     dialer::Dialer,
-    error::Error,
-    io::{NEGOTIATION_TIMEOUT, Negotiated, dialer_select, listener_select},
+    error::{Error, InvalidName, Misuse},
+    io::{Negotiated, dialer_select, listener_select},
     listener::Listener,
     message::{HEADER_NAME, MAX_MESSAGE_LEN, Message},
     protocol::{MAX_PROTOCOL_LEN, Protocol},

@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use crate::{Error, message::MAX_MESSAGE_LEN};
+use crate::{Error, InvalidName, Misuse, message::MAX_MESSAGE_LEN};
 
 /// The longest protocol name that fits in one message: the name plus its
 /// trailing `\n` must not exceed [`MAX_MESSAGE_LEN`].
@@ -24,18 +24,18 @@ impl Protocol {
     /// Validates `name` and wraps it.
     ///
     /// # Errors
-    /// [`Error::InvalidProtocol`] if the name is empty, does not start with
+    /// [`Misuse::InvalidName`] if the name is empty, does not start with
     /// `/`, contains `\n`, is longer than [`MAX_PROTOCOL_LEN`] bytes, or is the
     /// reserved multistream header.
-    pub fn new(name: impl AsRef<str>) -> Result<Self, Error> {
+    pub fn new(name: impl AsRef<str>) -> Result<Self, Misuse> {
         let name = name.as_ref();
-        validate(name.as_bytes())?;
+        InvalidName::check(name.as_bytes()).map_err(Misuse::InvalidName)?;
         Ok(Self(Arc::from(name)))
     }
 
     /// Validates raw bytes received from the wire (UTF-8 is checked too).
     pub(crate) fn from_wire(bytes: &[u8]) -> Result<Self, Error> {
-        validate(bytes)?;
+        InvalidName::check(bytes).map_err(Error::InvalidProtocol)?;
         let name = std::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)?;
         Ok(Self(Arc::from(name)))
     }
@@ -44,21 +44,6 @@ impl Protocol {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-fn validate(name: &[u8]) -> Result<(), Error> {
-    let reason = if name.first() != Some(&b'/') {
-        "must start with '/'"
-    } else if name.contains(&b'\n') {
-        "must not contain '\\n'"
-    } else if name.len() > MAX_PROTOCOL_LEN {
-        "longer than the 1023-byte limit"
-    } else if name == crate::message::HEADER_NAME.as_bytes() {
-        "the multistream header is reserved"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidProtocol { reason })
 }
 
 impl AsRef<str> for Protocol {
@@ -80,17 +65,17 @@ impl fmt::Debug for Protocol {
 }
 
 impl TryFrom<&str> for Protocol {
-    type Error = Error;
+    type Error = Misuse;
 
-    fn try_from(name: &str) -> Result<Self, Error> {
+    fn try_from(name: &str) -> Result<Self, Misuse> {
         Self::new(name)
     }
 }
 
 impl TryFrom<String> for Protocol {
-    type Error = Error;
+    type Error = Misuse;
 
-    fn try_from(name: String) -> Result<Self, Error> {
+    fn try_from(name: String) -> Result<Self, Misuse> {
         Self::new(name)
     }
 }
@@ -129,7 +114,7 @@ mod tests {
         let long = format!("/{}", "a".repeat(MAX_PROTOCOL_LEN));
         for name in ["", "noise", "/a\nb", long.as_str(), "/multistream/1.0.0"] {
             assert!(
-                matches!(Protocol::new(name), Err(Error::InvalidProtocol { .. })),
+                matches!(Protocol::new(name), Err(Misuse::InvalidName(_))),
                 "{name:?} accepted"
             );
         }

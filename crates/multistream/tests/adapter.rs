@@ -1,16 +1,24 @@
 //! The tokio adapter, end to end over in-memory streams.
 //!
 //! The tests run on tokio's paused clock, which jumps ahead whenever every
-//! task is blocked: a deadlock runs into the negotiation timeout at once
+//! task is blocked: a deadlock runs into the caller's deadline at once
 //! instead of hanging the suite.
 
 use std::{io, time::Duration};
 
 use onetrip_multistream::{
-    Error, Message, Mode, NEGOTIATION_TIMEOUT, Protocol, dialer_select, listener_select,
+    Deadline, Error, Message, Mode, Protocol, dialer_select, listener_select,
 };
 use onetrip_testkit::Recorded;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, duplex};
+
+/// How long each negotiation may take.
+const SETUP: Duration = Duration::from_secs(10);
+
+/// The caller's deadline for one negotiation.
+fn deadline() -> Deadline {
+    Deadline::after(SETUP)
+}
 
 /// Fails a test that deadlocks, at once (see the module docs).
 async fn bounded(test: impl Future<Output = ()>) {
@@ -55,7 +63,7 @@ async fn echo_listener(
     supported: Vec<Protocol>,
     len: usize,
 ) -> Result<Protocol, Error> {
-    let (protocol, mut stream) = listener_select(io, supported).await?;
+    let (protocol, mut stream) = listener_select(io, supported, deadline()).await?;
     let mut buf = vec![0; len];
     stream.read_exact(&mut buf).await?;
     buf.reverse();
@@ -70,7 +78,9 @@ async fn both_modes_exchange_data_both_ways() {
         for mode in [Mode::Interactive, Mode::Optimistic] {
             let (a, b) = duplex(1 << 16);
             let server = tokio::spawn(echo_listener(b, vec![p("/x"), p("/echo/1.0.0")], 5));
-            let (protocol, mut stream) = dialer_select(a, [p("/echo/1.0.0")], mode).await.unwrap();
+            let (protocol, mut stream) = dialer_select(a, [p("/echo/1.0.0")], mode, deadline())
+                .await
+                .unwrap();
             assert_eq!(protocol, "/echo/1.0.0");
             assert_eq!(stream.is_confirmed(), mode == Mode::Interactive);
             assert_eq!(exchange(&mut stream, b"hello").await, b"olleh", "{mode:?}");
@@ -87,9 +97,10 @@ async fn refused_candidates_fall_back_in_both_modes() {
         for mode in [Mode::Interactive, Mode::Optimistic] {
             let (a, b) = duplex(1 << 16);
             let server = tokio::spawn(echo_listener(b, vec![p("/c")], 3));
-            let (protocol, mut stream) = dialer_select(a, [p("/a"), p("/b"), p("/c")], mode)
-                .await
-                .unwrap();
+            let (protocol, mut stream) =
+                dialer_select(a, [p("/a"), p("/b"), p("/c")], mode, deadline())
+                    .await
+                    .unwrap();
             assert_eq!(protocol, "/c");
             assert_eq!(exchange(&mut stream, b"abc").await, b"cba");
             server.await.unwrap().unwrap();
@@ -105,7 +116,9 @@ async fn ping_writes(mode: Mode) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let (a, b) = duplex(1 << 16);
     let (io, log) = Recorded::new(a);
     let server = tokio::spawn(echo_listener(b, vec![p("/ping")], 4));
-    let (_, mut stream) = dialer_select(io, [p("/ping")], mode).await.unwrap();
+    let (_, mut stream) = dialer_select(io, [p("/ping")], mode, deadline())
+        .await
+        .unwrap();
     let before = log.writes();
     assert_eq!(exchange(&mut stream, b"ping").await, b"gnip");
     server.await.unwrap().unwrap();
@@ -156,13 +169,13 @@ async fn optimistic_large_first_write_arrives_whole() {
         let server = tokio::spawn({
             let len = data.len();
             async move {
-                let (_, mut stream) = listener_select(b, vec![p("/bulk")]).await?;
+                let (_, mut stream) = listener_select(b, vec![p("/bulk")], deadline()).await?;
                 let mut got = vec![0; len];
                 stream.read_exact(&mut got).await?;
                 Ok::<_, Error>(got)
             }
         });
-        let (_, mut stream) = dialer_select(a, [p("/bulk")], Mode::Optimistic)
+        let (_, mut stream) = dialer_select(a, [p("/bulk")], Mode::Optimistic, deadline())
             .await
             .unwrap();
         stream.write_all(&data).await.unwrap();
@@ -178,7 +191,9 @@ async fn optimistic_large_first_write_arrives_whole() {
 async fn response_sharing_a_read_with_the_echo_is_kept() {
     bounded(async {
         let (a, mut b) = duplex(1 << 16);
-        let (_, mut stream) = dialer_select(a, [p("/r")], Mode::Optimistic).await.unwrap();
+        let (_, mut stream) = dialer_select(a, [p("/r")], Mode::Optimistic, deadline())
+            .await
+            .unwrap();
         stream.write_all(b"q").await.unwrap();
         stream.flush().await.unwrap();
         let reply = [
@@ -211,7 +226,7 @@ async fn listener_hands_over_pipelined_bytes() {
         ]
         .concat();
         a.write_all(&request).await.unwrap();
-        let (protocol, mut stream) = listener_select(b, vec![p("/a")]).await.unwrap();
+        let (protocol, mut stream) = listener_select(b, vec![p("/a")], deadline()).await.unwrap();
         assert_eq!(protocol, "/a");
         let mut buf = [0; 11];
         stream.read_exact(&mut buf).await.unwrap();
@@ -224,9 +239,14 @@ async fn listener_hands_over_pipelined_bytes() {
 async fn optimistic_rejection_surfaces_on_read_then_write() {
     bounded(async {
         let (a, b) = duplex(1 << 16);
-        let server =
-            tokio::spawn(async move { listener_select(b, vec![p("/b")]).await.map(|_| ()) });
-        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        let server = tokio::spawn(async move {
+            listener_select(b, vec![p("/b")], deadline())
+                .await
+                .map(|_| ())
+        });
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic, deadline())
+            .await
+            .unwrap();
         stream.write_all(b"hello").await.unwrap();
         stream.flush().await.unwrap();
         let mut buf = [0; 1];
@@ -256,18 +276,19 @@ async fn nested_optimistic_negotiations() {
     bounded(async {
         let (a, b) = duplex(1 << 16);
         let server = tokio::spawn(async move {
-            let (outer, stream) = listener_select(b, vec![p("/outer")]).await?;
-            let (inner, mut stream) = listener_select(stream, vec![p("/inner")]).await?;
+            let (outer, stream) = listener_select(b, vec![p("/outer")], deadline()).await?;
+            let (inner, mut stream) =
+                listener_select(stream, vec![p("/inner")], deadline()).await?;
             let mut buf = [0; 4];
             stream.read_exact(&mut buf).await?;
             stream.write_all(b"pong").await?;
             stream.flush().await?;
             Ok::<_, Error>((outer, inner, buf))
         });
-        let (_, stream) = dialer_select(a, [p("/outer")], Mode::Optimistic)
+        let (_, stream) = dialer_select(a, [p("/outer")], Mode::Optimistic, deadline())
             .await
             .unwrap();
-        let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic)
+        let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic, deadline())
             .await
             .unwrap();
         assert_eq!(exchange(&mut stream, b"ping").await, b"pong");
@@ -287,11 +308,12 @@ async fn nested_optimistic_negotiations() {
 async fn refused_outer_does_not_select_nested_inner() {
     bounded(async {
         let (a, b) = duplex(1 << 16);
-        let server = tokio::spawn(async move { listener_select(b, vec![p("/inner")]).await });
-        let (_, stream) = dialer_select(a, [p("/outer")], Mode::Optimistic)
+        let server =
+            tokio::spawn(async move { listener_select(b, vec![p("/inner")], deadline()).await });
+        let (_, stream) = dialer_select(a, [p("/outer")], Mode::Optimistic, deadline())
             .await
             .unwrap();
-        let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic)
+        let (_, mut stream) = dialer_select(stream, [p("/inner")], Mode::Optimistic, deadline())
             .await
             .unwrap();
         stream.write_all(b"data").await.unwrap();
@@ -316,13 +338,39 @@ async fn refused_outer_does_not_select_nested_inner() {
 async fn stalled_peer_times_out() {
     let (_a, b) = duplex(1 << 16);
     let start = tokio::time::Instant::now();
-    let result = listener_select(b, vec![p("/a")]).await;
+    let result = listener_select(b, vec![p("/a")], deadline()).await;
     assert!(matches!(result, Err(Error::Timeout)));
-    assert_eq!(start.elapsed(), NEGOTIATION_TIMEOUT);
+    assert_eq!(start.elapsed(), SETUP);
 
     let (a, _b) = duplex(1 << 16);
-    let result = dialer_select(a, [p("/a")], Mode::Interactive).await;
+    let result = dialer_select(a, [p("/a")], Mode::Interactive, deadline()).await;
     assert!(matches!(result, Err(Error::Timeout)));
+}
+
+/// The deadline is the caller's alone: a listener that answers after 15 s
+/// is waited for under a 30 s deadline, and given up on at exactly 5 s
+/// under a 5 s one.
+#[tokio::test(start_paused = true)]
+async fn the_callers_deadline_alone_bounds_a_slow_step() {
+    async fn slow_listener(io: DuplexStream) {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let _ = listener_select(io, vec![p("/a")], Deadline::NONE).await;
+    }
+    for (limit, succeeds) in [(30, true), (5, false)] {
+        let (a, b) = duplex(1 << 16);
+        let listener = tokio::spawn(slow_listener(b));
+        let start = tokio::time::Instant::now();
+        let deadline = Deadline::after(Duration::from_secs(limit));
+        let result = dialer_select(a, [p("/a")], Mode::Interactive, deadline).await;
+        if succeeds {
+            assert_eq!(result.expect("negotiated").0, p("/a"));
+            assert_eq!(start.elapsed(), Duration::from_secs(15));
+        } else {
+            assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+            assert_eq!(start.elapsed(), Duration::from_secs(limit));
+        }
+        listener.abort();
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -334,14 +382,16 @@ async fn eof_mid_negotiation() {
         a.write_all(&partial).await.unwrap();
         a.shutdown().await.unwrap();
         assert!(matches!(
-            listener_select(b, vec![p("/a")]).await,
+            listener_select(b, vec![p("/a")], deadline()).await,
             Err(Error::UnexpectedEof)
         ));
 
         // An optimistic dialer whose listener goes away before answering,
         // after the proposal left.
         let (a, mut b) = duplex(1 << 16);
-        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic, deadline())
+            .await
+            .unwrap();
         stream.flush().await.unwrap();
         let mut proposal = vec![0; negotiation("/a", b"").len()];
         b.read_exact(&mut proposal).await.unwrap();
@@ -356,7 +406,9 @@ async fn eof_mid_negotiation() {
         // Before it left: the first read sends it, and learns the listener
         // is gone from the write.
         let (a, b) = duplex(1 << 16);
-        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic, deadline())
+            .await
+            .unwrap();
         drop(b);
         let err = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
             .await
@@ -373,7 +425,7 @@ async fn garbage_instead_of_header() {
         let (mut a, b) = duplex(1 << 16);
         a.write_all(b"\x13/multistream/0.9.9\n").await.unwrap();
         assert!(matches!(
-            listener_select(b, vec![p("/a")]).await,
+            listener_select(b, vec![p("/a")], deadline()).await,
             Err(Error::UnexpectedHeader { .. })
         ));
     })
@@ -388,11 +440,13 @@ async fn optimistic_dialer_that_reads_first_sends_its_proposal() {
     bounded(async {
         let (a, b) = duplex(1 << 16);
         let listener = tokio::spawn(async move {
-            let (_, mut stream) = listener_select(b, vec![p("/id")]).await.unwrap();
+            let (_, mut stream) = listener_select(b, vec![p("/id")], deadline())
+                .await
+                .unwrap();
             stream.write_all(b"hello").await.unwrap();
             stream.shutdown().await.unwrap();
         });
-        let (_, mut stream) = dialer_select(a, [p("/id")], Mode::Optimistic)
+        let (_, mut stream) = dialer_select(a, [p("/id")], Mode::Optimistic, deadline())
             .await
             .unwrap();
         let mut greeting = Vec::new();
@@ -412,7 +466,9 @@ async fn optimistic_dialer_that_reads_first_sends_its_proposal() {
 async fn optimistic_proposal_leaves_with_flush() {
     bounded(async {
         let (a, mut b) = duplex(1 << 16);
-        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic, deadline())
+            .await
+            .unwrap();
         stream.flush().await.unwrap();
         let expected = negotiation("/a", b"");
         let mut got = vec![0; expected.len()];
@@ -430,7 +486,9 @@ async fn optimistic_shutdown_waits_for_the_answer() {
     bounded(async {
         let (a, mut b) = duplex(1 << 16);
         let dialer = tokio::spawn(async move {
-            let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+            let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic, deadline())
+                .await
+                .unwrap();
             stream.write_all(b"request").await.unwrap();
             stream.shutdown().await.unwrap();
             let mut response = Vec::new();
@@ -463,8 +521,11 @@ async fn optimistic_shutdown_waits_for_the_answer() {
 async fn optimistic_shutdown_reports_a_refusal() {
     bounded(async {
         let (a, b) = duplex(1 << 16);
-        let listener = tokio::spawn(async move { listener_select(b, vec![p("/b")]).await });
-        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        let listener =
+            tokio::spawn(async move { listener_select(b, vec![p("/b")], deadline()).await });
+        let (_, mut stream) = dialer_select(a, [p("/a")], Mode::Optimistic, deadline())
+            .await
+            .unwrap();
         let err = stream.shutdown().await.unwrap_err();
         assert!(matches!(
             Error::from_io(&err),
@@ -496,7 +557,9 @@ async fn split_reader_and_closer_both_complete() {
             assert_eq!(b.read(&mut end).await.unwrap(), 0);
             b.shutdown().await.unwrap();
         });
-        let (_, stream) = dialer_select(a, [p("/a")], Mode::Optimistic).await.unwrap();
+        let (_, stream) = dialer_select(a, [p("/a")], Mode::Optimistic, deadline())
+            .await
+            .unwrap();
         let (mut reader, mut writer) = tokio::io::split(stream);
         let read = tokio::spawn(async move {
             let mut response = Vec::new();

@@ -2,8 +2,8 @@
 //! answers to malformed input.
 
 use onetrip_multistream::{
-    Dialer, Error, Listener, MAX_MESSAGE_LEN, MAX_PROPOSALS, Message, Mode, Protocol, Status,
-    fuzzing,
+    Dialer, Error, Listener, MAX_MESSAGE_LEN, MAX_PROPOSALS, Message, Misuse, Mode, Protocol,
+    Status, fuzzing,
 };
 use proptest::prelude::*;
 
@@ -160,12 +160,12 @@ fn dialer_rejects_a_foreign_echo() {
 fn dialer_list_bounds() {
     assert!(matches!(
         Dialer::new([], Mode::Interactive),
-        Err(Error::NoProtocols)
+        Err(Misuse::NoProtocols)
     ));
     let too_many = (0..=MAX_PROPOSALS).map(|i| p(&format!("/p/{i}")));
     assert!(matches!(
         Dialer::new(too_many, Mode::Interactive),
-        Err(Error::TooManyProposals { .. })
+        Err(Misuse::TooManyProtocols { .. })
     ));
 }
 

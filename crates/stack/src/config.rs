@@ -3,9 +3,9 @@
 use std::{sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
-use onetrip_multistream::Protocol;
+use onetrip_multistream::{Deadline, Protocol};
 
-use crate::{Error, Layering, MuxerNegotiation, Preset, QuicLayering, YAMUX};
+use crate::{ConfigError, Error, Layering, MuxerNegotiation, Preset, QuicLayering, YAMUX};
 
 /// How long a connection may take from the first byte to an established
 /// muxer, on either side; the default of rust-libp2p's upgrade timeout.
@@ -42,10 +42,18 @@ const YAMUX_MAX_FRAME_BODY: usize = 1024 * 1024;
 
 /// An endpoint's configuration: identity, layering, the protocols it
 /// answers on inbound streams, and its limits.
+///
+/// The setters change plain settings only. The protocol configurations
+/// (Noise, QUIC, yamux) are derived from them in one place, when a
+/// connection needs them; the identity's keys are made once, in
+/// [`Config::new`], and no setter replaces them.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) keypair: Keypair,
-    pub(crate) noise: onetrip_noise::Config,
+    /// The Noise identity without a muxer list, and with `/yamux/1.0.0` in
+    /// the handshake; one static key for both.
+    noise: onetrip_noise::Config,
+    noise_early_muxer: onetrip_noise::Config,
     pub(crate) layering: Layering,
     pub(crate) protocols: Arc<[Protocol]>,
     pub(crate) handshake_timeout: Duration,
@@ -53,7 +61,10 @@ pub struct Config {
     pub(crate) max_pending_handshakes: usize,
     pub(crate) max_streams: usize,
     pub(crate) quic_layering: QuicLayering,
-    pub(crate) quic: onetrip_quic::Config,
+    accept_0rtt: bool,
+    /// The QUIC identity (certificate, session tickets), before the
+    /// settings above are applied.
+    quic: onetrip_quic::Config,
 }
 
 impl Config {
@@ -61,18 +72,18 @@ impl Config {
     /// the default limits.
     ///
     /// # Errors
-    /// [`Error::Noise`] if the key cannot sign.
+    /// [`Error::Noise`] if the key cannot sign, [`Error::Quic`] if no
+    /// certificate can be made for it.
     pub fn new(keypair: Keypair) -> Result<Self, Error> {
-        let layering = Layering::default();
-        let quic_layering = QuicLayering::default();
+        let noise = onetrip_noise::Config::new(&keypair)?;
         Ok(Config {
-            noise: noise_config(&keypair, layering, DEFAULT_HANDSHAKE_TIMEOUT)?,
-            quic: onetrip_quic::Config::new(keypair.clone())?
-                .with_0rtt(quic_layering.zero_rtt)
-                .with_max_streams(DEFAULT_MAX_STREAMS as u32),
-            quic_layering,
+            noise_early_muxer: noise.with_muxers([yamux_protocol()])?,
+            noise,
+            quic: onetrip_quic::Config::new(keypair.clone())?,
             keypair,
-            layering,
+            layering: Layering::default(),
+            quic_layering: QuicLayering::default(),
+            accept_0rtt: false,
             protocols: Arc::from([]),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -84,16 +95,15 @@ impl Config {
     /// Negotiates by `layering`.
     ///
     /// # Errors
-    /// [`Error::Noise`] if the key cannot sign.
+    /// None today; kept fallible so that a layering needing more from the
+    /// identity can refuse.
     pub fn with_layering(mut self, layering: Layering) -> Result<Self, Error> {
-        self.noise = noise_config(&self.keypair, layering, self.handshake_timeout)?;
         self.layering = layering;
         Ok(self)
     }
 
     /// Negotiates QUIC connections by `layering`.
     pub fn with_quic_layering(mut self, layering: QuicLayering) -> Self {
-        self.quic = self.quic.with_0rtt(layering.zero_rtt);
         self.quic_layering = layering;
         self
     }
@@ -101,7 +111,7 @@ impl Config {
     /// Sets the TCP or the QUIC layering, whichever `preset` is.
     ///
     /// # Errors
-    /// [`Error::Noise`] if the key cannot sign.
+    /// As [`Config::with_layering`].
     pub fn with_preset(self, preset: Preset) -> Result<Self, Error> {
         match preset {
             Preset::Tcp(layering) => self.with_layering(layering),
@@ -112,7 +122,7 @@ impl Config {
     /// As a QUIC server, accept 0-RTT data from resuming clients. Off by
     /// default: 0-RTT data can be replayed (see `spec/quic.md`).
     pub fn with_accept_0rtt(mut self, accept: bool) -> Self {
-        self.quic = self.quic.with_accept_0rtt(accept);
+        self.accept_0rtt = accept;
         self
     }
 
@@ -123,10 +133,11 @@ impl Config {
     }
 
     /// Bounds each connection's setup, dialing or accepting: TCP connect,
-    /// security and muxer negotiation, and the Noise handshake together.
+    /// security and muxer negotiation and the Noise handshake together, or
+    /// the QUIC handshake. One deadline covers every step, whichever is
+    /// slow; it also bounds opening a stream and an inbound stream's
+    /// protocol negotiation.
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.noise = self.noise.with_timeout(timeout);
-        self.quic = self.quic.with_handshake_timeout(timeout);
         self.handshake_timeout = timeout;
         self
     }
@@ -138,7 +149,10 @@ impl Config {
     /// [`Error::Config`] for zero.
     pub fn with_max_connections(mut self, max: usize) -> Result<Self, Error> {
         if max == 0 {
-            return Err(Error::Config("max_connections must be at least 1"));
+            return Err(ConfigError::ZeroLimit {
+                limit: "max_connections",
+            }
+            .into());
         }
         self.max_connections = max;
         Ok(self)
@@ -150,7 +164,10 @@ impl Config {
     /// [`Error::Config`] for zero.
     pub fn with_max_pending_handshakes(mut self, max: usize) -> Result<Self, Error> {
         if max == 0 {
-            return Err(Error::Config("max_pending_handshakes must be at least 1"));
+            return Err(ConfigError::ZeroLimit {
+                limit: "max_pending_handshakes",
+            }
+            .into());
         }
         self.max_pending_handshakes = max;
         Ok(self)
@@ -163,12 +180,16 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] for zero or more than [`MAX_STREAMS_LIMIT`].
     pub fn with_max_streams(mut self, max: usize) -> Result<Self, Error> {
-        if max == 0 || max > MAX_STREAMS_LIMIT {
-            return Err(Error::Config("max_streams must be in 1..=2048"));
+        if max == 0 {
+            return Err(ConfigError::ZeroLimit {
+                limit: "max_streams",
+            }
+            .into());
+        }
+        if max > MAX_STREAMS_LIMIT {
+            return Err(ConfigError::too_many_streams(max).into());
         }
         self.max_streams = max;
-        let quic_max = u32::try_from(max).map_err(|_| Error::Config("max_streams"))?;
-        self.quic = self.quic.with_max_streams(quic_max);
         Ok(self)
     }
 
@@ -187,9 +208,26 @@ impl Config {
         self.quic_layering
     }
 
-    /// The QUIC configuration (its session tickets among others).
-    pub fn quic(&self) -> &onetrip_quic::Config {
-        &self.quic
+    /// The QUIC configuration these settings imply: the identity's
+    /// certificate and session tickets, 0-RTT per the QUIC layering and
+    /// [`Config::with_accept_0rtt`], the stream limit.
+    pub fn quic(&self) -> onetrip_quic::Config {
+        let max_streams = u32::try_from(self.max_streams).expect("at most MAX_STREAMS_LIMIT");
+        self.quic
+            .clone()
+            .with_0rtt(self.quic_layering.zero_rtt)
+            .with_accept_0rtt(self.accept_0rtt)
+            .with_max_streams(max_streams)
+    }
+
+    /// The Noise configuration for the TCP layering: it lists
+    /// `/yamux/1.0.0` in the handshake only when the muxer is negotiated
+    /// early.
+    pub(crate) fn noise(&self) -> &onetrip_noise::Config {
+        match self.layering.muxer {
+            MuxerNegotiation::Early { .. } => &self.noise_early_muxer,
+            MuxerNegotiation::Multistream(_) => &self.noise,
+        }
     }
 
     /// The protocols answered on inbound streams.
@@ -200,6 +238,12 @@ impl Config {
     /// The handshake timeout.
     pub fn handshake_timeout(&self) -> Duration {
         self.handshake_timeout
+    }
+
+    /// The deadline of a setup starting now: the handshake timeout from
+    /// now.
+    pub(crate) fn setup_deadline(&self) -> Deadline {
+        Deadline::after(self.handshake_timeout)
     }
 
     /// yamux's own stream cap: ours, plus as many again so that streams
@@ -224,20 +268,6 @@ impl Config {
             ));
         config
     }
-}
-
-/// The Noise configuration for `layering`: it lists `/yamux/1.0.0` in the
-/// handshake only when the muxer is negotiated early.
-fn noise_config(
-    keypair: &Keypair,
-    layering: Layering,
-    timeout: Duration,
-) -> Result<onetrip_noise::Config, Error> {
-    let config = onetrip_noise::Config::new(keypair)?.with_timeout(timeout);
-    Ok(match layering.muxer {
-        MuxerNegotiation::Early { .. } => config.with_muxers([yamux_protocol()])?,
-        MuxerNegotiation::Multistream(_) => config,
-    })
 }
 
 /// `/yamux/1.0.0` as a [`Protocol`].

@@ -14,35 +14,22 @@ use std::{
 use futures_util::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
-use onetrip_multistream::{Mode, Negotiated, Protocol, dialer_select, listener_select};
+use onetrip_multistream::{Deadline, Mode, Negotiated, Protocol, dialer_select, listener_select};
 use tokio::{
-    io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf},
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot},
     time::Sleep,
 };
 use tokio_util::{
-    compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt},
+    compat::{Compat, FuturesAsyncReadCompatExt},
     either::Either,
     sync::{CancellationToken, WaitForCancellationFutureOwned},
 };
 
 use crate::{
     Config, Error,
-    upgrade::{MuxerIo, Secured},
+    upgrade::{Secured, SessionIo},
 };
-
-/// Gathers yamux's writes (a frame's header and body are separate writes)
-/// until yamux flushes, so that they leave as one Noise frame and one
-/// `write` to the socket instead of several. It holds one full yamux data
-/// frame (16 KiB body and its 12-byte header) and is allocated for each
-/// connection's lifetime, so it is no bigger.
-pub(crate) fn coalesce<T: AsyncWrite>(io: T) -> BufWriter<T> {
-    BufWriter::with_capacity(COALESCE_CAPACITY, io)
-}
-
-/// yamux's default split send size plus its frame header (yamux spec,
-/// "Framing").
-const COALESCE_CAPACITY: usize = 16 * 1024 + 12;
 
 /// Negotiated inbound streams waiting for [`Connection::accept_stream`];
 /// beyond this, new ones are reset.
@@ -101,13 +88,14 @@ impl Connection {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let early_muxer = matches!(secured.io, Either::Left(_));
+        let early_muxer = secured.early_muxer();
         let streams = Arc::new(Semaphore::new(config.max_streams));
         let ended = CancellationToken::new();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let (remote_peer_id, session) = secured.into_session(config, mode);
         let driver = YamuxDriver {
-            session: yamux::Connection::new(coalesce(secured.io).compat(), config.yamux(), mode),
+            session,
             commands: command_rx,
             opening: VecDeque::new(),
             inbound: Inbound::new(inbound_tx, config, streams.clone(), Some(ended.clone())),
@@ -118,7 +106,7 @@ impl Connection {
         };
         tokio::spawn(driver);
         Connection {
-            remote_peer_id: secured.remote_peer_id,
+            remote_peer_id,
             remote_addr,
             early_muxer,
             app: config.layering.app,
@@ -222,10 +210,9 @@ impl Connection {
                 }
             }
         };
-        let (io, ended) = tokio::time::timeout(self.open_timeout, open)
-            .await
-            .map_err(|_| Error::Timeout)??;
-        let (protocol, io) = dialer_select(io, [protocol], mode)
+        let deadline = Deadline::after(self.open_timeout);
+        let (io, ended) = deadline.run(open).await.map_err(|_| Error::Timeout)??;
+        let (protocol, io) = dialer_select(io, [protocol], mode, deadline)
             .await
             .map_err(Error::StreamNegotiation)?;
         Ok(Stream::new(protocol, io, ended, permit))
@@ -389,6 +376,8 @@ struct Inbound {
     protocols: Arc<[Protocol]>,
     streams: Arc<Semaphore>,
     ended: Option<CancellationToken>,
+    /// How long an inbound stream may take to name its protocol.
+    negotiation_timeout: Duration,
 }
 
 impl Inbound {
@@ -404,6 +393,7 @@ impl Inbound {
             protocols: config.protocols.clone(),
             streams,
             ended,
+            negotiation_timeout: config.handshake_timeout,
         }
     }
 
@@ -418,9 +408,10 @@ impl Inbound {
         };
         let protocols = self.protocols.clone();
         let ended = self.ended.clone();
+        let deadline = Deadline::after(self.negotiation_timeout);
         self.negotiating.push(
             async move {
-                let (protocol, io) = listener_select(io, protocols).await?;
+                let (protocol, io) = listener_select(io, protocols, deadline).await?;
                 Ok(Stream::new(protocol, io, ended, permit))
             }
             .boxed(),
@@ -445,7 +436,7 @@ impl Inbound {
 /// The task that owns a yamux session: it serves open and close requests,
 /// negotiates inbound streams and hands them over.
 struct YamuxDriver<T> {
-    session: yamux::Connection<Compat<BufWriter<MuxerIo<T>>>>,
+    session: yamux::Connection<SessionIo<T>>,
     commands: mpsc::UnboundedReceiver<Command>,
     /// Open requests waiting for yamux (its backlog of unacknowledged
     /// streams is full).

@@ -5,30 +5,24 @@ use std::{
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     pin::Pin,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use futures_util::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
+use onetrip_multistream::Deadline;
 use quinn::AsyncUdpSocket;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::{TcpListener, TcpStream},
     sync::Semaphore,
     task::JoinSet,
-    time::{Instant, Sleep},
 };
 
 use crate::{
     Config, Connection, Error,
     addr::{TransportKind, parse_addr, quic_multiaddr, tcp_multiaddr},
-    upgrade,
+    tcp, upgrade,
 };
-
-/// How long a listener pauses after its socket fails to accept (out of
-/// file descriptors, say), as libp2p-tcp does, instead of spinning.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Dials and listens with one identity and layering, over TCP
 /// (`/ip4/…/tcp/…`) and QUIC (`/ip4/…/udp/…/quic-v1`).
@@ -96,15 +90,8 @@ impl Endpoint {
         let expected = expected.or(named);
         match transport {
             TransportKind::Tcp => {
-                let deadline = Instant::now() + self.config.handshake_timeout;
-                let connect = async {
-                    let socket = TcpStream::connect(socket_addr).await?;
-                    socket.set_nodelay(true)?;
-                    Ok::<_, Error>(socket)
-                };
-                let socket = tokio::time::timeout_at(deadline, connect)
-                    .await
-                    .map_err(|_| Error::Timeout)??;
+                let deadline = self.config.setup_deadline();
+                let socket = tcp::connect(socket_addr, deadline).await?;
                 self.dial_io_by(socket, tcp_multiaddr(socket_addr), expected, deadline)
                     .await
             }
@@ -129,7 +116,7 @@ impl Endpoint {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let deadline = Instant::now() + self.config.handshake_timeout;
+        let deadline = self.config.setup_deadline();
         self.dial_io_by(io, remote_addr, expected, deadline).await
     }
 
@@ -138,7 +125,7 @@ impl Endpoint {
         io: T,
         remote_addr: Multiaddr,
         expected: Option<PeerId>,
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Connection, Error>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -181,7 +168,7 @@ impl Endpoint {
         &self,
         socket: Arc<dyn AsyncUdpSocket>,
     ) -> Result<onetrip_quic::Endpoint, Error> {
-        let endpoint = onetrip_quic::Endpoint::with_socket(socket, self.config.quic.clone())?;
+        let endpoint = onetrip_quic::Endpoint::with_socket(socket, self.config.quic())?;
         self.quic_endpoints().push(endpoint.clone());
         Ok(endpoint)
     }
@@ -208,7 +195,7 @@ impl Endpoint {
         } else {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         };
-        let endpoint = onetrip_quic::Endpoint::bind(any, self.config.quic.clone())?;
+        let endpoint = onetrip_quic::Endpoint::bind(any, self.config.quic())?;
         endpoints.push(endpoint.clone());
         Ok(endpoint)
     }
@@ -223,20 +210,14 @@ impl Endpoint {
         let (transport, socket_addr, _) = parse_addr(addr)?;
         match transport {
             TransportKind::Tcp => {
-                let listener = TcpListener::bind(socket_addr).await?;
-                let local_addr = tcp_multiaddr(listener.local_addr()?);
-                let incoming = futures_util::stream::poll_fn(move |cx| {
-                    listener.poll_accept(cx).map(|accepted| {
-                        Some(accepted.and_then(|(socket, peer)| {
-                            socket.set_nodelay(true)?;
-                            Ok((socket, tcp_multiaddr(peer)))
-                        }))
-                    })
-                });
+                let mut acceptor = tcp::Acceptor::bind(socket_addr)?;
+                let local_addr = acceptor.local_addr().clone();
+                let incoming =
+                    futures_util::stream::poll_fn(move |cx| acceptor.poll_accept(cx).map(Some));
                 Ok(self.listen_on(incoming, local_addr))
             }
             TransportKind::Quic => {
-                let endpoint = onetrip_quic::Endpoint::bind(socket_addr, self.config.quic.clone())?;
+                let endpoint = onetrip_quic::Endpoint::bind(socket_addr, self.config.quic())?;
                 self.quic_endpoints().push(endpoint.clone());
                 self.listen_quic(endpoint)
             }
@@ -244,7 +225,10 @@ impl Endpoint {
     }
 
     /// Serves TCP-layering connections arriving on any byte streams: each
-    /// item of `incoming` is an accepted stream and its remote address.
+    /// item of `incoming` is an accepted stream and its remote address. An
+    /// error item is reported by [`Listener::next`] and the listener goes
+    /// on: a stream whose errors last should pause after each one, as the
+    /// TCP listener of [`Endpoint::listen`] does.
     pub fn listen_on<S, T>(&self, incoming: S, local_addr: Multiaddr) -> Listener
     where
         S: Stream<Item = io::Result<(T, Multiaddr)>> + Send + 'static,
@@ -261,8 +245,7 @@ impl Endpoint {
                     let permit = slots
                         .try_acquire_owned()
                         .map_err(|_| Error::ConnectionLimit)?;
-                    let deadline = Instant::now() + config.handshake_timeout;
-                    let secured = upgrade::inbound(io, &config, deadline).await?;
+                    let secured = upgrade::inbound(io, &config, config.setup_deadline()).await?;
                     Ok(Connection::spawn_yamux(
                         secured,
                         yamux::Mode::Server,
@@ -325,8 +308,6 @@ pub struct Listener {
     incoming: Option<BoxStream<'static, io::Result<Handshake>>>,
     handshakes: JoinSet<Result<Connection, Error>>,
     max_pending: usize,
-    /// After an accept error, no accepting until then.
-    pause: Option<Pin<Box<Sleep>>>,
 }
 
 impl std::fmt::Debug for Listener {
@@ -349,7 +330,6 @@ impl Listener {
             incoming: Some(incoming),
             handshakes: JoinSet::new(),
             max_pending,
-            pause: None,
         }
     }
 
@@ -390,28 +370,18 @@ impl Listener {
                         Err(_) => continue,
                     }
                 }
-                () = pause(&mut self.pause), if self.pause.is_some() => self.pause = None,
-                next = next_incoming(&mut self.incoming), if accepting && self.pause.is_none() => {
+                next = next_incoming(&mut self.incoming), if accepting => {
                     match next {
                         Some(Ok(handshake)) => {
                             self.handshakes.spawn(handshake);
                         }
-                        Some(Err(err)) => {
-                            self.pause = Some(Box::pin(tokio::time::sleep(ACCEPT_ERROR_PAUSE)));
-                            return Some(Err(err.into()));
-                        }
+                        Some(Err(err)) => return Some(Err(err.into())),
                         None => self.incoming = None,
                     }
                 }
                 else => return None,
             }
         }
-    }
-}
-
-async fn pause(pause: &mut Option<Pin<Box<Sleep>>>) {
-    if let Some(sleep) = pause {
-        sleep.as_mut().await;
     }
 }
 

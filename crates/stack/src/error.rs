@@ -3,17 +3,25 @@
 use std::{io, sync::Arc};
 
 use multiaddr::Multiaddr;
+use onetrip_common::{IoError, PeerIdMismatch, io_error_conversions};
+
+use crate::config::MAX_STREAMS_LIMIT;
 
 /// Everything that can go wrong setting up or using a connection.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The byte stream failed (connect, read, write).
-    #[error("I/O error: {0}")]
-    Io(Arc<io::Error>),
-    /// The connection was not established within the handshake timeout.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// The setup deadline passed (connect, negotiations and handshake
+    /// together), or closing the connection took as long.
     #[error("connection handshake timed out")]
     Timeout,
+    /// The remote proved another identity than the one dialed, whichever
+    /// layer found out (Noise, TLS on QUIC, or the stack's own check).
+    #[error(transparent)]
+    PeerIdMismatch(Box<PeerIdMismatch>),
     /// multistream-select for the security protocol failed (garbage
     /// instead of a header, `/noise` refused, …).
     #[error("security protocol negotiation failed: {0}")]
@@ -52,12 +60,36 @@ pub enum Error {
     UnknownPreset(String),
     /// An invalid configuration value.
     #[error("invalid configuration: {0}")]
-    Config(&'static str),
+    Config(#[from] ConfigError),
 }
 
-impl From<io::Error> for Error {
-    fn from(err: io::Error) -> Self {
-        Error::Io(Arc::new(err))
+/// A configuration value out of its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A limit was set to zero.
+    #[error("{limit} must be at least 1")]
+    ZeroLimit {
+        /// The limit's name.
+        limit: &'static str,
+    },
+    /// More streams per connection than this crate allows.
+    #[error("{requested} streams per connection is more than the {max} allowed")]
+    TooManyStreams {
+        /// What was asked for.
+        requested: usize,
+        /// The limit, [`MAX_STREAMS_LIMIT`].
+        max: usize,
+    },
+}
+
+impl ConfigError {
+    /// A [`ConfigError::TooManyStreams`] for `requested`.
+    pub(crate) fn too_many_streams(requested: usize) -> Self {
+        ConfigError::TooManyStreams {
+            requested,
+            max: MAX_STREAMS_LIMIT,
+        }
     }
 }
 
@@ -70,13 +102,15 @@ impl From<yamux::ConnectionError> for Error {
     }
 }
 
-impl From<Error> for io::Error {
-    fn from(err: Error) -> Self {
-        match err {
-            Error::Io(inner) => io::Error::new(inner.kind(), Error::Io(inner)),
-            Error::Timeout => io::Error::new(io::ErrorKind::TimedOut, err),
-            Error::ConnectionClosed => io::Error::new(io::ErrorKind::NotConnected, err),
-            err => io::Error::other(err),
-        }
+/// How a connection error surfaces through a stream's `AsyncRead` /
+/// `AsyncWrite`.
+fn io_kind(err: &Error) -> io::ErrorKind {
+    match err {
+        Error::Io(err) => err.kind(),
+        Error::Timeout => io::ErrorKind::TimedOut,
+        Error::ConnectionClosed => io::ErrorKind::NotConnected,
+        _ => io::ErrorKind::Other,
     }
 }
+
+io_error_conversions!(Error, io_kind);

@@ -35,8 +35,7 @@ pub fn inbound(data: &[u8]) {
     runtime.block_on(async {
         let (mut dialer, listener) = tokio::io::duplex(64 * 1024);
         let config = config();
-        let deadline = tokio::time::Instant::now() + config.handshake_timeout();
-        let setup = upgrade::inbound(listener, &config, deadline);
+        let setup = upgrade::inbound(listener, &config, config.setup_deadline());
         let send = async {
             let _ = dialer.write_all(data).await;
             let _ = dialer.shutdown().await;

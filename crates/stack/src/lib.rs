@@ -36,6 +36,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod layering;
+mod tcp;
 mod upgrade;
 
 #[cfg(feature = "libp2p")]
@@ -55,7 +56,7 @@ pub use crate::{
     },
     connection::{Connection, Stream},
     endpoint::{Endpoint, Listener},
-    error::Error,
+    error::{ConfigError, Error},
     layering::{Layering, MuxerNegotiation, Preset, QuicLayering},
 };
 pub use onetrip_multistream::{Mode, Protocol};

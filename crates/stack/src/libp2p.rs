@@ -20,13 +20,13 @@
 //! # Ok(()) }
 //! ```
 
+mod muxer;
+
 use std::{
     collections::VecDeque,
-    future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, Waker},
-    time::Duration,
 };
 
 use futures_util::{FutureExt, future::BoxFuture};
@@ -34,21 +34,14 @@ use libp2p_core::{
     Endpoint as Role, Multiaddr,
     muxing::StreamMuxerBox,
     transport::{DialOpts, ListenerId, TransportError, TransportEvent},
-    upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade},
 };
 use libp2p_identity::PeerId;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    time::{Instant, Sleep},
-};
-use tokio_util::compat::TokioAsyncReadCompatExt;
+use onetrip_common::PeerIdMismatch;
+use onetrip_multistream::Deadline;
+use tokio::net::TcpStream;
 
-use crate::{
-    Config, Error, YAMUX,
-    addr::{tcp_multiaddr, tcp_socket_addr},
-    connection::coalesce,
-    upgrade::{self, Secured},
-};
+use self::muxer::Muxer;
+use crate::{Config, Error, addr::tcp_socket_addr, tcp, upgrade};
 
 /// What the Swarm gets for each connection.
 pub type Output = (PeerId, StreamMuxerBox);
@@ -68,15 +61,8 @@ pub struct Transport {
 
 struct ListenerEntry {
     id: ListenerId,
-    listener: TcpListener,
-    addr: Multiaddr,
-    /// After an accept error, no accepting until then.
-    paused: Option<Pin<Box<Sleep>>>,
+    acceptor: tcp::Acceptor,
 }
-
-/// How long a listener pauses after its socket fails to accept, as
-/// libp2p-tcp does.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,44 +94,30 @@ impl Transport {
     }
 }
 
-/// Runs the upgrade in `role` by `deadline` and wraps the channel in
-/// libp2p's yamux muxer.
+/// Runs the upgrade in `role` by `deadline` and starts yamux on the
+/// channel, with the same settings as the stack's own connections.
 async fn upgrade(
     socket: TcpStream,
     config: Arc<Config>,
     role: Role,
     expected: Option<PeerId>,
-    deadline: Instant,
+    deadline: Deadline,
 ) -> Result<Output, Error> {
-    socket.set_nodelay(true)?;
-    let mut yamux = libp2p_yamux::Config::default();
-    yamux.set_max_num_streams(config.yamux_max_streams());
-    let (remote_peer_id, muxer) = match role {
-        Role::Dialer => {
-            let Secured { remote_peer_id, io } =
-                upgrade::outbound(socket, &config, expected, deadline).await?;
-            let muxer = yamux.upgrade_outbound(coalesce(io).compat(), YAMUX).await?;
-            (remote_peer_id, StreamMuxerBox::new(muxer))
-        }
-        Role::Listener => {
-            let Secured { remote_peer_id, io } =
-                upgrade::inbound(socket, &config, deadline).await?;
-            let muxer = yamux.upgrade_inbound(coalesce(io).compat(), YAMUX).await?;
-            (remote_peer_id, StreamMuxerBox::new(muxer))
-        }
+    let (secured, mode) = match role {
+        Role::Dialer => (
+            upgrade::outbound(socket, &config, expected, deadline).await?,
+            yamux::Mode::Client,
+        ),
+        Role::Listener => (
+            upgrade::inbound(socket, &config, deadline).await?,
+            yamux::Mode::Server,
+        ),
     };
-    if let Some(expected) = expected.filter(|expected| *expected != remote_peer_id) {
-        // The Noise handshake checks this for a dialer; a hole-punching
-        // "listener" checks here.
-        return Err(
-            onetrip_noise::Error::PeerIdMismatch(Box::new(onetrip_noise::PeerMismatch {
-                expected,
-                actual: remote_peer_id,
-            }))
-            .into(),
-        );
-    }
-    Ok((remote_peer_id, muxer))
+    // The Noise handshake checks this for a dialer; a hole-punching
+    // "listener" checks here.
+    PeerIdMismatch::check(expected, secured.remote_peer_id).map_err(Error::PeerIdMismatch)?;
+    let (remote_peer_id, session) = secured.into_session(&config, mode);
+    Ok((remote_peer_id, StreamMuxerBox::new(Muxer::new(session))))
 }
 
 impl libp2p_core::Transport for Transport {
@@ -161,25 +133,13 @@ impl libp2p_core::Transport for Transport {
     ) -> Result<(), TransportError<Self::Error>> {
         let (socket_addr, _) =
             tcp_socket_addr(&addr).map_err(|_| TransportError::MultiaddrNotSupported(addr))?;
-        let bind = || -> Result<TcpListener, std::io::Error> {
-            let listener = std::net::TcpListener::bind(socket_addr)?;
-            listener.set_nonblocking(true)?;
-            TcpListener::from_std(listener)
-        };
-        let listener = bind().map_err(|err| TransportError::Other(err.into()))?;
-        let local = listener
-            .local_addr()
-            .map_err(|err| TransportError::Other(err.into()))?;
-        let addr = tcp_multiaddr(local);
-        self.listeners.push(ListenerEntry {
-            id,
-            listener,
-            addr: addr.clone(),
-            paused: None,
-        });
+        let acceptor =
+            tcp::Acceptor::bind(socket_addr).map_err(|err| TransportError::Other(err.into()))?;
+        let listen_addr = acceptor.local_addr().clone();
+        self.listeners.push(ListenerEntry { id, acceptor });
         self.push(TransportEvent::NewAddress {
             listener_id: id,
-            listen_addr: addr,
+            listen_addr,
         });
         Ok(())
     }
@@ -191,7 +151,7 @@ impl libp2p_core::Transport for Transport {
         let entry = self.listeners.remove(index);
         self.push(TransportEvent::AddressExpired {
             listener_id: id,
-            listen_addr: entry.addr,
+            listen_addr: entry.acceptor.local_addr().clone(),
         });
         self.push(TransportEvent::ListenerClosed {
             listener_id: id,
@@ -209,10 +169,8 @@ impl libp2p_core::Transport for Transport {
             .map_err(|_| TransportError::MultiaddrNotSupported(addr.clone()))?;
         let config = self.config.clone();
         Ok(async move {
-            let deadline = Instant::now() + config.handshake_timeout;
-            let socket = tokio::time::timeout_at(deadline, TcpStream::connect(socket_addr))
-                .await
-                .map_err(|_| Error::Timeout)??;
+            let deadline = config.setup_deadline();
+            let socket = tcp::connect(socket_addr, deadline).await?;
             upgrade(socket, config, opts.role, expected, deadline).await
         }
         .boxed())
@@ -232,37 +190,29 @@ impl libp2p_core::Transport for Transport {
         for offset in 0..count {
             let index = (this.next_listener + offset) % count;
             let entry = &mut this.listeners[index];
-            if let Some(pause) = &mut entry.paused {
-                if pause.as_mut().poll(cx).is_pending() {
-                    continue;
-                }
-                entry.paused = None;
-            }
-            match entry.listener.poll_accept(cx) {
-                Poll::Ready(Ok((socket, peer))) => {
-                    this.next_listener = index + 1;
-                    let deadline = Instant::now() + this.config.handshake_timeout;
+            let Poll::Ready(accepted) = entry.acceptor.poll_accept(cx) else {
+                continue;
+            };
+            this.next_listener = index + 1;
+            return Poll::Ready(match accepted {
+                Ok((socket, send_back_addr)) => {
+                    let deadline = this.config.setup_deadline();
                     let upgrade =
                         upgrade(socket, this.config.clone(), Role::Listener, None, deadline);
-                    return Poll::Ready(TransportEvent::Incoming {
+                    TransportEvent::Incoming {
                         listener_id: entry.id,
                         upgrade: upgrade.boxed(),
-                        local_addr: entry.addr.clone(),
-                        send_back_addr: tcp_multiaddr(peer),
-                    });
+                        local_addr: entry.acceptor.local_addr().clone(),
+                        send_back_addr,
+                    }
                 }
-                Poll::Ready(Err(err)) => {
-                    // Out of file descriptors, say: pause this listener
-                    // rather than spin.
-                    entry.paused = Some(Box::pin(tokio::time::sleep(ACCEPT_ERROR_PAUSE)));
-                    this.next_listener = index + 1;
-                    return Poll::Ready(TransportEvent::ListenerError {
-                        listener_id: entry.id,
-                        error: err.into(),
-                    });
-                }
-                Poll::Pending => {}
-            }
+                // Out of file descriptors, say: the acceptor pauses rather
+                // than spin.
+                Err(err) => TransportEvent::ListenerError {
+                    listener_id: entry.id,
+                    error: err.into(),
+                },
+            });
         }
         this.waker = Some(cx.waker().clone());
         Poll::Pending

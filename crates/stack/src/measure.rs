@@ -238,5 +238,5 @@ pub async fn quic(
 }
 
 fn netsim(err: onetrip_netsim::Error) -> Error {
-    Error::Io(std::sync::Arc::new(std::io::Error::other(err)))
+    std::io::Error::other(err).into()
 }
