@@ -2,13 +2,13 @@
 
 use std::{
     cmp::Reverse,
-    collections::BinaryHeap,
+    collections::{BinaryHeap, HashMap},
     fmt,
     future::Future,
     io::{self, IoSliceMut},
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, Weak},
     task::{Context, Poll, Waker},
 };
 
@@ -19,14 +19,93 @@ use quinn::{
 use tokio::time::{Instant, Sleep};
 
 use crate::{
-    loss::Fate,
-    network::{Inner, Transmission},
+    Error,
+    link::{Links, Transmission},
+    loss::{Fate, LossProcess},
     recorder::Carrier,
 };
 
 /// How many datagrams may wait in a socket's receive queue before new ones
 /// are dropped, like a full socket receive buffer.
 pub const RECEIVE_QUEUE_LIMIT: usize = 1 << 16;
+
+/// The datagram half of a network: its bound sockets, and what each
+/// datagram link remembers between datagrams.
+#[derive(Debug)]
+pub(crate) struct Datagrams {
+    links: Arc<Links>,
+    state: Mutex<DatagramState>,
+}
+
+#[derive(Debug, Default)]
+struct DatagramState {
+    sockets: HashMap<SocketAddr, Weak<SimUdpSocket>>,
+    /// Per directed pair of hosts: the datagram link's running state.
+    links: HashMap<(IpAddr, IpAddr), DatagramLinkState>,
+}
+
+/// What a datagram link remembers between datagrams.
+#[derive(Debug)]
+struct DatagramLinkState {
+    loss: LossProcess,
+    /// When the link finishes serializing what it has accepted.
+    free_at: Instant,
+    /// The next unused delivery opportunity of a replayed trace.
+    next_opportunity: u64,
+}
+
+impl Datagrams {
+    pub(crate) fn new(links: Arc<Links>) -> Self {
+        Datagrams {
+            links,
+            state: Mutex::new(DatagramState::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DatagramState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets the sockets that have been dropped, freeing their addresses.
+    pub(crate) fn forget_dropped(&self) {
+        self.lock()
+            .sockets
+            .retain(|_, socket| socket.strong_count() > 0);
+    }
+
+    /// Whether a socket holds `addr` (a dropped one until it is forgotten).
+    pub(crate) fn is_bound(&self, addr: SocketAddr) -> bool {
+        self.lock().sockets.contains_key(&addr)
+    }
+
+    /// Binds a socket to `addr`.
+    ///
+    /// # Errors
+    /// [`Error::AddrInUse`].
+    pub(crate) fn bind(self: &Arc<Self>, addr: SocketAddr) -> Result<Arc<SimUdpSocket>, Error> {
+        let mut state = self.lock();
+        if state.sockets.contains_key(&addr) {
+            return Err(Error::AddrInUse(addr));
+        }
+        let socket = Arc::new(SimUdpSocket::new(self.clone(), addr));
+        state.sockets.insert(addr, Arc::downgrade(&socket));
+        Ok(socket)
+    }
+}
+
+impl DatagramState {
+    fn link(&mut self, links: &Links, from: IpAddr, to: IpAddr) -> &mut DatagramLinkState {
+        self.links
+            .entry((from, to))
+            .or_insert_with(|| DatagramLinkState {
+                loss: links.loss_process(from, to),
+                free_at: links.start,
+                next_opportunity: 0,
+            })
+    }
+}
 
 /// A datagram socket on the emulated network. It implements quinn's
 /// [`AsyncUdpSocket`], so a real `quinn::Endpoint` runs over it
@@ -38,7 +117,7 @@ pub const RECEIVE_QUEUE_LIMIT: usize = 1 << 16;
 /// earlier datagrams, at the link's bandwidth, or at the next opportunity of
 /// a replayed trace) and the propagation delay.
 pub struct SimUdpSocket {
-    inner: Arc<Inner>,
+    datagrams: Arc<Datagrams>,
     addr: SocketAddr,
     queue: Mutex<Inbox>,
 }
@@ -69,9 +148,9 @@ impl fmt::Debug for SimUdpSocket {
 }
 
 impl SimUdpSocket {
-    pub(crate) fn new(inner: Arc<Inner>, addr: SocketAddr) -> Self {
+    fn new(datagrams: Arc<Datagrams>, addr: SocketAddr) -> Self {
         SimUdpSocket {
-            inner,
+            datagrams,
             addr,
             queue: Mutex::new(Inbox {
                 heap: BinaryHeap::new(),
@@ -90,14 +169,14 @@ impl SimUdpSocket {
 
     /// Sends one datagram across the link; never blocks.
     fn send_one(&self, to: SocketAddr, data: &[u8]) {
-        let inner = &self.inner;
+        let links = &self.datagrams.links;
         let now = Instant::now();
         let (from_ip, to_ip) = (self.addr.ip(), to.ip());
-        let link = inner.link(from_ip, to_ip);
+        let link = links.link(from_ip, to_ip);
         let (arrives, target) = {
-            let mut state = inner.lock();
+            let mut state = self.datagrams.lock();
             let target = state.sockets.get(&to).and_then(|s| s.upgrade());
-            let link_state = inner.datagram_link_state(&mut state, from_ip, to_ip);
+            let link_state = state.link(links, from_ip, to_ip);
             let fate = if data.len() > link.mtu {
                 Fate::Drop
             } else {
@@ -109,9 +188,9 @@ impl SimUdpSocket {
                 Fate::Deliver => Some(match &link.schedule {
                     Some(trace) => {
                         let n = trace
-                            .next_opportunity(inner.since_start(now), link_state.next_opportunity);
+                            .next_opportunity(links.since_start(now), link_state.next_opportunity);
                         link_state.next_opportunity = n + 1;
-                        inner.start + trace.opportunity(n) + link.delay
+                        links.start + trace.opportunity(n) + link.delay
                     }
                     None => {
                         let start = link_state.free_at.max(now);
@@ -126,7 +205,7 @@ impl SimUdpSocket {
             (Some(at), Some(target)) => target.enqueue(at, self.addr, data).then_some(at),
             _ => None,
         };
-        inner.record(Transmission {
+        links.record(Transmission {
             carrier: Carrier::Datagram,
             from: self.addr,
             to,

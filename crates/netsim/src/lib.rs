@@ -49,6 +49,7 @@
 mod config;
 mod datagram;
 mod error;
+mod link;
 mod loss;
 mod network;
 mod recorder;

@@ -172,9 +172,9 @@ impl LossProcess {
                 lost
             }
             LossModel::Trace(trace) => {
-                let fate = trace.fate(self.next_in_trace);
+                let delay = trace.fate(self.next_in_trace);
                 self.next_in_trace += 1;
-                return fate;
+                return delay.map_or(Fate::Drop, Fate::DeliverAfter);
             }
         };
         if lost { Fate::Drop } else { Fate::Deliver }

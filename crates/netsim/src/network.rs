@@ -3,7 +3,7 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
@@ -11,9 +11,9 @@ use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
     Error, LinkConfig, Recorder,
-    datagram::SimUdpSocket,
-    loss::LossProcess,
-    recorder::{Carrier, DEFAULT_RECORD_CAPACITY, Record},
+    datagram::{Datagrams, SimUdpSocket},
+    link::{Links, Transmission},
+    recorder::{Carrier, DEFAULT_RECORD_CAPACITY},
     stream::{PendingConnection, SimStream, StreamListener},
 };
 
@@ -31,48 +31,21 @@ pub(crate) const ACCEPT_BACKLOG: usize = 1024;
 /// under a running clock the network behaves alike in real time.
 #[derive(Debug, Clone)]
 pub struct Network {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) start: Instant,
-    default_link: LinkConfig,
-    links: HashMap<(IpAddr, IpAddr), LinkConfig>,
-    seed: u64,
-    pub(crate) recorder: Recorder,
-    pub(crate) state: Mutex<State>,
+struct Inner {
+    links: Arc<Links>,
+    datagrams: Arc<Datagrams>,
+    state: Mutex<State>,
 }
 
+/// Who holds which address, and the next ephemeral port of each host.
 #[derive(Debug, Default)]
-pub(crate) struct State {
+struct State {
     next_port: HashMap<IpAddr, u16>,
     listeners: HashMap<SocketAddr, mpsc::Sender<PendingConnection>>,
-    pub(crate) sockets: HashMap<SocketAddr, Weak<SimUdpSocket>>,
-    /// Per directed pair of hosts: the datagram link's running state.
-    pub(crate) datagram_links: HashMap<(IpAddr, IpAddr), DatagramLinkState>,
-}
-
-/// A transmission as the links see it, in tokio time.
-#[derive(Debug)]
-pub(crate) struct Transmission {
-    pub(crate) carrier: Carrier,
-    pub(crate) from: SocketAddr,
-    pub(crate) to: SocketAddr,
-    pub(crate) bytes: usize,
-    pub(crate) sent: Instant,
-    pub(crate) delivered: Option<Instant>,
-    pub(crate) label: Option<Arc<str>>,
-}
-
-/// What a datagram link remembers between datagrams.
-#[derive(Debug)]
-pub(crate) struct DatagramLinkState {
-    pub(crate) loss: LossProcess,
-    /// When the link finishes serializing what it has accepted.
-    pub(crate) free_at: Instant,
-    /// The next unused delivery opportunity of a replayed trace.
-    pub(crate) next_opportunity: u64,
 }
 
 /// Builds a [`Network`] with per-direction links.
@@ -119,13 +92,16 @@ impl NetworkBuilder {
         for link in self.links.values() {
             link.validate()?;
         }
+        let links = Arc::new(Links::new(
+            self.default_link,
+            self.links,
+            self.seed,
+            Recorder::new(self.record_capacity),
+        ));
         Ok(Network {
             inner: Arc::new(Inner {
-                start: Instant::now(),
-                default_link: self.default_link,
-                links: self.links,
-                seed: self.seed,
-                recorder: Recorder::new(self.record_capacity),
+                datagrams: Arc::new(Datagrams::new(links.clone())),
+                links,
                 state: Mutex::new(State::default()),
             }),
         })
@@ -161,7 +137,7 @@ impl Network {
 
     /// The link from host `from` to host `to`.
     pub fn link(&self, from: IpAddr, to: IpAddr) -> &LinkConfig {
-        self.inner.link(from, to)
+        self.inner.links.link(from, to)
     }
 
     /// The round-trip time between two hosts: the sum of both one-way delays.
@@ -171,64 +147,26 @@ impl Network {
 
     /// The flight recorder shared by every link of this network.
     pub fn recorder(&self) -> &Recorder {
-        &self.inner.recorder
+        &self.inner.links.recorder
     }
 
     /// Time since the network was built.
     pub fn elapsed(&self) -> Duration {
-        self.inner.start.elapsed()
+        self.inner.links.start.elapsed()
     }
 }
 
 impl Inner {
-    pub(crate) fn link(&self, from: IpAddr, to: IpAddr) -> &LinkConfig {
-        self.links.get(&(from, to)).unwrap_or(&self.default_link)
-    }
-
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
+    /// The address table, without the listeners dropped since it was last
+    /// locked: a dropped listener closes its accept queue, and its address
+    /// is free from then on.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        let mut state = self
+            .state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(crate) fn since_start(&self, t: Instant) -> Duration {
-        t.saturating_duration_since(self.start)
-    }
-
-    /// Records a transmission.
-    pub(crate) fn record(&self, transmission: Transmission) {
-        self.recorder.push(Record {
-            sent: self.since_start(transmission.sent),
-            delivered: transmission.delivered.map(|t| self.since_start(t)),
-            from: transmission.from,
-            to: transmission.to,
-            bytes: transmission.bytes,
-            label: transmission.label,
-            carrier: transmission.carrier,
-        });
-    }
-
-    pub(crate) fn datagram_link_state<'a>(
-        &self,
-        state: &'a mut State,
-        from: IpAddr,
-        to: IpAddr,
-    ) -> &'a mut DatagramLinkState {
-        state.datagram_links.entry((from, to)).or_insert_with(|| {
-            // Each directed link gets its own stream, derived from the seed
-            // and the pair, so that adding traffic elsewhere does not
-            // change a link's loss pattern.
-            let mut hasher = std::hash::DefaultHasher::new();
-            std::hash::Hash::hash(&(self.seed, from, to), &mut hasher);
-            DatagramLinkState {
-                loss: LossProcess::new(
-                    self.link(from, to).loss.clone(),
-                    std::hash::Hasher::finish(&hasher),
-                ),
-                free_at: self.start,
-                next_opportunity: 0,
-            }
-        })
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.listeners.retain(|_, queue| !queue.is_closed());
+        state
     }
 }
 
@@ -259,7 +197,9 @@ impl Host {
                 .or_insert(FIRST_EPHEMERAL_PORT);
             let addr = SocketAddr::new(self.ip, *next);
             *next = next.checked_add(1).unwrap_or(FIRST_EPHEMERAL_PORT);
-            if !state.listeners.contains_key(&addr) && !state.sockets.contains_key(&addr) {
+            let taken =
+                state.listeners.contains_key(&addr) || self.network.inner.datagrams.is_bound(addr);
+            if !taken {
                 return addr;
             }
         }
@@ -281,7 +221,7 @@ impl Host {
         }
         let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
         state.listeners.insert(addr, tx);
-        Ok(StreamListener::new(self.network.inner.clone(), addr, rx))
+        Ok(StreamListener::new(addr, rx))
     }
 
     /// Opens a stream connection to `to`, as TCP would: the SYN takes one
@@ -294,9 +234,10 @@ impl Host {
     /// or its accept queue is full.
     pub async fn connect(&self, to: SocketAddr) -> Result<SimStream, Error> {
         let inner = &self.network.inner;
+        let links = &inner.links;
         let now = Instant::now();
-        let forward = inner.link(self.ip, to.ip()).delay;
-        let back = inner.link(to.ip(), self.ip).delay;
+        let forward = links.link(self.ip, to.ip()).delay;
+        let back = links.link(to.ip(), self.ip).delay;
         let (syn_at, syn_ack_at, ack_at) = (
             now + forward,
             now + forward + back,
@@ -309,7 +250,7 @@ impl Host {
         };
         // The handshake's segments carry no payload; each is one flight.
         let control = |from, to, sent, delivered, label: &str| {
-            inner.record(Transmission {
+            links.record(Transmission {
                 carrier: Carrier::Stream,
                 from,
                 to,
@@ -321,7 +262,7 @@ impl Host {
         };
         control(local, to, now, syn_at, "SYN");
         let accepted = listener.and_then(|listener| {
-            let (dialer, listener_side) = SimStream::pair(inner.clone(), local, to);
+            let (dialer, listener_side) = SimStream::pair(links.clone(), local, to);
             let pending = PendingConnection {
                 ready_at: ack_at,
                 stream: listener_side,
@@ -344,23 +285,13 @@ impl Host {
     /// [`Error::AddrInUse`].
     pub fn bind_udp(&self, port: u16) -> Result<Arc<SimUdpSocket>, Error> {
         let mut state = self.network.inner.lock();
-        state.sockets.retain(|_, socket| socket.strong_count() > 0);
+        let datagrams = &self.network.inner.datagrams;
+        datagrams.forget_dropped();
         let addr = if port == 0 {
             self.ephemeral(&mut state)
         } else {
             SocketAddr::new(self.ip, port)
         };
-        if state.sockets.contains_key(&addr) {
-            return Err(Error::AddrInUse(addr));
-        }
-        let socket = Arc::new(SimUdpSocket::new(self.network.inner.clone(), addr));
-        state.sockets.insert(addr, Arc::downgrade(&socket));
-        Ok(socket)
-    }
-}
-
-impl Inner {
-    pub(crate) fn unlisten(&self, addr: SocketAddr) {
-        self.lock().listeners.remove(&addr);
+        datagrams.bind(addr)
     }
 }

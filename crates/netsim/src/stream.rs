@@ -18,7 +18,7 @@ use tokio::{
 
 use crate::{
     LinkConfig,
-    network::{Inner, Transmission},
+    link::{Links, Transmission},
     recorder::Carrier,
 };
 
@@ -34,18 +34,15 @@ pub(crate) struct PendingConnection {
 /// Accepts stream connections on one address. Dropping it refuses new ones.
 #[derive(Debug)]
 pub struct StreamListener {
-    inner: Arc<Inner>,
     addr: SocketAddr,
+    /// The accept queue. Dropping it closes the network's end: connections
+    /// to this address are refused, and it can be listened on again.
     queue: mpsc::Receiver<PendingConnection>,
 }
 
 impl StreamListener {
-    pub(crate) fn new(
-        inner: Arc<Inner>,
-        addr: SocketAddr,
-        queue: mpsc::Receiver<PendingConnection>,
-    ) -> Self {
-        StreamListener { inner, addr, queue }
+    pub(crate) fn new(addr: SocketAddr, queue: mpsc::Receiver<PendingConnection>) -> Self {
+        StreamListener { addr, queue }
     }
 
     /// The address listened on.
@@ -73,12 +70,6 @@ impl StreamListener {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<PendingConnection>> {
         self.queue.poll_recv(cx)
-    }
-}
-
-impl Drop for StreamListener {
-    fn drop(&mut self) {
-        self.inner.unlisten(self.addr);
     }
 }
 
@@ -157,7 +148,7 @@ fn lock(pipe: &Mutex<Pipe>) -> MutexGuard<'_, Pipe> {
 /// like data, as an end of stream; dropping the stream does the same.
 #[derive(Debug)]
 pub struct SimStream {
-    inner: Arc<Inner>,
+    links: Arc<Links>,
     tx: Arc<Mutex<Pipe>>,
     rx: Arc<Mutex<Pipe>>,
     local: SocketAddr,
@@ -180,22 +171,22 @@ impl Labeler {
 impl SimStream {
     /// The two ends of a new connection.
     pub(crate) fn pair(
-        inner: Arc<Inner>,
+        links: Arc<Links>,
         dialer: SocketAddr,
         listener: SocketAddr,
     ) -> (SimStream, SimStream) {
         let up = Pipe::new(
-            inner.link(dialer.ip(), listener.ip()).clone(),
+            links.link(dialer.ip(), listener.ip()).clone(),
             dialer,
             listener,
         );
         let down = Pipe::new(
-            inner.link(listener.ip(), dialer.ip()).clone(),
+            links.link(listener.ip(), dialer.ip()).clone(),
             listener,
             dialer,
         );
         let end = |tx: &Arc<Mutex<Pipe>>, rx: &Arc<Mutex<Pipe>>, local, peer| SimStream {
-            inner: inner.clone(),
+            links: links.clone(),
             tx: tx.clone(),
             rx: rx.clone(),
             local,
@@ -318,7 +309,7 @@ impl AsyncWrite for SimStream {
         }
         let (from, to, label) = (pipe.from, pipe.to, pipe.label.clone());
         drop(pipe);
-        this.inner.record(Transmission {
+        this.links.record(Transmission {
             carrier: Carrier::Stream,
             from,
             to,
@@ -342,7 +333,7 @@ impl AsyncWrite for SimStream {
         let (from, to) = (pipe.from, pipe.to);
         drop(pipe);
         if !already {
-            this.inner.record(Transmission {
+            this.links.record(Transmission {
                 carrier: Carrier::Stream,
                 from,
                 to,

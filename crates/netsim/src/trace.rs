@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Error, loss::Fate};
+use crate::Error;
 
 /// The most lines a trace may have: a bound on memory for untrusted files.
 pub const MAX_TRACE_LINES: usize = 10_000_000;
@@ -171,11 +171,9 @@ impl LossDelayTrace {
         Ok(LossDelayTrace { fates })
     }
 
-    /// The fate of datagram number `n` (counting from 0).
-    pub(crate) fn fate(&self, n: usize) -> Fate {
-        match self.fates[n % self.fates.len()] {
-            Some(delay) => Fate::DeliverAfter(delay),
-            None => Fate::Drop,
-        }
+    /// The fate of datagram number `n` (counting from 0): its one-way
+    /// delay, or `None` if it is lost.
+    pub(crate) fn fate(&self, n: usize) -> Option<Duration> {
+        self.fates[n % self.fates.len()]
     }
 }

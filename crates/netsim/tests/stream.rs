@@ -182,6 +182,20 @@ async fn refused_after_one_rtt() {
     );
 }
 
+/// A dropped listener frees its address: it can be listened on again, and
+/// the new listener accepts.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_listeners_address_can_be_reused() {
+    let net = Network::new(LinkConfig::with_delay(D)).unwrap();
+    let listener = net.host(SERVER).listen(9).unwrap();
+    let to = listener.local_addr();
+    drop(listener);
+    let mut listener = net.host(SERVER).listen(9).unwrap();
+    let _client = net.host(CLIENT).connect(to).await.unwrap();
+    let (_server, peer) = listener.accept().await.unwrap();
+    assert_eq!(peer.ip(), IpAddr::from(CLIENT));
+}
+
 /// In real time (clock not paused) the same link delays for real.
 #[tokio::test]
 async fn runs_in_real_time_too() {
