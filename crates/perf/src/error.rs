@@ -1,19 +1,23 @@
 //! The crate's one error type.
 
-use std::{io, sync::Arc, time::Duration};
+use std::time::Duration;
+
+use onetrip_common::{IoError, io_error_conversions};
+
+use crate::protocol::HEADER_LEN;
 
 /// Everything that can go wrong in a perf run.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The stream failed.
-    #[error("I/O error: {0}")]
-    Io(Arc<io::Error>),
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// Connecting or opening a stream failed.
     #[error(transparent)]
     Stack(#[from] onetrip_stack::Error),
-    /// The client's stream ended within the 8-byte header.
-    #[error("the stream ended after {received} of the header's 8 bytes")]
+    /// The client's stream ended within the header (a big-endian u64).
+    #[error("the stream ended after {received} of the header's {HEADER_LEN} bytes")]
     ShortHeader {
         /// Header bytes received.
         received: usize,
@@ -50,3 +54,5 @@ pub enum Error {
         expected: u64,
     },
 }
+
+io_error_conversions!(Error);

@@ -1,7 +1,6 @@
 //! `/perf/1.0.0` on one stream (libp2p specs: perf/perf.md).
 
 use std::{
-    io,
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
@@ -225,10 +224,4 @@ async fn read_within<S: AsyncRead + Unpin>(
 /// The next write's size: a whole chunk, or what is left.
 fn chunk(left: u64) -> usize {
     usize::try_from(left).map_or(CHUNK, |left| left.min(CHUNK))
-}
-
-impl From<io::Error> for Error {
-    fn from(err: io::Error) -> Self {
-        Error::Io(std::sync::Arc::new(err))
-    }
 }

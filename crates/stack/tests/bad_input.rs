@@ -385,3 +385,39 @@ async fn a_peer_that_stalls_is_dropped_at_the_timeout() {
     assert_eq!(at, Duration::from_millis(15) + TIMEOUT);
     drop(staller);
 }
+
+/// One deadline, the caller's, bounds the whole setup: a listener that takes
+/// 15 s to answer the security proposal is waited for under a 30 s
+/// deadline (no step has a shorter timer of its own), and given up on at
+/// exactly 5 s under a 5 s deadline.
+#[tokio::test(start_paused = true)]
+async fn the_setup_deadline_alone_bounds_a_slow_step() {
+    const SLOW_STEP: Duration = Duration::from_secs(15);
+    for (limit, succeeds) in [(30, true), (5, false)] {
+        let limit = Duration::from_secs(limit);
+        let (dialer_io, listener_io) = tokio::io::duplex(64 * 1024);
+        let listener = Endpoint::new(config(Layering::TCP_CLASSIC));
+        let server = tokio::spawn(async move {
+            // The listener sees the connection 15 s late: the dialer's
+            // interactive `/noise` proposal waits that long for its answer.
+            tokio::time::sleep(SLOW_STEP).await;
+            let incoming = futures_util::stream::iter([Ok((listener_io, Multiaddr::empty()))]);
+            let mut listener = listener.listen_on(incoming, Multiaddr::empty());
+            next(&mut listener).await
+        });
+        let dialer = Endpoint::new(config(Layering::TCP_CLASSIC).with_handshake_timeout(limit));
+        let start = tokio::time::Instant::now();
+        let dialed = dialer.dial_io(dialer_io, Multiaddr::empty(), None).await;
+        if succeeds {
+            let connection = dialed.expect("a setup within the deadline");
+            assert!(start.elapsed() >= SLOW_STEP);
+            assert!(start.elapsed() < limit);
+            assert!(server.await.unwrap().is_ok());
+            drop(connection);
+        } else {
+            assert!(matches!(dialed, Err(Error::Timeout)), "{dialed:?}");
+            assert_eq!(start.elapsed(), limit);
+            server.abort();
+        }
+    }
+}
