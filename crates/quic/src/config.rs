@@ -3,13 +3,10 @@
 use std::{sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
+use onetrip_tls::{ALPN, DEFAULT_TICKET_PEERS, Dial, Identity, TicketStore};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls::crypto::CryptoProvider;
 
-use crate::{
-    Error,
-    tls::{self, Dial, Identity, TicketStore},
-};
+use crate::Error;
 
 /// How long a handshake may take; the default of rust-libp2p's upgrade
 /// timeout.
@@ -22,15 +19,11 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on concurrent streams the peer may open (quinn's default).
 pub const DEFAULT_MAX_STREAMS: u32 = 100;
 
-/// Default number of server peers whose session tickets are kept.
-pub const DEFAULT_TICKET_PEERS: usize = 1024;
-
 /// An endpoint's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) keypair: Keypair,
     pub(crate) identity: Identity,
-    pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) tickets: Arc<TicketStore>,
     pub(crate) zero_rtt: bool,
     pub(crate) accept_0rtt: bool,
@@ -46,11 +39,9 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] if no certificate can be made for the key.
     pub fn new(keypair: Keypair) -> Result<Self, Error> {
-        let provider = tls::provider();
         Ok(Config {
-            identity: Identity::new(&keypair, &provider)?,
+            identity: Identity::new(&keypair)?,
             keypair,
-            provider,
             tickets: Arc::new(TicketStore::new(DEFAULT_TICKET_PEERS)),
             zero_rtt: false,
             accept_0rtt: false,
@@ -142,7 +133,9 @@ impl Config {
     }
 
     pub(crate) fn server(&self) -> Result<quinn::ServerConfig, Error> {
-        let tls = tls::server_config(&self.identity, self.provider.clone(), self.accept_0rtt)?;
+        let mut tls = self.identity.server_config(vec![ALPN.to_vec()])?;
+        // QUIC allows either none or unlimited early data (RFC 9001, 4.6.1).
+        tls.max_early_data_size = if self.accept_0rtt { u32::MAX } else { 0 };
         let crypto = QuicServerConfig::try_from(tls)
             .map_err(|err| Error::Config(format!("QUIC server TLS: {err}")))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -153,14 +146,11 @@ impl Config {
     pub(crate) fn client(
         &self,
         expected: Option<PeerId>,
-    ) -> Result<(quinn::ClientConfig, Arc<Dial>), Error> {
-        let (tls, dial) = tls::client_config(
-            &self.identity,
-            self.provider.clone(),
-            self.tickets.clone(),
-            expected,
-            self.zero_rtt,
-        )?;
+    ) -> Result<(quinn::ClientConfig, Dial), Error> {
+        let (mut tls, dial) =
+            self.identity
+                .client_config(vec![ALPN.to_vec()], self.tickets.clone(), expected)?;
+        tls.enable_early_data = self.zero_rtt;
         let crypto = QuicClientConfig::try_from(tls)
             .map_err(|err| Error::Config(format!("QUIC client TLS: {err}")))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));

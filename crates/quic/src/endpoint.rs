@@ -7,11 +7,10 @@ use libp2p_identity::PeerId;
 use quinn::{AsyncUdpSocket, Runtime, TokioRuntime};
 use rustls::pki_types::CertificateDer;
 
-use crate::{
-    Config, Error, PeerIdMismatch, Stream,
-    stream::Early,
-    tls::{Dial, verify_chain},
-};
+use onetrip_common::PeerIdMismatch;
+use onetrip_tls::Dial;
+
+use crate::{Config, Error, Stream, stream::Early};
 
 /// A QUIC endpoint: dials and accepts libp2p connections on one UDP socket.
 #[derive(Debug, Clone)]
@@ -85,6 +84,7 @@ impl Endpoint {
         expected: Option<PeerId>,
     ) -> Result<Connection, Error> {
         let (client, dial) = self.config.client(expected)?;
+        let dial = Arc::new(dial);
         let mut connecting = self.inner.connect_with(client, addr, dial.server_name())?;
         if let (true, Some(expected)) = (self.config.zero_rtt, expected) {
             match connecting.into_0rtt() {
@@ -106,7 +106,7 @@ impl Endpoint {
         }
         let inner = match tokio::time::timeout(self.config.handshake_timeout, connecting).await {
             Err(_) => return Err(Error::Timeout),
-            Ok(Err(err)) => return Err(dial.verdict().refusal().unwrap_or(err.into())),
+            Ok(Err(err)) => return Err(dial.refusal().map_or(err.into(), Error::from)),
             Ok(Ok(inner)) => inner,
         };
         let remote_peer_id = remote_peer_id(&inner)?;
@@ -313,7 +313,7 @@ pub(crate) fn remote_peer_id(connection: &quinn::Connection) -> Result<PeerId, E
         .downcast::<Vec<CertificateDer<'static>>>()
         .map_err(|_| Error::NoIdentity)?;
     let (end_entity, intermediates) = chain.split_first().ok_or(Error::NoIdentity)?;
-    Ok(verify_chain(end_entity, intermediates)?)
+    Ok(onetrip_tls::peer_id(end_entity, intermediates)?)
 }
 
 pub(crate) fn mismatch(expected: PeerId, actual: PeerId) -> Error {

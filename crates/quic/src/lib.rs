@@ -21,18 +21,13 @@ mod config;
 mod endpoint;
 mod error;
 mod stream;
-mod tls;
-
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 
 pub use crate::{
-    config::{
-        Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS,
-        DEFAULT_TICKET_PEERS,
-    },
+    config::{Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS},
     endpoint::{Accepting, Connection, Endpoint},
-    error::{CertificateError, Error, PeerIdMismatch},
+    error::Error,
     stream::{MAX_EARLY_DATA, Stream},
-    tls::{ALPN, EXTENSION_OID, SIGNATURE_PREFIX, TicketStore},
 };
+/// Re-exported from `onetrip-tls`: the certificate errors in [`Error`], and
+/// the ticket store a [`Config`] uses.
+pub use onetrip_tls::{CertificateError, DEFAULT_TICKET_PEERS, TicketStore};

@@ -11,7 +11,10 @@ use futures_util::FutureExt;
 use quinn::{RecvStream, SendStream, WriteError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::endpoint::{EarlyHandshake, mismatch, remote_peer_id};
+use crate::{
+    Error,
+    endpoint::{EarlyHandshake, mismatch, remote_peer_id},
+};
 
 /// How much a stream keeps of what it sent as 0-RTT data, to replay it if
 /// the server rejects it. A stream that writes more waits for the handshake
@@ -101,8 +104,8 @@ impl Stream {
                 State::Waiting => {
                     let accepted = ready!(early.handshake.accepted.poll_unpin(cx));
                     // A failed handshake: say why, as a dial would.
-                    if let Some(refusal) = early.handshake.dial.verdict().refusal() {
-                        return Poll::Ready(Err(io::Error::other(refusal)));
+                    if let Some(refusal) = early.handshake.dial.refusal() {
+                        return Poll::Ready(Err(io::Error::other(Error::from(refusal))));
                     }
                     if let Some(reason) = early.connection.close_reason() {
                         return Poll::Ready(Err(io::Error::from(reason)));

@@ -5,7 +5,8 @@ use std::{net::Ipv4Addr, sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_netsim::{GilbertElliott, LinkConfig, LossModel, Network};
-use onetrip_quic::{ALPN, CertificateError, Config, EXTENSION_OID, Endpoint, Error};
+use onetrip_quic::{CertificateError, Config, Endpoint, Error};
+use onetrip_tls::{ALPN, EXTENSION_OID};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -143,7 +144,7 @@ async fn a_valid_extension_still_authenticates_as_its_peer() {
     // about what they say.
     let identity = Keypair::generate_ed25519();
     let (_, _, key) = certificate(None);
-    let mut message = onetrip_quic::SIGNATURE_PREFIX.to_vec();
+    let mut message = onetrip_tls::SIGNATURE_PREFIX.to_vec();
     message.extend_from_slice(&rcgen::PublicKeyData::subject_public_key_info(&key));
     let signature = identity.sign(&message).unwrap();
     let extension = signed_key(&identity.public().encode_protobuf(), &signature);
@@ -329,30 +330,6 @@ async fn ten_megabytes_through_gilbert_elliott_loss() {
     assert!(received == expected, "payload corrupted");
     let lost = connection.inner().stats().path.lost_packets;
     assert!(lost > 0, "the link lost nothing");
-}
-
-/// The certificate fuzz target's driver, on random and on mutated
-/// certificates.
-mod fuzz_driver {
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        #[test]
-        fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
-            onetrip_quic::fuzzing::certificate(&data);
-        }
-
-        #[test]
-        fn mutated_certificates(index in any::<prop::sample::Index>(), byte in any::<u8>()) {
-            let (certificate, _, _) = super::certificate(Some(super::signed_key(&[8, 1, 18, 0], &[1, 2])));
-            let mut der = certificate.to_vec();
-            let i = index.index(der.len());
-            der[i] = byte;
-            onetrip_quic::fuzzing::certificate(&der);
-        }
-    }
 }
 
 /// A 0-RTT stream the server rejects is replayed, even when the caller
