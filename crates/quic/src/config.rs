@@ -37,7 +37,7 @@ impl Config {
     /// A configuration that neither sends nor accepts 0-RTT data.
     ///
     /// # Errors
-    /// [`Error::Config`] if no certificate can be made for the key.
+    /// [`Error::Tls`] if no certificate can be made for the key.
     pub fn new(keypair: Keypair) -> Result<Self, Error> {
         Ok(Config {
             identity: Identity::new(&keypair)?,
@@ -121,8 +121,7 @@ impl Config {
     }
 
     fn transport(&self) -> Result<Arc<quinn::TransportConfig>, Error> {
-        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
-            .map_err(|_| Error::Config("idle timeout too long".into()))?;
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout).map_err(Error::IdleTimeout)?;
         let mut transport = quinn::TransportConfig::default();
         transport
             .max_idle_timeout(Some(idle))
@@ -136,8 +135,7 @@ impl Config {
         let mut tls = self.identity.server_config(vec![ALPN.to_vec()])?;
         // QUIC allows either none or unlimited early data (RFC 9001, 4.6.1).
         tls.max_early_data_size = if self.accept_0rtt { u32::MAX } else { 0 };
-        let crypto = QuicServerConfig::try_from(tls)
-            .map_err(|err| Error::Config(format!("QUIC server TLS: {err}")))?;
+        let crypto = QuicServerConfig::try_from(tls)?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(self.transport()?);
         Ok(config)
@@ -151,8 +149,7 @@ impl Config {
             self.identity
                 .client_config(vec![ALPN.to_vec()], self.tickets.clone(), expected)?;
         tls.enable_early_data = self.zero_rtt;
-        let crypto = QuicClientConfig::try_from(tls)
-            .map_err(|err| Error::Config(format!("QUIC client TLS: {err}")))?;
+        let crypto = QuicClientConfig::try_from(tls)?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         config.transport_config(self.transport()?);
         Ok((config, dial))

@@ -23,7 +23,8 @@ impl Endpoint {
     /// Binds a UDP socket.
     ///
     /// # Errors
-    /// [`Error::Io`] from binding, [`Error::Config`].
+    /// [`Error::Io`] from binding; [`Error::IdleTimeout`],
+    /// [`Error::InitialCipherSuite`] from the configuration.
     pub fn bind(addr: SocketAddr, config: Config) -> Result<Self, Error> {
         let socket = TokioRuntime.wrap_udp_socket(std::net::UdpSocket::bind(addr)?)?;
         Self::with_socket(socket, config)
@@ -32,7 +33,8 @@ impl Endpoint {
     /// Runs on any datagram socket (a netsim link, say).
     ///
     /// # Errors
-    /// [`Error::Io`], [`Error::Config`].
+    /// [`Error::Io`]; [`Error::IdleTimeout`], [`Error::InitialCipherSuite`]
+    /// from the configuration.
     pub fn with_socket(socket: Arc<dyn AsyncUdpSocket>, config: Config) -> Result<Self, Error> {
         let inner = quinn::Endpoint::new_with_abstract_socket(
             quinn::EndpointConfig::default(),
@@ -63,7 +65,7 @@ impl Endpoint {
     /// accepting 0-RTT); connections in progress keep theirs.
     ///
     /// # Errors
-    /// [`Error::Config`].
+    /// [`Error::IdleTimeout`], [`Error::InitialCipherSuite`].
     pub fn set_accept_0rtt(&self, accept: bool) -> Result<(), Error> {
         let config = Config::clone(&self.config).with_accept_0rtt(accept);
         self.inner.set_server_config(Some(config.server()?));
