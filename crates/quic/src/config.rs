@@ -8,10 +8,6 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 
 use crate::Error;
 
-/// How long a handshake may take; the default of rust-libp2p's upgrade
-/// timeout.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long a connection may be silent before it is dropped (also bounds a
 /// 0-RTT dial whose server never answers).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,7 +23,6 @@ pub struct Config {
     pub(crate) tickets: Arc<TicketStore>,
     pub(crate) zero_rtt: bool,
     pub(crate) accept_0rtt: bool,
-    pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_streams: u32,
     pub(crate) keep_alive: Option<Duration>,
@@ -45,7 +40,6 @@ impl Config {
             tickets: Arc::new(TicketStore::new(DEFAULT_TICKET_PEERS)),
             zero_rtt: false,
             accept_0rtt: false,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_streams: DEFAULT_MAX_STREAMS,
             keep_alive: None,
@@ -63,12 +57,6 @@ impl Config {
     /// replayed by an attacker (see `spec/quic.md`).
     pub fn with_accept_0rtt(mut self, enabled: bool) -> Self {
         self.accept_0rtt = enabled;
-        self
-    }
-
-    /// Bounds the handshake.
-    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
         self
     }
 

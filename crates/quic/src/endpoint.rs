@@ -7,7 +7,7 @@ use libp2p_identity::PeerId;
 use quinn::{AsyncUdpSocket, Runtime, TokioRuntime};
 use rustls::pki_types::CertificateDer;
 
-use onetrip_common::PeerIdMismatch;
+use onetrip_common::{Deadline, PeerIdMismatch};
 use onetrip_tls::Dial;
 
 use crate::{Config, Error, Stream, stream::Early};
@@ -77,6 +77,10 @@ impl Endpoint {
     /// returns at once: the first streams' data leaves as 0-RTT data, and
     /// falls back to 1-RTT transparently if the server rejects it.
     ///
+    /// The handshake must complete by `deadline`; for a 0-RTT dial, which
+    /// returns at once, the deadline bounds the wait for the handshake
+    /// wherever the connection and its streams wait for it.
+    ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Certificate`],
     /// [`Error::PeerIdMismatch`], [`Error::Connection`].
@@ -84,6 +88,7 @@ impl Endpoint {
         &self,
         addr: SocketAddr,
         expected: Option<PeerId>,
+        deadline: Deadline,
     ) -> Result<Connection, Error> {
         let (client, dial) = self.config.client(expected)?;
         let dial = Arc::new(dial);
@@ -91,7 +96,16 @@ impl Endpoint {
         if let (true, Some(expected)) = (self.config.zero_rtt, expected) {
             match connecting.into_0rtt() {
                 Ok((inner, accepted)) => {
-                    let accepted = accepted.boxed().shared();
+                    let connection = inner.clone();
+                    let accepted = async move {
+                        let accepted = deadline.run(accepted).await;
+                        if accepted.is_err() {
+                            connection.close(0u32.into(), b"handshake timeout");
+                        }
+                        accepted.unwrap_or(false)
+                    }
+                    .boxed()
+                    .shared();
                     return Ok(Connection {
                         inner,
                         remote_peer_id: expected,
@@ -106,7 +120,7 @@ impl Endpoint {
                 Err(fresh) => connecting = fresh,
             }
         }
-        let inner = match tokio::time::timeout(self.config.handshake_timeout, connecting).await {
+        let inner = match deadline.run(connecting).await {
             Err(_) => return Err(Error::Timeout),
             Ok(Err(err)) => return Err(dial.refusal().map_or(err.into(), Error::from)),
             Ok(Ok(inner)) => inner,
@@ -162,18 +176,19 @@ impl Accepting {
     /// Completes the handshake. A client resuming a session with 0-RTT data
     /// (when this endpoint accepts it) is known at once, and its streams
     /// are served before its handshake completes (0.5-RTT data); otherwise
-    /// this waits for the client's certificate.
+    /// this waits for the client's certificate, until `deadline`.
     ///
     /// # Errors
     /// [`Error::Connection`], [`Error::Timeout`], [`Error::NoIdentity`].
-    pub async fn establish(self) -> Result<Connection, Error> {
+    pub async fn establish(self, deadline: Deadline) -> Result<Connection, Error> {
         let connecting = self.incoming.accept()?;
         let (inner, accepted) = match connecting.into_0rtt() {
             Ok(early) => early,
             // quinn always allows 0.5-RTT on the server; if it ever does
             // not, wait for the handshake.
             Err(connecting) => {
-                let inner = tokio::time::timeout(self.config.handshake_timeout, connecting)
+                let inner = deadline
+                    .run(connecting)
                     .await
                     .map_err(|_| Error::Timeout)??;
                 let remote_peer_id = remote_peer_id(&inner)?;
@@ -200,7 +215,7 @@ impl Accepting {
                 _dial: None,
             });
         }
-        let handshake = tokio::time::timeout(self.config.handshake_timeout, accepted).await;
+        let handshake = deadline.run(accepted).await;
         if handshake.is_err() {
             inner.close(0u32.into(), b"handshake timeout");
             return Err(Error::Timeout);

@@ -23,7 +23,7 @@ mod error;
 mod stream;
 
 pub use crate::{
-    config::{Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS},
+    config::{Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS},
     endpoint::{Accepting, Connection, Endpoint},
     error::Error,
     stream::{MAX_EARLY_DATA, Stream},

@@ -4,6 +4,7 @@
 use std::{net::Ipv4Addr, sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
+use onetrip_common::Deadline;
 use onetrip_netsim::{GilbertElliott, LinkConfig, LossModel, Network};
 use onetrip_quic::{CertificateError, Config, Endpoint, Error};
 use onetrip_tls::{ALPN, EXTENSION_OID};
@@ -92,7 +93,7 @@ fn signed_key(public_key: &[u8], signature: &[u8]) -> Vec<u8> {
 async fn dial_error(server: &quinn::Endpoint, expected: Option<PeerId>) -> Error {
     let client = endpoint(config());
     let addr = server.local_addr().unwrap();
-    bounded("dial", client.connect(addr, expected))
+    bounded("dial", client.connect(addr, expected, Deadline::NONE))
         .await
         .expect_err("the dial should fail")
 }
@@ -177,14 +178,17 @@ async fn a_wrong_peer_id_is_refused() {
     let server_id = server.config().peer_id();
     tokio::spawn(async move {
         while let Some(accepting) = server.accept().await {
-            tokio::spawn(accepting.establish());
+            tokio::spawn(accepting.establish(Deadline::NONE));
         }
     });
     let client = endpoint(config());
     let impostor = PeerId::random();
-    let err = bounded("dial", client.connect(server_addr, Some(impostor)))
-        .await
-        .unwrap_err();
+    let err = bounded(
+        "dial",
+        client.connect(server_addr, Some(impostor), Deadline::NONE),
+    )
+    .await
+    .unwrap_err();
     match err {
         Error::PeerIdMismatch(mismatch) => {
             assert_eq!(mismatch.expected, impostor);
@@ -193,9 +197,12 @@ async fn a_wrong_peer_id_is_refused() {
         err => panic!("expected a peer id mismatch, got {err:?}"),
     }
     // The right peer id gets through, and both sides authenticate.
-    let connection = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let connection = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     assert_eq!(connection.remote_peer_id(), server_id);
 }
 
@@ -208,7 +215,7 @@ async fn tickets_are_kept_per_peer_and_used_once() {
     tokio::spawn(async move {
         while let Some(accepting) = serving.accept().await {
             tokio::spawn(async move {
-                let Ok(connection) = accepting.establish().await else {
+                let Ok(connection) = accepting.establish(Deadline::NONE).await else {
                     return;
                 };
                 while let Ok(mut stream) = connection.accept_bi().await {
@@ -224,9 +231,12 @@ async fn tickets_are_kept_per_peer_and_used_once() {
     let client = endpoint(config().with_0rtt(true));
     let tickets = client.config().ticket_store().clone();
     assert_eq!(tickets.tickets(&server_id), 0);
-    let first = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let first = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     assert!(!first.is_early(), "no ticket yet: a full handshake");
     let mut stream = first.open_bi().await.unwrap();
     stream.write_all(b"hello").await.unwrap();
@@ -245,9 +255,12 @@ async fn tickets_are_kept_per_peer_and_used_once() {
     let stored = tickets.tickets(&server_id);
 
     // The reconnect takes one ticket and sends its stream as 0-RTT data.
-    let second = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let second = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     assert!(second.is_early());
     let mut stream = second.open_bi().await.unwrap();
     stream.write_all(b"again").await.unwrap();
@@ -315,13 +328,22 @@ async fn ten_megabytes_through_gilbert_elliott_loss() {
         .collect();
     let expected = data.clone();
     let receiver = tokio::spawn(async move {
-        let connection = server.accept().await.unwrap().establish().await.unwrap();
+        let connection = server
+            .accept()
+            .await
+            .unwrap()
+            .establish(Deadline::NONE)
+            .await
+            .unwrap();
         let mut stream = connection.accept_bi().await.unwrap();
         let mut received = Vec::with_capacity(LEN);
         stream.read_to_end(&mut received).await.unwrap();
         received
     });
-    let connection = client.connect(server_addr, Some(server_id)).await.unwrap();
+    let connection = client
+        .connect(server_addr, Some(server_id), Deadline::NONE)
+        .await
+        .unwrap();
     let mut stream = connection.open_bi().await.unwrap();
     stream.write_all(&data).await.unwrap();
     stream.shutdown().await.unwrap();
@@ -345,7 +367,7 @@ async fn rejected_early_data_written_and_dropped_still_arrives() {
         while let Some(accepting) = serving.accept().await {
             let uploads = uploads.clone();
             tokio::spawn(async move {
-                let Ok(connection) = accepting.establish().await else {
+                let Ok(connection) = accepting.establish(Deadline::NONE).await else {
                     return;
                 };
                 while let Ok(mut stream) = connection.accept_bi().await {
@@ -359,9 +381,12 @@ async fn rejected_early_data_written_and_dropped_still_arrives() {
     });
     let client = endpoint(config().with_0rtt(true));
     let tickets = client.config().ticket_store().clone();
-    let first = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let first = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     let mut stream = first.open_bi().await.unwrap();
     stream.write_all(b"first").await.unwrap();
     stream.shutdown().await.unwrap();
@@ -375,9 +400,12 @@ async fn rejected_early_data_written_and_dropped_still_arrives() {
 
     // The server stops taking 0-RTT: the early stream must be replayed.
     server.set_accept_0rtt(false).unwrap();
-    let second = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let second = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     assert!(second.is_early());
     let mut stream = second.open_bi().await.unwrap();
     stream.write_all(b"replayed").await.unwrap();
@@ -389,4 +417,44 @@ async fn rejected_early_data_written_and_dropped_still_arrives() {
     );
     assert_eq!(second.zero_rtt_accepted().await, Some(false));
     assert_eq!(second.remote_peer_id(), server_id);
+}
+
+/// A handshake whose answers never arrive fails at the caller's deadline,
+/// on both sides, and not before.
+#[tokio::test(start_paused = true)]
+async fn a_handshake_fails_at_the_callers_deadline() {
+    let (client_ip, server_ip) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let delay = LinkConfig::with_delay(Duration::from_millis(10));
+    let network = Network::builder()
+        .default_link(delay.clone())
+        // The server's packets never reach the client.
+        .link(
+            server_ip.into(),
+            client_ip.into(),
+            delay.loss(LossModel::Bernoulli { p: 1.0 }),
+        )
+        .build()
+        .unwrap();
+    let server =
+        Endpoint::with_socket(network.host(server_ip).bind_udp(4433).unwrap(), config()).unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let client =
+        Endpoint::with_socket(network.host(client_ip).bind_udp(0).unwrap(), config()).unwrap();
+    let start = tokio::time::Instant::now();
+    let accepting = tokio::spawn(async move {
+        let accepting = server.accept().await.unwrap();
+        let arrived = start.elapsed();
+        let result = accepting
+            .establish(Deadline::after(Duration::from_secs(3)))
+            .await;
+        (arrived, result.map(|_| ()), start.elapsed())
+    });
+    let dial = client
+        .connect(server_addr, None, Deadline::after(Duration::from_secs(5)))
+        .await;
+    assert!(matches!(dial, Err(Error::Timeout)), "{dial:?}");
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    let (arrived, accepted, ended) = accepting.await.unwrap();
+    assert!(matches!(accepted, Err(Error::Timeout)), "{accepted:?}");
+    assert_eq!(ended - arrived, Duration::from_secs(3));
 }

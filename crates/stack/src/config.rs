@@ -126,7 +126,6 @@ impl Config {
     /// security and muxer negotiation, and the Noise handshake together.
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.noise = self.noise.with_timeout(timeout);
-        self.quic = self.quic.with_handshake_timeout(timeout);
         self.handshake_timeout = timeout;
         self
     }

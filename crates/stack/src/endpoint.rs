@@ -11,6 +11,7 @@ use std::{
 use futures_util::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
+use onetrip_common::Deadline;
 use quinn::AsyncUdpSocket;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -163,7 +164,10 @@ impl Endpoint {
         addr: SocketAddr,
         expected: Option<PeerId>,
     ) -> Result<Connection, Error> {
-        let connection = endpoint.connect(addr, expected).await?;
+        let deadline = Instant::now() + self.config.handshake_timeout;
+        let connection = endpoint
+            .connect(addr, expected, Deadline::at(deadline))
+            .await?;
         Ok(Connection::spawn_quic(
             connection,
             quic_multiaddr(addr),
@@ -297,7 +301,8 @@ impl Endpoint {
                     .try_acquire_owned()
                     .map_err(|_| Error::ConnectionLimit)?;
                 let remote_addr = quic_multiaddr(accepting.remote_addr());
-                let connection = accepting.establish().await?;
+                let deadline = Instant::now() + config.handshake_timeout;
+                let connection = accepting.establish(Deadline::at(deadline)).await?;
                 Ok(Connection::spawn_quic(
                     connection,
                     remote_addr,
