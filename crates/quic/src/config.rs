@@ -6,7 +6,7 @@ use libp2p_identity::{Keypair, PeerId};
 use onetrip_tls::{ALPN, DEFAULT_TICKET_PEERS, Dial, Identity, TicketStore};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 
-use crate::Error;
+use crate::error::Error;
 
 /// How long a connection may be silent before it is dropped (also bounds a
 /// 0-RTT dial whose server never answers).
