@@ -32,7 +32,8 @@ impl Config {
     /// A configuration that neither sends nor accepts 0-RTT data.
     ///
     /// # Errors
-    /// [`Error::Tls`] if no certificate can be made for the key.
+    /// [`Error::Tls`] if no certificate can be made for the key, or rustls
+    /// refuses its key.
     pub fn new(keypair: Keypair) -> Result<Self, Error> {
         Ok(Config {
             identity: Identity::new(&keypair)?,
@@ -80,7 +81,8 @@ impl Config {
     }
 
     /// Uses this ticket store. rustls resumes a session only with the
-    /// configuration objects that made it, so tickets are only useful to
+    /// certificate verifier and resolver that made it, which belong to the
+    /// TLS identity [`Config::new`] made: tickets are only useful to
     /// endpoints built from clones of one `Config`, which share them
     /// anyway; this is for a store made with another capacity.
     pub fn with_ticket_store(mut self, tickets: Arc<TicketStore>) -> Self {
@@ -133,6 +135,9 @@ impl Config {
         &self,
         expected: Option<PeerId>,
     ) -> Result<(quinn::ClientConfig, Dial), Error> {
+        // Every dial's configuration comes from the one identity: rustls
+        // resumes a session only with the verifier and certificate resolver
+        // instances that made it, which the identity shares.
         let (mut tls, dial) =
             self.identity
                 .client_config(vec![ALPN.to_vec()], self.tickets.clone(), expected)?;

@@ -7,8 +7,9 @@ use libp2p_identity::{Keypair, PeerId};
 use onetrip_common::Deadline;
 use onetrip_netsim::{GilbertElliott, LinkConfig, LossModel, Network};
 use onetrip_quic::{CertificateError, Config, Endpoint, Error};
-use onetrip_tls::{ALPN, EXTENSION_OID};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use onetrip_testkit::certificates::{Extension, self_signed, signed_key};
+use onetrip_tls::ALPN;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A hang fails the test instead of stalling CI.
@@ -57,39 +58,6 @@ fn impostor(certificate: CertificateDer<'static>, key: PrivateKeyDer<'static>) -
     endpoint
 }
 
-/// A self-signed certificate, with a libp2p extension if given.
-fn certificate(
-    extension: Option<Vec<u8>>,
-) -> (
-    CertificateDer<'static>,
-    PrivateKeyDer<'static>,
-    rcgen::KeyPair,
-) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    if let Some(content) = extension {
-        params
-            .custom_extensions
-            .push(rcgen::CustomExtension::from_oid_content(
-                &EXTENSION_OID,
-                content,
-            ));
-    }
-    let certificate = params.self_signed(&key).unwrap();
-    let der = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    (certificate.der().clone(), der, key)
-}
-
-/// The extension's `SignedKey`: a public key and a signature.
-fn signed_key(public_key: &[u8], signature: &[u8]) -> Vec<u8> {
-    yasna::construct_der(|writer| {
-        writer.write_sequence(|writer| {
-            writer.next().write_bytes(public_key);
-            writer.next().write_bytes(signature);
-        });
-    })
-}
-
 async fn dial_error(server: &quinn::Endpoint, expected: Option<PeerId>) -> Error {
     let client = endpoint(config());
     let addr = server.local_addr().unwrap();
@@ -100,7 +68,7 @@ async fn dial_error(server: &quinn::Endpoint, expected: Option<PeerId>) -> Error
 
 #[tokio::test]
 async fn a_certificate_without_the_extension_is_refused() {
-    let (certificate, key, _) = certificate(None);
+    let (certificate, key) = self_signed(Extension::None);
     let server = impostor(certificate, key);
     let err = dial_error(&server, None).await;
     assert!(
@@ -116,7 +84,7 @@ async fn a_bad_extension_signature_is_refused() {
     let identity = Keypair::generate_ed25519();
     let wrong = identity.sign(b"libp2p-tls-handshake:not this key").unwrap();
     let extension = signed_key(&identity.public().encode_protobuf(), &wrong);
-    let (certificate, key, _) = certificate(Some(extension));
+    let (certificate, key) = self_signed(Extension::Raw(extension));
     let server = impostor(certificate, key);
     let err = dial_error(&server, Some(identity.public().to_peer_id())).await;
     assert!(
@@ -130,7 +98,7 @@ async fn a_bad_extension_signature_is_refused() {
 
 #[tokio::test]
 async fn a_garbled_extension_is_refused() {
-    let (certificate, key, _) = certificate(Some(vec![0x30, 0x03, 0x01, 0x02, 0x03]));
+    let (certificate, key) = self_signed(Extension::Raw(vec![0x30, 0x03, 0x01, 0x02, 0x03]));
     let server = impostor(certificate, key);
     let err = dial_error(&server, None).await;
     assert!(
@@ -144,21 +112,8 @@ async fn a_valid_extension_still_authenticates_as_its_peer() {
     // A correct extension built by hand: proof that the refusals above are
     // about what they say.
     let identity = Keypair::generate_ed25519();
-    let (_, _, key) = certificate(None);
-    let mut message = onetrip_tls::SIGNATURE_PREFIX.to_vec();
-    message.extend_from_slice(&rcgen::PublicKeyData::subject_public_key_info(&key));
-    let signature = identity.sign(&message).unwrap();
-    let extension = signed_key(&identity.public().encode_protobuf(), &signature);
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .custom_extensions
-        .push(rcgen::CustomExtension::from_oid_content(
-            &EXTENSION_OID,
-            extension,
-        ));
-    let certificate = params.self_signed(&key).unwrap().der().clone();
-    let der = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let server = impostor(certificate, der);
+    let (certificate, key) = self_signed(Extension::Valid(&identity));
+    let server = impostor(certificate, key);
     // The impostor asks for no client certificate, which libp2p requires,
     // but the server certificate itself passes: the dial gets as far as
     // the peer id check.

@@ -5,10 +5,8 @@
 use std::sync::Arc;
 
 use libp2p_identity::{Keypair, PeerId};
-use onetrip_tls::{
-    ALPN, CertificateError, Dial, EXTENSION_OID, Error, Identity, SIGNATURE_PREFIX, TicketStore,
-    alpn,
-};
+use onetrip_testkit::certificates::{Extension, self_signed, signed_key};
+use onetrip_tls::{ALPN, CertificateError, Dial, Error, Identity, TicketStore, alpn};
 use rustls::{
     ClientConnection, HandshakeKind, ServerConnection,
     pki_types::{CertificateDer, ServerName},
@@ -169,46 +167,21 @@ fn the_muxer_is_chosen_in_alpn() {
     );
 }
 
-/// A self-signed certificate, with a libp2p extension if given.
-fn certificate(extension: Option<Vec<u8>>) -> (CertificateDer<'static>, rcgen::KeyPair) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    if let Some(content) = extension {
-        params
-            .custom_extensions
-            .push(rcgen::CustomExtension::from_oid_content(
-                &EXTENSION_OID,
-                content,
-            ));
-    }
-    (params.self_signed(&key).unwrap().der().clone(), key)
-}
-
-/// The extension's `SignedKey`: a public key and a signature.
-fn signed_key(public_key: &[u8], signature: &[u8]) -> Vec<u8> {
-    yasna::construct_der(|writer| {
-        writer.write_sequence(|writer| {
-            writer.next().write_bytes(public_key);
-            writer.next().write_bytes(signature);
-        });
-    })
-}
-
 #[test]
 fn each_broken_rule_has_its_error() {
-    let (plain, _) = certificate(None);
+    let (plain, _) = self_signed(Extension::None);
     assert_eq!(
         onetrip_tls::peer_id(&plain, &[]),
         Err(CertificateError::MissingExtension)
     );
-    let (garbled, _) = certificate(Some(vec![0x30, 0x03, 0x01, 0x02, 0x03]));
+    let (garbled, _) = self_signed(Extension::Raw(vec![0x30, 0x03, 0x01, 0x02, 0x03]));
     assert_eq!(
         onetrip_tls::peer_id(&garbled, &[]),
         Err(CertificateError::InvalidExtension)
     );
     let identity = Keypair::generate_ed25519();
     let wrong = identity.sign(b"libp2p-tls-handshake:not this key").unwrap();
-    let (forged, _) = certificate(Some(signed_key(
+    let (forged, _) = self_signed(Extension::Raw(signed_key(
         &identity.public().encode_protobuf(),
         &wrong,
     )));
@@ -228,19 +201,10 @@ fn each_broken_rule_has_its_error() {
 
 #[test]
 fn a_valid_extension_made_by_hand_proves_its_peer() {
+    // Built apart from the code under test: proof that the refusals above
+    // are about what they say.
     let identity = Keypair::generate_ed25519();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut message = SIGNATURE_PREFIX.to_vec();
-    message.extend_from_slice(&rcgen::PublicKeyData::subject_public_key_info(&key));
-    let signature = identity.sign(&message).unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .custom_extensions
-        .push(rcgen::CustomExtension::from_oid_content(
-            &EXTENSION_OID,
-            signed_key(&identity.public().encode_protobuf(), &signature),
-        ));
-    let certificate = params.self_signed(&key).unwrap().der().clone();
+    let (certificate, _) = self_signed(Extension::Valid(&identity));
     assert_eq!(
         onetrip_tls::peer_id(&certificate, &[]),
         Ok(identity.public().to_peer_id())
@@ -250,6 +214,7 @@ fn a_valid_extension_made_by_hand_proves_its_peer() {
 /// The certificate fuzz target's driver, on random and on mutated
 /// certificates.
 mod fuzz_driver {
+    use onetrip_testkit::certificates::{Extension, self_signed, signed_key};
     use proptest::prelude::*;
 
     proptest! {
@@ -262,7 +227,7 @@ mod fuzz_driver {
 
         #[test]
         fn mutated_certificates(index in any::<prop::sample::Index>(), byte in any::<u8>()) {
-            let (certificate, _) = super::certificate(Some(super::signed_key(&[8, 1, 18, 0], &[1, 2])));
+            let (certificate, _) = self_signed(Extension::Raw(signed_key(&[8, 1, 18, 0], &[1, 2])));
             let mut der = certificate.to_vec();
             let i = index.index(der.len());
             der[i] = byte;
