@@ -19,8 +19,8 @@ pub enum Error {
     /// The UDP socket failed.
     #[error("I/O error: {0}")]
     Io(IoError),
-    /// quinn refused to start the connection (an address it cannot reach,
-    /// the endpoint closing, …).
+    /// quinn refused to start the connection (an invalid remote address,
+    /// the endpoint stopping, …).
     #[error("cannot connect: {0}")]
     Connect(#[from] quinn::ConnectError),
     /// The idle timeout is longer than QUIC can express.

@@ -150,6 +150,7 @@ impl AsyncWrite for Stream {
         let room = this.write.early_room();
         if room > 0 {
             let early = &buf[..buf.len().min(room)];
+            // quinn's own write, whose error says a rejection by its type.
             match Pin::new(&mut this.send).poll_write(cx, early) {
                 Poll::Ready(Ok(n)) => {
                     this.write.sent_early(&early[..n]);
