@@ -17,6 +17,7 @@ use libp2p_core::{
 };
 use libp2p_identity::Keypair;
 use onetrip_bench::baseline;
+use onetrip_common::Deadline;
 use onetrip_quic::{Config, Endpoint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -38,7 +39,7 @@ fn onetrip_server(accept_0rtt: bool) -> Endpoint {
     tokio::spawn(async move {
         while let Some(accepting) = serving.accept().await {
             tokio::spawn(async move {
-                let Ok(connection) = accepting.establish().await else {
+                let Ok(connection) = accepting.establish(Deadline::NONE).await else {
                     return;
                 };
                 while let Ok(mut stream) = connection.accept_bi().await {
@@ -62,7 +63,10 @@ fn onetrip_server(accept_0rtt: bool) -> Endpoint {
 async fn onetrip_request(client: &Endpoint, server: &Endpoint) {
     let addr = server.local_addr().unwrap();
     let peer = server.config().peer_id();
-    let connection = client.connect(addr, Some(peer)).await.unwrap();
+    let connection = client
+        .connect(addr, Some(peer), Deadline::NONE)
+        .await
+        .unwrap();
     let mut stream = connection.open_bi().await.unwrap();
     stream.write_all(&[1]).await.unwrap();
     stream.shutdown().await.unwrap();
@@ -164,6 +168,7 @@ fn quic(c: &mut Criterion) {
         .block_on(fresh.connect(
             server.local_addr().unwrap(),
             Some(server.config().peer_id()),
+            Deadline::NONE,
         ))
         .unwrap();
     group.bench_function("throughput-16MiB/onetrip", |b| {

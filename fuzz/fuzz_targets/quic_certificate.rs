@@ -1,6 +1,6 @@
-//! Untrusted certificates: see `onetrip_quic::fuzzing::certificate`.
+//! Untrusted certificates: see `onetrip_tls::fuzzing::certificate`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    onetrip_quic::fuzzing::certificate(data);
+    onetrip_tls::fuzzing::certificate(data);
 });

@@ -3,17 +3,10 @@
 use std::{sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
+use onetrip_tls::{ALPN, DEFAULT_TICKET_PEERS, Dial, Identity, TicketStore};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls::crypto::CryptoProvider;
 
-use crate::{
-    Error,
-    tls::{self, Dial, Identity, TicketStore},
-};
-
-/// How long a handshake may take; the default of rust-libp2p's upgrade
-/// timeout.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::error::Error;
 
 /// How long a connection may be silent before it is dropped (also bounds a
 /// 0-RTT dial whose server never answers).
@@ -22,19 +15,14 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on concurrent streams the peer may open (quinn's default).
 pub const DEFAULT_MAX_STREAMS: u32 = 100;
 
-/// Default number of server peers whose session tickets are kept.
-pub const DEFAULT_TICKET_PEERS: usize = 1024;
-
 /// An endpoint's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) keypair: Keypair,
     pub(crate) identity: Identity,
-    pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) tickets: Arc<TicketStore>,
     pub(crate) zero_rtt: bool,
     pub(crate) accept_0rtt: bool,
-    pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_streams: u32,
     pub(crate) keep_alive: Option<Duration>,
@@ -44,17 +32,15 @@ impl Config {
     /// A configuration that neither sends nor accepts 0-RTT data.
     ///
     /// # Errors
-    /// [`Error::Config`] if no certificate can be made for the key.
+    /// [`Error::Tls`] if no certificate can be made for the key, or rustls
+    /// refuses its key.
     pub fn new(keypair: Keypair) -> Result<Self, Error> {
-        let provider = tls::provider();
         Ok(Config {
-            identity: Identity::new(&keypair, &provider)?,
+            identity: Identity::new(&keypair)?,
             keypair,
-            provider,
             tickets: Arc::new(TicketStore::new(DEFAULT_TICKET_PEERS)),
             zero_rtt: false,
             accept_0rtt: false,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_streams: DEFAULT_MAX_STREAMS,
             keep_alive: None,
@@ -72,12 +58,6 @@ impl Config {
     /// replayed by an attacker (see `spec/quic.md`).
     pub fn with_accept_0rtt(mut self, enabled: bool) -> Self {
         self.accept_0rtt = enabled;
-        self
-    }
-
-    /// Bounds the handshake.
-    pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
         self
     }
 
@@ -101,7 +81,8 @@ impl Config {
     }
 
     /// Uses this ticket store. rustls resumes a session only with the
-    /// configuration objects that made it, so tickets are only useful to
+    /// certificate verifier and resolver that made it, which belong to the
+    /// TLS identity [`Config::new`] made: tickets are only useful to
     /// endpoints built from clones of one `Config`, which share them
     /// anyway; this is for a store made with another capacity.
     pub fn with_ticket_store(mut self, tickets: Arc<TicketStore>) -> Self {
@@ -130,8 +111,7 @@ impl Config {
     }
 
     fn transport(&self) -> Result<Arc<quinn::TransportConfig>, Error> {
-        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
-            .map_err(|_| Error::Config("idle timeout too long".into()))?;
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout).map_err(Error::IdleTimeout)?;
         let mut transport = quinn::TransportConfig::default();
         transport
             .max_idle_timeout(Some(idle))
@@ -142,9 +122,10 @@ impl Config {
     }
 
     pub(crate) fn server(&self) -> Result<quinn::ServerConfig, Error> {
-        let tls = tls::server_config(&self.identity, self.provider.clone(), self.accept_0rtt)?;
-        let crypto = QuicServerConfig::try_from(tls)
-            .map_err(|err| Error::Config(format!("QUIC server TLS: {err}")))?;
+        let mut tls = self.identity.server_config(vec![ALPN.to_vec()])?;
+        // QUIC allows either none or unlimited early data (RFC 9001, 4.6.1).
+        tls.max_early_data_size = if self.accept_0rtt { u32::MAX } else { 0 };
+        let crypto = QuicServerConfig::try_from(tls)?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(self.transport()?);
         Ok(config)
@@ -153,16 +134,15 @@ impl Config {
     pub(crate) fn client(
         &self,
         expected: Option<PeerId>,
-    ) -> Result<(quinn::ClientConfig, Arc<Dial>), Error> {
-        let (tls, dial) = tls::client_config(
-            &self.identity,
-            self.provider.clone(),
-            self.tickets.clone(),
-            expected,
-            self.zero_rtt,
-        )?;
-        let crypto = QuicClientConfig::try_from(tls)
-            .map_err(|err| Error::Config(format!("QUIC client TLS: {err}")))?;
+    ) -> Result<(quinn::ClientConfig, Dial), Error> {
+        // Every dial's configuration comes from the one identity: rustls
+        // resumes a session only with the verifier and certificate resolver
+        // instances that made it, which the identity shares.
+        let (mut tls, dial) =
+            self.identity
+                .client_config(vec![ALPN.to_vec()], self.tickets.clone(), expected)?;
+        tls.enable_early_data = self.zero_rtt;
+        let crypto = QuicClientConfig::try_from(tls)?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         config.transport_config(self.transport()?);
         Ok((config, dial))

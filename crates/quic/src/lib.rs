@@ -1,38 +1,49 @@
-//! libp2p QUIC over quinn: libp2p TLS certificates, a 1-RTT handshake, and
-//! 0-RTT data on reconnect.
+//! libp2p QUIC over quinn: libp2p TLS (`onetrip-tls`) in the QUIC
+//! handshake, a 1-RTT handshake, and 0-RTT data on reconnect.
 //!
-//! - Certificates are made and checked by `libp2p-tls` (libp2p specs:
-//!   tls/tls.md): self-signed, carrying the libp2p Public Key Extension; the
-//!   verifiers derive the remote [`PeerId`](libp2p_identity::PeerId) and
-//!   say in a [`CertificateError`] why a certificate is refused. TLS 1.3
-//!   only, client certificates required, ALPN `libp2p`, no SNI.
-//! - [`Endpoint::connect`] with an expected peer id refuses any other peer.
-//!   With [`Config::with_0rtt`], a reconnect to a peer whose session ticket
-//!   allows it returns at once and its first streams travel as 0-RTT data;
-//!   a rejection is repaired by replaying the streams ([`Stream`]).
+//! - libp2p TLS (libp2p specs: tls/tls.md): self-signed certificates
+//!   carrying the libp2p Public Key Extension; the verifiers derive the
+//!   remote [`PeerId`](libp2p_identity::PeerId) and say in a
+//!   [`CertificateError`] why a certificate is refused. TLS 1.3 only,
+//!   client certificates required, ALPN `libp2p`, no SNI.
+//! - [`Endpoint::connect`] with an expected peer id refuses any other peer
+//!   in the handshake. The remote peer id is decided once per connection
+//!   ([`Connection::remote_peer_id`]). With [`Config::with_0rtt`], a
+//!   reconnect to a peer whose session ticket allows it returns at once
+//!   and its first streams travel as 0-RTT data; a rejection is repaired
+//!   by replaying the streams ([`Stream`]), a failed handshake fails them.
+//! - The caller owns the deadline: [`Endpoint::connect`] and
+//!   [`Accepting::establish`] take an [`onetrip_common::Deadline`] and fail
+//!   with [`Error::Timeout`] when it passes; the crate sets no handshake
+//!   timer of its own (QUIC's idle timeout still ends a silent connection).
 //! - Session tickets are kept per server peer id in a bounded
 //!   [`TicketStore`] and used once each. A server accepts 0-RTT data only
 //!   with [`Config::with_accept_0rtt`]: it can be replayed.
 //!
 //! Protocol negotiation on streams is left to the caller (onetrip-stack
 //! runs multistream-select on them).
+//!
+//! Inside: `early` is the 0-RTT state machine (no I/O, no clock): the
+//! handshake's outcome and each stream's copy and replay; `handshake` waits
+//! for the outcome once per connection, `stream` runs the machine on
+//! quinn's streams.
 
 mod config;
+mod connection;
+mod early;
 mod endpoint;
 mod error;
+mod handshake;
 mod stream;
-mod tls;
-
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 
 pub use crate::{
-    config::{
-        Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS,
-        DEFAULT_TICKET_PEERS,
-    },
-    endpoint::{Accepting, Connection, Endpoint},
-    error::{CertificateError, Error, PeerIdMismatch},
-    stream::{MAX_EARLY_DATA, Stream},
-    tls::{ALPN, EXTENSION_OID, SIGNATURE_PREFIX, TicketStore},
+    config::{Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS},
+    connection::Connection,
+    early::MAX_EARLY_DATA,
+    endpoint::{Accepting, Endpoint},
+    error::Error,
+    stream::Stream,
 };
+/// Re-exported from `onetrip-tls`: the certificate errors in [`Error`], and
+/// the ticket store a [`Config`] uses.
+pub use onetrip_tls::{CertificateError, DEFAULT_TICKET_PEERS, TicketStore};

@@ -1,87 +1,82 @@
-//! Bidirectional streams, with replay of 0-RTT data the server rejected.
+//! Bidirectional streams: quinn's, with the 0-RTT machine of `early.rs`
+//! run on them.
 
 use std::{
+    fmt,
     future::Future,
     io,
     pin::Pin,
     task::{Context, Poll, ready},
 };
 
-use futures_util::FutureExt;
 use quinn::{RecvStream, SendStream, WriteError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::endpoint::{EarlyHandshake, mismatch, remote_peer_id};
-
-/// How much a stream keeps of what it sent as 0-RTT data, to replay it if
-/// the server rejects it. A stream that writes more waits for the handshake
-/// first: beyond this, the data would not fit the first flight anyway.
-pub const MAX_EARLY_DATA: usize = 64 * 1024;
+use crate::{
+    early::{Step, WriteSide},
+    error::Error,
+    handshake::Handshake,
+};
 
 /// A bidirectional QUIC stream (`AsyncRead + AsyncWrite`).
 ///
 /// A stream opened during a 0-RTT handshake sends at once and keeps a copy
-/// of its data; when the handshake completes it checks the server's peer
-/// id, and if the server rejected the 0-RTT data it opens a new stream and
-/// sends the copy again, so the caller sees no difference but the time.
+/// of its data (up to [`MAX_EARLY_DATA`](crate::early::MAX_EARLY_DATA)); when the
+/// handshake completes, it fails if the handshake did, and if the server
+/// rejected the 0-RTT data it opens a new stream and sends the copy again,
+/// so the caller sees no difference but the time.
 #[derive(Debug)]
 pub struct Stream {
     send: SendStream,
     recv: RecvStream,
-    early: Option<Box<Early>>,
-    /// The current send side is finished.
-    finished: bool,
+    write: WriteSide<Replacement>,
 }
 
-/// A stream's 0-RTT bookkeeping.
-pub(crate) struct Early {
+/// What a 0-RTT stream needs to settle: the handshake to wait for, and the
+/// connection to open a replacement on.
+struct Replacement {
+    handshake: Handshake,
     connection: quinn::Connection,
-    handshake: EarlyHandshake,
-    sent: Vec<u8>,
-    finished: bool,
-    state: State,
+    opening: Option<Opening>,
 }
 
 type Opening =
     Pin<Box<dyn Future<Output = Result<(SendStream, RecvStream), quinn::ConnectionError>> + Send>>;
 
-enum State {
-    /// The handshake is running.
-    Waiting,
-    /// Rejected: opening a replacement stream.
-    Reopening(Opening),
-    /// Rejected: sending the copy on the replacement, `usize` bytes so far.
-    Replaying(usize),
-}
-
-impl std::fmt::Debug for Early {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Early")
-            .field("sent", &self.sent.len())
-            .field("finished", &self.finished)
+impl fmt::Debug for Replacement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replacement")
+            .field("handshake", &self.handshake)
+            .field("opening", &self.opening.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl Early {
-    pub(crate) fn new(connection: quinn::Connection, handshake: EarlyHandshake) -> Box<Self> {
-        Box::new(Early {
-            connection,
-            handshake,
-            sent: Vec::new(),
-            finished: false,
-            state: State::Waiting,
-        })
-    }
-}
-
 impl Stream {
-    pub(crate) fn new(send: SendStream, recv: RecvStream, early: Option<Box<Early>>) -> Self {
+    /// An ordinary stream.
+    pub(crate) fn new(send: SendStream, recv: RecvStream) -> Self {
         Stream {
             send,
             recv,
-            early,
-            finished: false,
+            write: WriteSide::settled(),
+        }
+    }
+
+    /// A stream opened on `connection` during its 0-RTT `handshake`.
+    pub(crate) fn early(
+        send: SendStream,
+        recv: RecvStream,
+        handshake: Handshake,
+        connection: quinn::Connection,
+    ) -> Self {
+        Stream {
+            send,
+            recv,
+            write: WriteSide::early(Replacement {
+                handshake,
+                connection,
+                opening: None,
+            }),
         }
     }
 
@@ -90,90 +85,45 @@ impl Stream {
         self.send.id()
     }
 
-    /// Drives the 0-RTT bookkeeping to its end: ready once the data is
-    /// known to have been accepted, or has been replayed.
+    /// Does what the write side's machine asks until it is ready: waits for
+    /// the handshake, replays what the server rejected, sends the end the
+    /// caller asked for.
     fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(early) = self.early.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
         loop {
-            match &mut early.state {
-                State::Waiting => {
-                    let accepted = ready!(early.handshake.accepted.poll_unpin(cx));
-                    // A failed handshake: say why, as a dial would.
-                    if let Some(refusal) = early.handshake.dial.verdict().refusal() {
-                        return Poll::Ready(Err(io::Error::other(refusal)));
-                    }
-                    if let Some(reason) = early.connection.close_reason() {
-                        return Poll::Ready(Err(io::Error::from(reason)));
-                    }
-                    let actual = remote_peer_id(&early.connection).map_err(io::Error::other)?;
-                    if actual != early.handshake.expected {
-                        early.connection.close(0u32.into(), b"peer id mismatch");
-                        return Poll::Ready(Err(io::Error::other(mismatch(
-                            early.handshake.expected,
-                            actual,
-                        ))));
-                    }
-                    if accepted {
-                        self.early = None;
-                        return Poll::Ready(Ok(()));
-                    }
-                    tracing::debug!(bytes = early.sent.len(), "0-RTT rejected: replaying");
-                    let connection = early.connection.clone();
-                    early.state =
-                        State::Reopening(Box::pin(async move { connection.open_bi().await }));
+            match self.write.next() {
+                Step::Ready => return Poll::Ready(Ok(())),
+                Step::Fail(err) => return Poll::Ready(Err(err.clone().into())),
+                Step::AwaitHandshake(replacement) => {
+                    let outcome = ready!(replacement.handshake.poll_outcome(cx));
+                    self.write.handshake_done(&outcome);
                 }
-                State::Reopening(open) => {
-                    let (send, recv) = ready!(open.as_mut().poll(cx)).map_err(io::Error::from)?;
+                Step::Reopen(replacement) => {
+                    let opening = replacement.opening.get_or_insert_with(|| {
+                        tracing::debug!("0-RTT data rejected: replaying it on a new stream");
+                        let connection = replacement.connection.clone();
+                        Box::pin(async move { connection.open_bi().await })
+                    });
+                    let (send, recv) = ready!(opening.as_mut().poll(cx)).map_err(Error::from)?;
                     self.send = send;
                     self.recv = recv;
-                    early.state = State::Replaying(0);
+                    self.write.reopened();
                 }
-                State::Replaying(done) => {
-                    while *done < early.sent.len() {
-                        let n = ready!(AsyncWrite::poll_write(
-                            Pin::new(&mut self.send),
-                            cx,
-                            &early.sent[*done..]
-                        ))?;
-                        *done += n;
-                    }
-                    if early.finished {
-                        ready!(AsyncWrite::poll_shutdown(Pin::new(&mut self.send), cx))?;
-                        self.finished = true;
-                    }
-                    self.early = None;
-                    return Poll::Ready(Ok(()));
+                Step::Replay(data) => {
+                    let n = ready!(AsyncWrite::poll_write(Pin::new(&mut self.send), cx, data))?;
+                    self.write.replayed(n);
+                }
+                Step::Finish => {
+                    ready!(AsyncWrite::poll_shutdown(Pin::new(&mut self.send), cx))?;
+                    self.write.finished();
                 }
             }
         }
     }
-
-    /// Whether the 0-RTT handshake has completed (polling it to find out).
-    fn handshake_done(&self) -> bool {
-        self.early.as_ref().is_some_and(|early| {
-            early.handshake.accepted.peek().is_some()
-                || early.handshake.accepted.clone().now_or_never().is_some()
-        })
-    }
-
-    /// Whether writes may still go out as 0-RTT data.
-    fn waiting(&self) -> bool {
-        self.early
-            .as_ref()
-            .is_some_and(|early| matches!(early.state, State::Waiting))
-    }
-}
-
-/// Whether a write failed because the server rejected 0-RTT data.
-fn rejected(err: &io::Error) -> bool {
-    err.get_ref()
-        .and_then(|inner| inner.downcast_ref::<WriteError>())
-        .is_some_and(|err| matches!(err, WriteError::ZeroRttRejected))
 }
 
 impl AsyncRead for Stream {
+    /// Reads; a 0-RTT stream first waits for its handshake, so that no read
+    /// waits on data the server never processed.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -192,27 +142,24 @@ impl AsyncWrite for Stream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.waiting()
+        if this.write.is_early()
             && let Poll::Ready(settled) = this.poll_settle(cx)
         {
             settled?;
         }
-        if this.waiting() {
-            let room = MAX_EARLY_DATA - this.early.as_ref().map_or(0, |e| e.sent.len());
-            if room > 0 {
-                let len = buf.len().min(room);
-                match AsyncWrite::poll_write(Pin::new(&mut this.send), cx, &buf[..len]) {
-                    Poll::Ready(Ok(n)) => {
-                        if let Some(early) = this.early.as_mut() {
-                            early.sent.extend_from_slice(&buf[..n]);
-                        }
-                        return Poll::Ready(Ok(n));
-                    }
-                    Poll::Ready(Err(err)) if !rejected(&err) => return Poll::Ready(Err(err)),
-                    // Rejected: settle below, then write on the replacement.
-                    Poll::Ready(Err(_)) => {}
-                    Poll::Pending => return Poll::Pending,
+        let room = this.write.early_room();
+        if room > 0 {
+            let early = &buf[..buf.len().min(room)];
+            // quinn's own write, whose error says a rejection by its type.
+            match Pin::new(&mut this.send).poll_write(cx, early) {
+                Poll::Ready(Ok(n)) => {
+                    this.write.sent_early(&early[..n]);
+                    return Poll::Ready(Ok(n));
                 }
+                // Rejected: settle below, then write on the replacement.
+                Poll::Ready(Err(WriteError::ZeroRttRejected)) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err.into())),
+                Poll::Pending => return Poll::Pending,
             }
         }
         ready!(this.poll_settle(cx))?;
@@ -230,37 +177,21 @@ impl AsyncWrite for Stream {
     /// the stream loses nothing.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let finishing_early = this.waiting()
-            && !this.finished
-            && this
-                .early
-                .as_ref()
-                .is_some_and(|early| !early.finished && early.handshake.accepted.peek().is_none());
-        if finishing_early && !this.handshake_done() {
-            // quinn resets a rejected handshake's streams (and reuses their
-            // ids) when the handshake completes, which also resolves
-            // `accepted`: only while it is unresolved may the old stream
-            // be finished.
-            let finished = AsyncWrite::poll_shutdown(Pin::new(&mut this.send), cx);
-            if let Some(early) = this.early.as_mut() {
-                early.finished = true;
-            }
-            match finished {
-                Poll::Ready(Ok(())) => this.finished = true,
-                // Closed under us: the handshake rejected it; replay.
-                Poll::Ready(Err(_)) | Poll::Pending => {}
-            }
-        } else if this.waiting()
-            && let Some(early) = this.early.as_mut()
+        this.write.end();
+        // quinn discards a rejected handshake's streams (and reuses their
+        // ids) when the handshake completes, which also resolves the
+        // outcome: only while it is unresolved may the 0-RTT stream be
+        // finished.
+        let now = this
+            .write
+            .ending_early()
+            .is_some_and(|replacement| replacement.handshake.outcome_now().is_none());
+        if now && let Poll::Ready(Ok(())) = AsyncWrite::poll_shutdown(Pin::new(&mut this.send), cx)
         {
-            // The handshake is over: the replay (if any) ends the stream.
-            early.finished = true;
+            this.write.finished();
         }
-        ready!(this.poll_settle(cx))?;
-        if !this.finished {
-            ready!(AsyncWrite::poll_shutdown(Pin::new(&mut this.send), cx))?;
-            this.finished = true;
-        }
-        Poll::Ready(Ok(()))
+        // Not finished (closed under us: the server rejected it): the
+        // replay ends the replacement.
+        this.poll_settle(cx)
     }
 }

@@ -4,9 +4,12 @@
 use std::{net::Ipv4Addr, sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
+use onetrip_common::Deadline;
 use onetrip_netsim::{GilbertElliott, LinkConfig, LossModel, Network};
-use onetrip_quic::{ALPN, CertificateError, Config, EXTENSION_OID, Endpoint, Error};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use onetrip_quic::{CertificateError, Config, Endpoint, Error};
+use onetrip_testkit::certificates::{Extension, self_signed, signed_key};
+use onetrip_tls::ALPN;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A hang fails the test instead of stalling CI.
@@ -55,50 +58,17 @@ fn impostor(certificate: CertificateDer<'static>, key: PrivateKeyDer<'static>) -
     endpoint
 }
 
-/// A self-signed certificate, with a libp2p extension if given.
-fn certificate(
-    extension: Option<Vec<u8>>,
-) -> (
-    CertificateDer<'static>,
-    PrivateKeyDer<'static>,
-    rcgen::KeyPair,
-) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    if let Some(content) = extension {
-        params
-            .custom_extensions
-            .push(rcgen::CustomExtension::from_oid_content(
-                &EXTENSION_OID,
-                content,
-            ));
-    }
-    let certificate = params.self_signed(&key).unwrap();
-    let der = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    (certificate.der().clone(), der, key)
-}
-
-/// The extension's `SignedKey`: a public key and a signature.
-fn signed_key(public_key: &[u8], signature: &[u8]) -> Vec<u8> {
-    yasna::construct_der(|writer| {
-        writer.write_sequence(|writer| {
-            writer.next().write_bytes(public_key);
-            writer.next().write_bytes(signature);
-        });
-    })
-}
-
 async fn dial_error(server: &quinn::Endpoint, expected: Option<PeerId>) -> Error {
     let client = endpoint(config());
     let addr = server.local_addr().unwrap();
-    bounded("dial", client.connect(addr, expected))
+    bounded("dial", client.connect(addr, expected, Deadline::NONE))
         .await
         .expect_err("the dial should fail")
 }
 
 #[tokio::test]
 async fn a_certificate_without_the_extension_is_refused() {
-    let (certificate, key, _) = certificate(None);
+    let (certificate, key) = self_signed(Extension::None);
     let server = impostor(certificate, key);
     let err = dial_error(&server, None).await;
     assert!(
@@ -114,7 +84,7 @@ async fn a_bad_extension_signature_is_refused() {
     let identity = Keypair::generate_ed25519();
     let wrong = identity.sign(b"libp2p-tls-handshake:not this key").unwrap();
     let extension = signed_key(&identity.public().encode_protobuf(), &wrong);
-    let (certificate, key, _) = certificate(Some(extension));
+    let (certificate, key) = self_signed(Extension::Raw(extension));
     let server = impostor(certificate, key);
     let err = dial_error(&server, Some(identity.public().to_peer_id())).await;
     assert!(
@@ -128,7 +98,7 @@ async fn a_bad_extension_signature_is_refused() {
 
 #[tokio::test]
 async fn a_garbled_extension_is_refused() {
-    let (certificate, key, _) = certificate(Some(vec![0x30, 0x03, 0x01, 0x02, 0x03]));
+    let (certificate, key) = self_signed(Extension::Raw(vec![0x30, 0x03, 0x01, 0x02, 0x03]));
     let server = impostor(certificate, key);
     let err = dial_error(&server, None).await;
     assert!(
@@ -142,21 +112,8 @@ async fn a_valid_extension_still_authenticates_as_its_peer() {
     // A correct extension built by hand: proof that the refusals above are
     // about what they say.
     let identity = Keypair::generate_ed25519();
-    let (_, _, key) = certificate(None);
-    let mut message = onetrip_quic::SIGNATURE_PREFIX.to_vec();
-    message.extend_from_slice(&rcgen::PublicKeyData::subject_public_key_info(&key));
-    let signature = identity.sign(&message).unwrap();
-    let extension = signed_key(&identity.public().encode_protobuf(), &signature);
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .custom_extensions
-        .push(rcgen::CustomExtension::from_oid_content(
-            &EXTENSION_OID,
-            extension,
-        ));
-    let certificate = params.self_signed(&key).unwrap().der().clone();
-    let der = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let server = impostor(certificate, der);
+    let (certificate, key) = self_signed(Extension::Valid(&identity));
+    let server = impostor(certificate, key);
     // The impostor asks for no client certificate, which libp2p requires,
     // but the server certificate itself passes: the dial gets as far as
     // the peer id check.
@@ -176,14 +133,17 @@ async fn a_wrong_peer_id_is_refused() {
     let server_id = server.config().peer_id();
     tokio::spawn(async move {
         while let Some(accepting) = server.accept().await {
-            tokio::spawn(accepting.establish());
+            tokio::spawn(accepting.establish(Deadline::NONE));
         }
     });
     let client = endpoint(config());
     let impostor = PeerId::random();
-    let err = bounded("dial", client.connect(server_addr, Some(impostor)))
-        .await
-        .unwrap_err();
+    let err = bounded(
+        "dial",
+        client.connect(server_addr, Some(impostor), Deadline::NONE),
+    )
+    .await
+    .unwrap_err();
     match err {
         Error::PeerIdMismatch(mismatch) => {
             assert_eq!(mismatch.expected, impostor);
@@ -192,9 +152,12 @@ async fn a_wrong_peer_id_is_refused() {
         err => panic!("expected a peer id mismatch, got {err:?}"),
     }
     // The right peer id gets through, and both sides authenticate.
-    let connection = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let connection = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     assert_eq!(connection.remote_peer_id(), server_id);
 }
 
@@ -207,7 +170,7 @@ async fn tickets_are_kept_per_peer_and_used_once() {
     tokio::spawn(async move {
         while let Some(accepting) = serving.accept().await {
             tokio::spawn(async move {
-                let Ok(connection) = accepting.establish().await else {
+                let Ok(connection) = accepting.establish(Deadline::NONE).await else {
                     return;
                 };
                 while let Ok(mut stream) = connection.accept_bi().await {
@@ -223,9 +186,12 @@ async fn tickets_are_kept_per_peer_and_used_once() {
     let client = endpoint(config().with_0rtt(true));
     let tickets = client.config().ticket_store().clone();
     assert_eq!(tickets.tickets(&server_id), 0);
-    let first = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let first = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     assert!(!first.is_early(), "no ticket yet: a full handshake");
     let mut stream = first.open_bi().await.unwrap();
     stream.write_all(b"hello").await.unwrap();
@@ -244,9 +210,12 @@ async fn tickets_are_kept_per_peer_and_used_once() {
     let stored = tickets.tickets(&server_id);
 
     // The reconnect takes one ticket and sends its stream as 0-RTT data.
-    let second = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let second = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     assert!(second.is_early());
     let mut stream = second.open_bi().await.unwrap();
     stream.write_all(b"again").await.unwrap();
@@ -314,13 +283,22 @@ async fn ten_megabytes_through_gilbert_elliott_loss() {
         .collect();
     let expected = data.clone();
     let receiver = tokio::spawn(async move {
-        let connection = server.accept().await.unwrap().establish().await.unwrap();
+        let connection = server
+            .accept()
+            .await
+            .unwrap()
+            .establish(Deadline::NONE)
+            .await
+            .unwrap();
         let mut stream = connection.accept_bi().await.unwrap();
         let mut received = Vec::with_capacity(LEN);
         stream.read_to_end(&mut received).await.unwrap();
         received
     });
-    let connection = client.connect(server_addr, Some(server_id)).await.unwrap();
+    let connection = client
+        .connect(server_addr, Some(server_id), Deadline::NONE)
+        .await
+        .unwrap();
     let mut stream = connection.open_bi().await.unwrap();
     stream.write_all(&data).await.unwrap();
     stream.shutdown().await.unwrap();
@@ -329,30 +307,6 @@ async fn ten_megabytes_through_gilbert_elliott_loss() {
     assert!(received == expected, "payload corrupted");
     let lost = connection.inner().stats().path.lost_packets;
     assert!(lost > 0, "the link lost nothing");
-}
-
-/// The certificate fuzz target's driver, on random and on mutated
-/// certificates.
-mod fuzz_driver {
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        #[test]
-        fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
-            onetrip_quic::fuzzing::certificate(&data);
-        }
-
-        #[test]
-        fn mutated_certificates(index in any::<prop::sample::Index>(), byte in any::<u8>()) {
-            let (certificate, _, _) = super::certificate(Some(super::signed_key(&[8, 1, 18, 0], &[1, 2])));
-            let mut der = certificate.to_vec();
-            let i = index.index(der.len());
-            der[i] = byte;
-            onetrip_quic::fuzzing::certificate(&der);
-        }
-    }
 }
 
 /// A 0-RTT stream the server rejects is replayed, even when the caller
@@ -368,7 +322,7 @@ async fn rejected_early_data_written_and_dropped_still_arrives() {
         while let Some(accepting) = serving.accept().await {
             let uploads = uploads.clone();
             tokio::spawn(async move {
-                let Ok(connection) = accepting.establish().await else {
+                let Ok(connection) = accepting.establish(Deadline::NONE).await else {
                     return;
                 };
                 while let Ok(mut stream) = connection.accept_bi().await {
@@ -382,9 +336,12 @@ async fn rejected_early_data_written_and_dropped_still_arrives() {
     });
     let client = endpoint(config().with_0rtt(true));
     let tickets = client.config().ticket_store().clone();
-    let first = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let first = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     let mut stream = first.open_bi().await.unwrap();
     stream.write_all(b"first").await.unwrap();
     stream.shutdown().await.unwrap();
@@ -398,9 +355,12 @@ async fn rejected_early_data_written_and_dropped_still_arrives() {
 
     // The server stops taking 0-RTT: the early stream must be replayed.
     server.set_accept_0rtt(false).unwrap();
-    let second = bounded("dial", client.connect(server_addr, Some(server_id)))
-        .await
-        .unwrap();
+    let second = bounded(
+        "dial",
+        client.connect(server_addr, Some(server_id), Deadline::NONE),
+    )
+    .await
+    .unwrap();
     assert!(second.is_early());
     let mut stream = second.open_bi().await.unwrap();
     stream.write_all(b"replayed").await.unwrap();
@@ -412,4 +372,44 @@ async fn rejected_early_data_written_and_dropped_still_arrives() {
     );
     assert_eq!(second.zero_rtt_accepted().await, Some(false));
     assert_eq!(second.remote_peer_id(), server_id);
+}
+
+/// A handshake whose answers never arrive fails at the caller's deadline,
+/// on both sides, and not before.
+#[tokio::test(start_paused = true)]
+async fn a_handshake_fails_at_the_callers_deadline() {
+    let (client_ip, server_ip) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let delay = LinkConfig::with_delay(Duration::from_millis(10));
+    let network = Network::builder()
+        .default_link(delay.clone())
+        // The server's packets never reach the client.
+        .link(
+            server_ip.into(),
+            client_ip.into(),
+            delay.loss(LossModel::Bernoulli { p: 1.0 }),
+        )
+        .build()
+        .unwrap();
+    let server =
+        Endpoint::with_socket(network.host(server_ip).bind_udp(4433).unwrap(), config()).unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let client =
+        Endpoint::with_socket(network.host(client_ip).bind_udp(0).unwrap(), config()).unwrap();
+    let start = tokio::time::Instant::now();
+    let accepting = tokio::spawn(async move {
+        let accepting = server.accept().await.unwrap();
+        let arrived = start.elapsed();
+        let result = accepting
+            .establish(Deadline::after(Duration::from_secs(3)))
+            .await;
+        (arrived, result.map(|_| ()), start.elapsed())
+    });
+    let dial = client
+        .connect(server_addr, None, Deadline::after(Duration::from_secs(5)))
+        .await;
+    assert!(matches!(dial, Err(Error::Timeout)), "{dial:?}");
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    let (arrived, accepted, ended) = accepting.await.unwrap();
+    assert!(matches!(accepted, Err(Error::Timeout)), "{accepted:?}");
+    assert_eq!(ended - arrived, Duration::from_secs(3));
 }

@@ -150,7 +150,8 @@ impl Endpoint {
         addr: SocketAddr,
         expected: Option<PeerId>,
     ) -> Result<Connection, Error> {
-        let connection = endpoint.connect(addr, expected).await?;
+        let deadline = self.config.setup_deadline();
+        let connection = endpoint.connect(addr, expected, deadline).await?;
         Ok(Connection::spawn_quic(
             connection,
             quic_multiaddr(addr),
@@ -280,7 +281,7 @@ impl Endpoint {
                     .try_acquire_owned()
                     .map_err(|_| Error::ConnectionLimit)?;
                 let remote_addr = quic_multiaddr(accepting.remote_addr());
-                let connection = accepting.establish().await?;
+                let connection = accepting.establish(config.setup_deadline()).await?;
                 Ok(Connection::spawn_quic(
                     connection,
                     remote_addr,

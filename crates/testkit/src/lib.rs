@@ -1,5 +1,7 @@
 //! Test helpers shared by onetrip's crates.
 
+#[cfg(feature = "certificates")]
+pub mod certificates;
 #[cfg(feature = "js-peer")]
 pub mod js_peer;
 
