@@ -1,6 +1,6 @@
 //! The XX handshake, sans I/O.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use libp2p_identity::{Keypair, PeerId, PublicKey};
 use onetrip_multistream::Protocol;
@@ -17,10 +17,6 @@ pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_SHA256";
 /// The protocol id of libp2p Noise, negotiated with multistream-select.
 pub const PROTOCOL_NAME: &str = "/noise";
 
-/// How long [`upgrade_outbound`](crate::upgrade_outbound) and
-/// [`upgrade_inbound`](crate::upgrade_inbound) wait by default.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// A local Noise configuration: identity, static DH key, and the stream
 /// muxers to announce. Build it once and share it: the static key and its
 /// signed payload are computed here, not per handshake.
@@ -35,7 +31,6 @@ struct ConfigInner {
     muxers: Vec<Protocol>,
     policy: MuxerPolicy,
     payload: Vec<u8>,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -44,7 +39,6 @@ impl std::fmt::Debug for Config {
             .field("peer_id", &self.inner.keypair.public().to_peer_id())
             .field("muxers", &self.inner.muxers)
             .field("policy", &self.inner.policy)
-            .field("timeout", &self.inner.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -55,12 +49,7 @@ impl Config {
     /// # Errors
     /// [`Error::Config`] if the key cannot sign.
     pub fn new(keypair: &Keypair) -> Result<Self, Error> {
-        Self::build(
-            keypair,
-            Vec::new(),
-            MuxerPolicy::Fallback,
-            DEFAULT_HANDSHAKE_TIMEOUT,
-        )
+        Self::build(keypair, Vec::new(), MuxerPolicy::Fallback)
     }
 
     /// Announces `muxers` (in order of preference) inside the handshake.
@@ -72,29 +61,20 @@ impl Config {
         if muxers.len() > payload::MAX_MUXERS {
             return Err(Error::Config("more than 100 stream muxers"));
         }
-        Self::build(
-            &self.inner.keypair,
-            muxers,
-            self.inner.policy,
-            self.inner.timeout,
-        )
+        Self::build(&self.inner.keypair, muxers, self.inner.policy)
     }
 
     /// What to do when both sides list muxers and none is common.
     pub fn with_policy(&self, policy: MuxerPolicy) -> Self {
-        let mut inner = self.clone_inner();
-        inner.policy = policy;
+        let inner = &self.inner;
         Config {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// The handshake timeout of the async adapter.
-    pub fn with_timeout(&self, timeout: Duration) -> Self {
-        let mut inner = self.clone_inner();
-        inner.timeout = timeout;
-        Config {
-            inner: Arc::new(inner),
+            inner: Arc::new(ConfigInner {
+                keypair: inner.keypair.clone(),
+                static_private: inner.static_private.clone(),
+                muxers: inner.muxers.clone(),
+                policy,
+                payload: inner.payload.clone(),
+            }),
         }
     }
 
@@ -103,28 +83,7 @@ impl Config {
         self.inner.keypair.public().to_peer_id()
     }
 
-    /// The handshake timeout.
-    pub fn timeout(&self) -> Duration {
-        self.inner.timeout
-    }
-
-    fn clone_inner(&self) -> ConfigInner {
-        ConfigInner {
-            keypair: self.inner.keypair.clone(),
-            static_private: self.inner.static_private.clone(),
-            muxers: self.inner.muxers.clone(),
-            policy: self.inner.policy,
-            payload: self.inner.payload.clone(),
-            timeout: self.inner.timeout,
-        }
-    }
-
-    fn build(
-        keypair: &Keypair,
-        muxers: Vec<Protocol>,
-        policy: MuxerPolicy,
-        timeout: Duration,
-    ) -> Result<Self, Error> {
+    fn build(keypair: &Keypair, muxers: Vec<Protocol>, policy: MuxerPolicy) -> Result<Self, Error> {
         let dh = snow::Builder::new(params())
             .generate_keypair()
             .map_err(|_| Error::Config("cannot generate a Noise static key"))?;
@@ -136,7 +95,6 @@ impl Config {
                 muxers,
                 policy,
                 payload,
-                timeout,
             }),
         })
     }

@@ -1,45 +1,50 @@
 //! A thin tokio adapter over the sans-IO [`Handshake`].
 
 use libp2p_identity::PeerId;
+use onetrip_common::Deadline;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{Config, Error, Handshake, MAX_FRAME_LEN, NoiseStream, Output};
 
-/// Runs the handshake as the initiator (dialer) over `io`. With
-/// `expected`, a responder with another peer id is refused before our
-/// identity leaves.
+/// Runs the handshake as the initiator (dialer) over `io`, by `deadline`
+/// (the caller's, for the whole connection setup; [`Deadline::NONE`] waits
+/// as long as the peer takes). With `expected`, a responder with another
+/// peer id is refused before our identity leaves.
 ///
 /// # Errors
-/// Any [`Error`]; [`Error::Timeout`] after the configured timeout.
+/// Any [`Error`]; [`Error::Timeout`] when the deadline passes.
 pub async fn upgrade_outbound<IO>(
     io: IO,
     config: &Config,
     expected: Option<PeerId>,
+    deadline: Deadline,
 ) -> Result<(Output, NoiseStream<IO>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    drive(io, Handshake::initiator(config, expected)?, config).await
+    drive(io, Handshake::initiator(config, expected)?, deadline).await
 }
 
-/// Runs the handshake as the responder (listener) over `io`.
+/// Runs the handshake as the responder (listener) over `io`, by
+/// `deadline`.
 ///
 /// # Errors
-/// Any [`Error`]; [`Error::Timeout`] after the configured timeout.
+/// Any [`Error`]; [`Error::Timeout`] when the deadline passes.
 pub async fn upgrade_inbound<IO>(
     io: IO,
     config: &Config,
+    deadline: Deadline,
 ) -> Result<(Output, NoiseStream<IO>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    drive(io, Handshake::responder(config)?, config).await
+    drive(io, Handshake::responder(config)?, deadline).await
 }
 
 async fn drive<IO>(
     mut io: IO,
     mut handshake: Handshake,
-    config: &Config,
+    deadline: Deadline,
 ) -> Result<(Output, NoiseStream<IO>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
@@ -62,9 +67,7 @@ where
             handshake.read_message(&message)?;
         }
     };
-    let leftover = tokio::time::timeout(config.timeout(), exchange)
-        .await
-        .map_err(|_| Error::Timeout)??;
+    let leftover = deadline.run(exchange).await.map_err(|_| Error::Timeout)??;
     let (output, keys) = handshake.finish()?;
     Ok((output, NoiseStream::new(io, keys, &leftover)))
 }

@@ -11,8 +11,8 @@
 //! supports, saving the round trip of negotiating the muxer afterwards.
 //!
 //! - [`Handshake`] is the sans-IO state machine; [`upgrade_outbound`] and
-//!   [`upgrade_inbound`] drive it over tokio I/O with a timeout and return a
-//!   [`NoiseStream`].
+//!   [`upgrade_inbound`] drive it over tokio I/O by the caller's
+//!   [`Deadline`](onetrip_common::Deadline) and return a [`NoiseStream`].
 //! - [`Output::muxer`] is the early choice, or `None` (a peer that sends no
 //!   list, such as rust-libp2p; or no overlap under
 //!   [`MuxerPolicy::Fallback`]): then negotiate the muxer with
@@ -40,10 +40,7 @@ pub mod fuzzing;
 pub use crate::{
     cipher::TAG_LEN,
     error::{Error, PeerMismatch},
-    handshake::{
-        Config, DEFAULT_HANDSHAKE_TIMEOUT, Handshake, NOISE_PARAMS, Output, PROTOCOL_NAME,
-        TransportKeys,
-    },
+    handshake::{Config, Handshake, NOISE_PARAMS, Output, PROTOCOL_NAME, TransportKeys},
     io::{upgrade_inbound, upgrade_outbound},
     payload::{MAX_MUXERS, MuxerPolicy},
     stream::{MAX_FRAME_LEN, MAX_PLAINTEXT_LEN, NoiseStream},

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use libp2p_identity::{Keypair, PeerId};
+use onetrip_common::Deadline;
 use onetrip_multistream::Protocol;
 use onetrip_noise::{
     Config, Error, Handshake, MuxerPolicy, NoiseStream, Output, payload, upgrade_inbound,
@@ -38,8 +39,8 @@ async fn handshake(
     let (a, b) = duplex(1 << 20);
     let both = async {
         tokio::join!(
-            upgrade_outbound(a, dialer, Some(listener.peer_id())),
-            upgrade_inbound(b, listener)
+            upgrade_outbound(a, dialer, Some(listener.peer_id()), Deadline::NONE),
+            upgrade_inbound(b, listener, Deadline::NONE)
         )
     };
     tokio::time::timeout(Duration::from_secs(60), both)
@@ -145,8 +146,8 @@ async fn wrong_peer_id_is_refused_before_message_3() {
     let (a, b) = duplex(1 << 16);
     let stranger = PeerId::random();
     let (d, l) = tokio::join!(
-        upgrade_outbound(a, &dialer, Some(stranger)),
-        upgrade_inbound(b, &listener)
+        upgrade_outbound(a, &dialer, Some(stranger), Deadline::NONE),
+        upgrade_inbound(b, &listener, Deadline::NONE)
     );
     match d {
         Err(Error::PeerIdMismatch(mismatch)) => {
@@ -224,8 +225,8 @@ async fn on_the_wire(
     let (a, b) = duplex(1 << 16);
     let ((a, up), (b, down)) = (Recorded::new(a), Recorded::new(b));
     let (d, l) = tokio::join!(
-        upgrade_outbound(a, dialer, None),
-        upgrade_inbound(b, listener)
+        upgrade_outbound(a, dialer, None, Deadline::NONE),
+        upgrade_inbound(b, listener, Deadline::NONE)
     );
     let muxers = (d.unwrap().0.muxer, l.unwrap().0.muxer);
     (up.bytes(), down.bytes(), muxers)
@@ -242,7 +243,9 @@ async fn garbage_instead_of_message_1() {
         let (mut a, b) = duplex(1 << 16);
         a.write_all(garbage).await.unwrap();
         a.shutdown().await.unwrap();
-        let result = upgrade_inbound(b, &listener).await.map(|(o, _)| o);
+        let result = upgrade_inbound(b, &listener, Deadline::NONE)
+            .await
+            .map(|(o, _)| o);
         assert!(
             matches!(
                 result,
@@ -257,21 +260,54 @@ async fn garbage_instead_of_message_1() {
     let (mut a, b) = duplex(1 << 16);
     a.write_all(b"\x00\x0ahelloworld").await.unwrap();
     assert!(matches!(
-        upgrade_inbound(b, &listener).await,
+        upgrade_inbound(b, &listener, Deadline::NONE).await,
         Err(Error::BadMessage { message: 1, .. })
     ));
 }
 
 #[tokio::test(start_paused = true)]
 async fn stalled_peer_times_out() {
-    let listener = config(&[]).with_timeout(Duration::from_secs(3));
+    let listener = config(&[]);
     let (_a, b) = duplex(1 << 16);
     let start = tokio::time::Instant::now();
     assert!(matches!(
-        upgrade_inbound(b, &listener).await,
+        upgrade_inbound(b, &listener, Deadline::after(Duration::from_secs(3))).await,
         Err(Error::Timeout)
     ));
     assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+/// The dialer's handshake, by a deadline `deadline` from now, against a
+/// responder that answers message 1 after 15 s; and when it ended.
+async fn against_a_slow_responder(deadline: Duration) -> (Result<Output, Error>, Duration) {
+    let (dialer, listener) = (config(&[]), config(&[]));
+    let (a, b) = duplex(1 << 16);
+    let start = tokio::time::Instant::now();
+    let dial = async {
+        let result = upgrade_outbound(a, &dialer, None, Deadline::after(deadline)).await;
+        (result.map(|(output, _)| output), start.elapsed())
+    };
+    let slow = async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let _ = upgrade_inbound(b, &listener, Deadline::NONE).await;
+        std::future::pending().await
+    };
+    tokio::select! {
+        dialed = dial => dialed,
+        never = slow => never,
+    }
+}
+
+/// The deadline is the caller's: a slow step may use all of it, and the
+/// handshake fails when it passes, not before.
+#[tokio::test(start_paused = true)]
+async fn the_callers_deadline_bounds_the_handshake() {
+    let (result, elapsed) = against_a_slow_responder(Duration::from_secs(30)).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(elapsed, Duration::from_secs(15));
+    let (result, elapsed) = against_a_slow_responder(Duration::from_secs(5)).await;
+    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+    assert_eq!(elapsed, Duration::from_secs(5));
 }
 
 #[tokio::test(start_paused = true)]
@@ -281,7 +317,7 @@ async fn truncated_message_is_unexpected_eof() {
     a.write_all(&[0x00, 0x20, 1, 2, 3]).await.unwrap();
     drop(a);
     assert!(matches!(
-        upgrade_inbound(b, &listener).await,
+        upgrade_inbound(b, &listener, Deadline::NONE).await,
         Err(Error::UnexpectedEof)
     ));
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use libp2p_identity::Keypair;
+use onetrip_common::Deadline;
 use onetrip_noise::{
     Config, Error, MAX_FRAME_LEN, MAX_PLAINTEXT_LEN, NoiseStream, TAG_LEN, upgrade_inbound,
     upgrade_outbound,
@@ -22,7 +23,10 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let (d, l) = (config(), config());
-    let (x, y) = tokio::join!(upgrade_outbound(a, &d, None), upgrade_inbound(b, &l));
+    let (x, y) = tokio::join!(
+        upgrade_outbound(a, &d, None, Deadline::NONE),
+        upgrade_inbound(b, &l, Deadline::NONE)
+    );
     (x.unwrap().1, y.unwrap().1)
 }
 

@@ -66,7 +66,7 @@ impl Config {
         let layering = Layering::default();
         let quic_layering = QuicLayering::default();
         Ok(Config {
-            noise: noise_config(&keypair, layering, DEFAULT_HANDSHAKE_TIMEOUT)?,
+            noise: noise_config(&keypair, layering)?,
             quic: onetrip_quic::Config::new(keypair.clone())?
                 .with_0rtt(quic_layering.zero_rtt)
                 .with_max_streams(DEFAULT_MAX_STREAMS as u32),
@@ -86,7 +86,7 @@ impl Config {
     /// # Errors
     /// [`Error::Noise`] if the key cannot sign.
     pub fn with_layering(mut self, layering: Layering) -> Result<Self, Error> {
-        self.noise = noise_config(&self.keypair, layering, self.handshake_timeout)?;
+        self.noise = noise_config(&self.keypair, layering)?;
         self.layering = layering;
         Ok(self)
     }
@@ -125,7 +125,6 @@ impl Config {
     /// Bounds each connection's setup, dialing or accepting: TCP connect,
     /// security and muxer negotiation, and the Noise handshake together.
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.noise = self.noise.with_timeout(timeout);
         self.quic = self.quic.with_handshake_timeout(timeout);
         self.handshake_timeout = timeout;
         self
@@ -228,12 +227,8 @@ impl Config {
 
 /// The Noise configuration for `layering`: it lists `/yamux/1.0.0` in the
 /// handshake only when the muxer is negotiated early.
-fn noise_config(
-    keypair: &Keypair,
-    layering: Layering,
-    timeout: Duration,
-) -> Result<onetrip_noise::Config, Error> {
-    let config = onetrip_noise::Config::new(keypair)?.with_timeout(timeout);
+fn noise_config(keypair: &Keypair, layering: Layering) -> Result<onetrip_noise::Config, Error> {
+    let config = onetrip_noise::Config::new(keypair)?;
     Ok(match layering.muxer {
         MuxerNegotiation::Early { .. } => config.with_muxers([yamux_protocol()])?,
         MuxerNegotiation::Multistream(_) => config,

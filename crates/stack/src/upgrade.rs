@@ -2,6 +2,7 @@
 //! security negotiation, the Noise handshake, and the muxer choice.
 
 use libp2p_identity::PeerId;
+use onetrip_common::Deadline;
 use onetrip_multistream::{Mode, Negotiated, Protocol, dialer_select, listener_select};
 use onetrip_noise::NoiseStream;
 use tokio::{
@@ -48,7 +49,9 @@ where
         let (_, io) = dialer_select(io, [noise_protocol()], layering.security)
             .await
             .map_err(Error::SecurityNegotiation)?;
-        let (output, secure) = onetrip_noise::upgrade_outbound(io, &config.noise, expected).await?;
+        let (output, secure) =
+            onetrip_noise::upgrade_outbound(io, &config.noise, expected, Deadline::at(deadline))
+                .await?;
         let io = match output.muxer {
             // We only ever list yamux, so an early choice is yamux.
             Some(_) => Either::Left(secure),
@@ -77,9 +80,9 @@ where
     by_deadline(deadline, setup).await
 }
 
-/// Runs `setup` until `deadline`. Each stage also has its protocol's own
-/// timeout (multistream-select's is 10 s, Noise's the handshake timeout):
-/// whichever fires, it is reported as [`Error::Timeout`].
+/// Runs `setup` until `deadline`. Multistream-select also has its own
+/// timeout (10 s), and Noise runs by the same deadline: whichever fires, it
+/// is reported as [`Error::Timeout`].
 async fn by_deadline<T>(
     deadline: Instant,
     setup: impl Future<Output = Result<T, Error>>,
@@ -109,7 +112,8 @@ where
         let (_, io) = listener_select(io, [noise_protocol()])
             .await
             .map_err(Error::SecurityNegotiation)?;
-        let (output, secure) = onetrip_noise::upgrade_inbound(io, &config.noise).await?;
+        let (output, secure) =
+            onetrip_noise::upgrade_inbound(io, &config.noise, Deadline::at(deadline)).await?;
         let io = match output.muxer {
             Some(_) => Either::Left(secure),
             None => {
