@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use libp2p_identity::{Keypair, PeerId, PublicKey};
+use onetrip_common::PeerIdMismatch;
 use onetrip_multistream::Protocol;
+use snow::error::StateProblem;
 
 use crate::{
-    Error, MAX_FRAME_LEN, PeerMismatch,
+    ConfigError, Error, MAX_FRAME_LEN, Misuse,
     cipher::CipherState,
     payload::{self, MuxerPolicy, Verified},
 };
@@ -59,7 +61,7 @@ impl Config {
     pub fn with_muxers(&self, muxers: impl IntoIterator<Item = Protocol>) -> Result<Self, Error> {
         let muxers: Vec<Protocol> = muxers.into_iter().collect();
         if muxers.len() > payload::MAX_MUXERS {
-            return Err(Error::Config("more than 100 stream muxers"));
+            return Err(ConfigError::TooManyMuxers { len: muxers.len() }.into());
         }
         Self::build(&self.inner.keypair, muxers, self.inner.policy)
     }
@@ -86,7 +88,7 @@ impl Config {
     fn build(keypair: &Keypair, muxers: Vec<Protocol>, policy: MuxerPolicy) -> Result<Self, Error> {
         let dh = snow::Builder::new(params())
             .generate_keypair()
-            .map_err(|_| Error::Config("cannot generate a Noise static key"))?;
+            .map_err(config_error)?;
         let payload = payload::encode(keypair, &dh.public, &muxers)?;
         Ok(Config {
             inner: Arc::new(ConfigInner {
@@ -104,6 +106,10 @@ fn params() -> snow::params::NoiseParams {
     NOISE_PARAMS
         .parse()
         .expect("the libp2p Noise parameters are valid")
+}
+
+fn config_error(err: snow::Error) -> Error {
+    ConfigError::Snow(Arc::new(err)).into()
 }
 
 /// What a finished handshake established.
@@ -191,12 +197,12 @@ impl Handshake {
     fn new(config: &Config, role: Role, expected: Option<PeerId>) -> Result<Self, Error> {
         let builder = snow::Builder::new(params())
             .local_private_key(&config.inner.static_private)
-            .map_err(|_| Error::Config("invalid Noise static key"))?;
+            .map_err(config_error)?;
         let state = match role {
             Role::Initiator => builder.build_initiator(),
             Role::Responder => builder.build_responder(),
         }
-        .map_err(|_| Error::Config("cannot build the Noise handshake"))?;
+        .map_err(config_error)?;
         Ok(Handshake {
             state,
             role,
@@ -230,42 +236,29 @@ impl Handshake {
     /// ([`Error::InvalidPayload`], [`Error::MissingIdentity`],
     /// [`Error::InvalidIdentityKey`], [`Error::InvalidSignature`],
     /// [`Error::InvalidMuxerList`]); [`Error::PeerIdMismatch`];
-    /// [`Error::UnexpectedEof`]-like misuse is reported as
-    /// [`Error::InvalidFrame`].
+    /// [`Misuse::MessageOutOfTurn`] unless [`Handshake::wants_read`].
     pub fn read_message(&mut self, message: &[u8]) -> Result<(), Error> {
         if !self.wants_read() {
-            return Err(Error::InvalidFrame(
-                "a handshake message arrived out of turn",
-            ));
+            return Err(Misuse::MessageOutOfTurn.into());
         }
         let step = self.next;
         let mut payload = vec![0u8; message.len()];
         let n = self
             .state
             .read_message(message, &mut payload)
-            .map_err(|e| Error::BadMessage {
-                message: step,
-                reason: e.to_string(),
-            })?;
+            .map_err(|err| Error::snow(step, err))?;
         self.next += 1;
         if step == 1 {
             // Message 1 carries no payload in libp2p; anything there is ignored.
             return self.write(&self.config.inner.payload.clone());
         }
-        let remote_static = self.state.get_remote_static().ok_or(Error::BadMessage {
-            message: step,
-            reason: "no remote static key".into(),
-        })?;
+        let remote_static = self
+            .state
+            .get_remote_static()
+            .ok_or_else(|| Error::snow(step, StateProblem::MissingKeyMaterial.into()))?;
         let verified = payload::verify(&payload[..n], remote_static)?;
-        let actual = verified.public_key.to_peer_id();
-        if let Some(expected) = self.expected
-            && expected != actual
-        {
-            return Err(Error::PeerIdMismatch(Box::new(PeerMismatch {
-                expected,
-                actual,
-            })));
-        }
+        PeerIdMismatch::check(self.expected, verified.public_key.to_peer_id())
+            .map_err(Error::PeerIdMismatch)?;
         self.remote = Some(verified);
         if step == 2 {
             self.write(&self.config.inner.payload.clone())?;
@@ -278,10 +271,7 @@ impl Handshake {
         let n = self
             .state
             .write_message(payload, &mut message)
-            .map_err(|e| Error::BadMessage {
-                message: self.next,
-                reason: e.to_string(),
-            })?;
+            .map_err(|err| Error::snow(self.next, err))?;
         self.out.extend_from_slice(
             &u16::try_from(n)
                 .expect("snow messages fit a frame")
@@ -296,10 +286,11 @@ impl Handshake {
     ///
     /// # Errors
     /// [`Error::NoCommonMuxer`] under [`MuxerPolicy::Strict`];
-    /// [`Error::InvalidFrame`] if the handshake is not finished.
+    /// [`Misuse::HandshakeNotFinished`] before the three messages were
+    /// exchanged.
     pub fn finish(mut self) -> Result<(Output, TransportKeys), Error> {
         let Some(remote) = self.remote.take().filter(|_| self.is_finished()) else {
-            return Err(Error::InvalidFrame("the handshake is not finished"));
+            return Err(Misuse::HandshakeNotFinished.into());
         };
         let ours =
             (!self.config.inner.muxers.is_empty()).then_some(self.config.inner.muxers.as_slice());

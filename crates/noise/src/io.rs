@@ -4,7 +4,7 @@ use libp2p_identity::PeerId;
 use onetrip_common::Deadline;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{Config, Error, Handshake, MAX_FRAME_LEN, NoiseStream, Output};
+use crate::{Config, Error, Handshake, InvalidFrame, MAX_FRAME_LEN, NoiseStream, Output};
 
 /// Runs the handshake as the initiator (dialer) over `io`, by `deadline`
 /// (the caller's, for the whole connection setup; [`Deadline::NONE`] waits
@@ -82,7 +82,7 @@ async fn read_frame<IO: AsyncRead + Unpin>(
         if inbound.len() >= 2 {
             let len = usize::from(u16::from_be_bytes([inbound[0], inbound[1]]));
             if len == 0 {
-                return Err(Error::InvalidFrame("empty handshake message"));
+                return Err(InvalidFrame::EmptyHandshakeMessage.into());
             }
             if inbound.len() >= 2 + len {
                 let message = inbound[2..2 + len].to_vec();

@@ -39,7 +39,7 @@ pub mod fuzzing;
 
 pub use crate::{
     cipher::TAG_LEN,
-    error::{Error, PeerMismatch},
+    error::{ConfigError, Error, InvalidFrame, InvalidMuxerList, Misuse},
     handshake::{Config, Handshake, NOISE_PARAMS, Output, PROTOCOL_NAME, TransportKeys},
     io::{upgrade_inbound, upgrade_outbound},
     payload::{MAX_MUXERS, MuxerPolicy},

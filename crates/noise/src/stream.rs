@@ -8,7 +8,7 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{Error, cipher::TAG_LEN, handshake::TransportKeys};
+use crate::{Error, InvalidFrame, cipher::TAG_LEN, handshake::TransportKeys};
 
 /// libp2p specs, noise/README.md: a 2-byte big-endian length prefix, so at
 /// most 65535 bytes per Noise message.
@@ -93,7 +93,7 @@ impl<IO> NoiseStream<IO> {
         }
         let len = usize::from(u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]));
         if len < TAG_LEN {
-            return Err(Error::InvalidFrame("shorter than its authentication tag"));
+            return Err(InvalidFrame::ShorterThanTag { len }.into());
         }
         if self.rlen < PREFIX_LEN + len {
             return Ok(false);

@@ -7,7 +7,7 @@ use libp2p_identity::{Keypair, PeerId};
 use onetrip_common::Deadline;
 use onetrip_multistream::Protocol;
 use onetrip_noise::{
-    Config, Error, Handshake, MuxerPolicy, NoiseStream, Output, payload, upgrade_inbound,
+    Config, Error, Handshake, Misuse, MuxerPolicy, NoiseStream, Output, payload, upgrade_inbound,
     upgrade_outbound,
 };
 use prost::Message as _;
@@ -383,4 +383,15 @@ async fn handshake_messages_out_of_turn_are_refused() {
     assert!(!initiator.is_finished() && initiator.wants_read());
     assert!(initiator.read_message(&[0; 32]).is_err());
     assert!(initiator.finish().is_err());
+}
+
+/// Finishing early is the caller's mistake, not the peer's: it is kept
+/// apart from the wire errors.
+#[test]
+fn finishing_early_is_a_misuse() {
+    let initiator = Handshake::initiator(&config(&[]), None).unwrap();
+    assert!(matches!(
+        initiator.finish(),
+        Err(Error::Misuse(Misuse::HandshakeNotFinished))
+    ));
 }

@@ -37,6 +37,7 @@ use libp2p_core::{
     upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade},
 };
 use libp2p_identity::PeerId;
+use onetrip_common::PeerIdMismatch;
 use tokio::{
     net::{TcpListener, TcpStream},
     time::{Instant, Sleep},
@@ -134,17 +135,10 @@ async fn upgrade(
             (remote_peer_id, StreamMuxerBox::new(muxer))
         }
     };
-    if let Some(expected) = expected.filter(|expected| *expected != remote_peer_id) {
-        // The Noise handshake checks this for a dialer; a hole-punching
-        // "listener" checks here.
-        return Err(
-            onetrip_noise::Error::PeerIdMismatch(Box::new(onetrip_noise::PeerMismatch {
-                expected,
-                actual: remote_peer_id,
-            }))
-            .into(),
-        );
-    }
+    // The Noise handshake checks this for a dialer; a hole-punching
+    // "listener" checks here.
+    PeerIdMismatch::check(expected, remote_peer_id)
+        .map_err(onetrip_noise::Error::PeerIdMismatch)?;
     Ok((remote_peer_id, muxer))
 }
 
