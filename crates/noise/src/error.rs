@@ -140,10 +140,14 @@ pub enum Misuse {
     /// messages were exchanged.
     #[error("the Noise handshake is not finished")]
     HandshakeNotFinished,
-    /// [`Handshake::read_message`](crate::Handshake::read_message) while
-    /// the next message is ours to send, or after the handshake.
-    #[error("a Noise handshake message passed in out of turn")]
-    MessageOutOfTurn,
+    /// More bytes reported received than the input buffer offered.
+    #[error("{filled} bytes reported received into a buffer of {room}")]
+    InputOverrun {
+        /// The bytes reported.
+        filled: usize,
+        /// The room the buffer offered.
+        room: usize,
+    },
 }
 
 /// The [`io::ErrorKind`] of an error that surfaces through `AsyncRead` /

@@ -8,15 +8,17 @@ use onetrip_multistream::Protocol;
 use snow::error::StateProblem;
 
 use crate::{
-    ConfigError, Error, MAX_FRAME_LEN, Misuse,
+    ConfigError, Error, InvalidFrame, Misuse, Transport,
     cipher::CipherState,
+    frame::{self, InputBuffer, MAX_FRAME_LEN, PREFIX_LEN},
     payload::{self, MuxerPolicy, Verified},
 };
 
 /// libp2p specs, noise/README.md: the only handshake pattern and suite.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_SHA256";
 
-/// The protocol id of libp2p Noise, negotiated with multistream-select.
+/// libp2p specs, noise/README.md: the protocol id of libp2p Noise,
+/// negotiated with multistream-select.
 pub const PROTOCOL_NAME: &str = "/noise";
 
 /// A local Noise configuration: identity, static DH key, and the stream
@@ -126,13 +128,6 @@ pub struct Output {
     pub remote_muxers: Option<Vec<Protocol>>,
 }
 
-/// The keys of a finished handshake, one cipher state per direction.
-#[derive(Debug)]
-pub struct TransportKeys {
-    pub(crate) send: CipherState,
-    pub(crate) recv: CipherState,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Initiator,
@@ -149,10 +144,39 @@ enum Role {
 /// ```
 ///
 /// Each side's payload carries its identity key, its signature over its
-/// Noise static key and its stream muxers. It performs no I/O: send the
-/// framed messages [`Handshake::take_output`] yields, and feed each received
-/// message (without its 2-byte length prefix) to
-/// [`Handshake::read_message`].
+/// Noise static key and its stream muxers. It performs no I/O and owns its
+/// framing both ways: send what [`Handshake::take_output`] yields (whole
+/// frames), and give it the peer's bytes as they come, cut anywhere
+/// ([`Handshake::handle_input`], or read straight into
+/// [`Handshake::input_buffer`] and report [`Handshake::input_filled`]).
+/// Bytes after the last message are kept for the [`Transport`] that
+/// [`Handshake::finish`] returns. After an error it reports the same error
+/// on every call.
+///
+/// ```
+/// use libp2p_identity::Keypair;
+/// use onetrip_noise::{Config, Handshake};
+///
+/// let a = Config::new(&Keypair::generate_ed25519())?;
+/// let b = Config::new(&Keypair::generate_ed25519())?;
+/// let mut initiator = Handshake::initiator(&a, Some(b.peer_id()))?;
+/// let mut responder = Handshake::responder(&b)?;
+/// let mut wire = Vec::new();
+/// while !(initiator.is_finished() && responder.is_finished()) {
+///     initiator.take_output(&mut wire);
+///     assert_eq!(responder.handle_input(&wire)?, wire.len());
+///     wire.clear();
+///     responder.take_output(&mut wire);
+///     assert_eq!(initiator.handle_input(&wire)?, wire.len());
+///     wire.clear();
+/// }
+/// let ((_, mut sender), (output, mut receiver)) = (initiator.finish()?, responder.finish()?);
+/// assert_eq!(output.remote_peer_id, a.peer_id());
+/// sender.seal(b"hello", &mut wire)?;
+/// receiver.handle_input(&wire);
+/// assert_eq!(receiver.plaintext()?, b"hello");
+/// # Ok::<(), onetrip_noise::Error>(())
+/// ```
 pub struct Handshake {
     state: snow::HandshakeState,
     role: Role,
@@ -161,7 +185,9 @@ pub struct Handshake {
     config: Config,
     expected: Option<PeerId>,
     remote: Option<Verified>,
+    input: InputBuffer,
     out: Vec<u8>,
+    failed: Option<Error>,
 }
 
 impl std::fmt::Debug for Handshake {
@@ -210,13 +236,24 @@ impl Handshake {
             config: config.clone(),
             expected,
             remote: None,
+            input: InputBuffer::default(),
             out: Vec::new(),
+            failed: None,
         })
     }
 
-    /// Moves the framed messages waiting to be sent to the end of `out`.
+    /// Whether frames are waiting to be sent.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Moves the frames waiting to be sent to the end of `out`.
     pub fn take_output(&mut self, out: &mut Vec<u8>) {
-        out.append(&mut self.out);
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.out);
+        } else {
+            out.append(&mut self.out);
+        }
     }
 
     /// Whether all three messages have been exchanged.
@@ -224,23 +261,99 @@ impl Handshake {
         self.next > 3
     }
 
-    /// Whether the next message is the peer's to send.
-    pub fn wants_read(&self) -> bool {
-        !self.is_finished() && (self.role == Role::Initiator) == (self.next == 2)
+    /// Feeds bytes received from the peer and processes each whole message,
+    /// queueing our answers; a partial message is kept for the next call.
+    /// Returns how many bytes were taken: all of `input`, unless the
+    /// handshake finished and the transport frames after it fill the input
+    /// buffer, which holds one frame at most (then feed the rest to the
+    /// [`Transport`] as it reads them).
+    ///
+    /// # Errors
+    /// [`Error::InvalidFrame`] for an empty message; [`Error::BadMessage`]
+    /// if snow rejects one; the payload errors ([`Error::InvalidPayload`],
+    /// [`Error::MissingIdentity`], [`Error::InvalidIdentityKey`],
+    /// [`Error::InvalidSignature`], [`Error::InvalidMuxerList`]);
+    /// [`Error::PeerIdMismatch`]; an earlier error.
+    pub fn handle_input(&mut self, input: &[u8]) -> Result<usize, Error> {
+        self.check()?;
+        let mut taken = 0;
+        loop {
+            let n = self.input.extend(&input[taken..]);
+            taken += n;
+            self.process()?;
+            if n == 0 || taken == input.len() {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// Room to receive the peer's bytes into, without a copy. Report what
+    /// was written with [`Handshake::input_filled`].
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        self.input.spare()
+    }
+
+    /// Takes in the `n` bytes just written to the front of
+    /// [`Handshake::input_buffer`] and processes them as
+    /// [`Handshake::handle_input`] does.
+    ///
+    /// # Errors
+    /// Those of [`Handshake::handle_input`];
+    /// [`Misuse::InputOverrun`] if `n` is more than the buffer offered.
+    pub fn input_filled(&mut self, n: usize) -> Result<(), Error> {
+        self.check()?;
+        self.input.filled(n)?;
+        self.process()
+    }
+
+    /// Reports the end of the peer's stream.
+    ///
+    /// # Errors
+    /// [`Error::UnexpectedEof`] unless the handshake is finished (what
+    /// follows is the [`Transport`]'s to judge); an earlier error.
+    pub fn handle_eof(&mut self) -> Result<(), Error> {
+        self.check()?;
+        if self.is_finished() {
+            Ok(())
+        } else {
+            Err(self.fail(Error::UnexpectedEof))
+        }
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        self.failed.clone().map_or(Ok(()), Err)
+    }
+
+    fn fail(&mut self, err: Error) -> Error {
+        self.failed = Some(err.clone());
+        err
+    }
+
+    /// Processes the whole messages at the front of the input.
+    fn process(&mut self) -> Result<(), Error> {
+        let mut input = std::mem::take(&mut self.input);
+        let result = self.read_messages(&mut input);
+        self.input = input;
+        result.map_err(|err| self.fail(err))
+    }
+
+    fn read_messages(&mut self, input: &mut InputBuffer) -> Result<(), Error> {
+        while !self.is_finished() {
+            if input.front_len() == Some(0) {
+                return Err(InvalidFrame::EmptyHandshakeMessage.into());
+            }
+            let Some(message) = input.front_mut() else {
+                return Ok(());
+            };
+            let len = message.len();
+            self.read_message(message)?;
+            input.discard(PREFIX_LEN + len);
+        }
+        Ok(())
     }
 
     /// Processes one received handshake message and queues our answer.
-    ///
-    /// # Errors
-    /// [`Error::BadMessage`] if snow rejects it; the payload errors
-    /// ([`Error::InvalidPayload`], [`Error::MissingIdentity`],
-    /// [`Error::InvalidIdentityKey`], [`Error::InvalidSignature`],
-    /// [`Error::InvalidMuxerList`]); [`Error::PeerIdMismatch`];
-    /// [`Misuse::MessageOutOfTurn`] unless [`Handshake::wants_read`].
-    pub fn read_message(&mut self, message: &[u8]) -> Result<(), Error> {
-        if !self.wants_read() {
-            return Err(Misuse::MessageOutOfTurn.into());
-        }
+    fn read_message(&mut self, message: &[u8]) -> Result<(), Error> {
         let step = self.next;
         let mut payload = vec![0u8; message.len()];
         let n = self
@@ -266,29 +379,34 @@ impl Handshake {
         Ok(())
     }
 
+    /// Queues the next message, framed, carrying `payload`.
     fn write(&mut self, payload: &[u8]) -> Result<(), Error> {
-        let mut message = vec![0u8; MAX_FRAME_LEN];
-        let n = self
+        let start = frame::begin(&mut self.out);
+        self.out.resize(start + PREFIX_LEN + MAX_FRAME_LEN, 0);
+        match self
             .state
-            .write_message(payload, &mut message)
-            .map_err(|err| Error::snow(self.next, err))?;
-        self.out.extend_from_slice(
-            &u16::try_from(n)
-                .expect("snow messages fit a frame")
-                .to_be_bytes(),
-        );
-        self.out.extend_from_slice(&message[..n]);
+            .write_message(payload, &mut self.out[start + PREFIX_LEN..])
+        {
+            Ok(n) => self.out.truncate(start + PREFIX_LEN + n),
+            Err(err) => {
+                self.out.truncate(start);
+                return Err(Error::snow(self.next, err));
+            }
+        }
+        frame::end(&mut self.out, start);
         self.next += 1;
         Ok(())
     }
 
-    /// The result of the finished handshake and its transport keys.
+    /// The result of the finished handshake and its transport phase, which
+    /// holds any bytes received after the last message.
     ///
     /// # Errors
     /// [`Error::NoCommonMuxer`] under [`MuxerPolicy::Strict`];
     /// [`Misuse::HandshakeNotFinished`] before the three messages were
-    /// exchanged.
-    pub fn finish(mut self) -> Result<(Output, TransportKeys), Error> {
+    /// exchanged; an earlier error.
+    pub fn finish(mut self) -> Result<(Output, Transport), Error> {
+        self.check()?;
         let Some(remote) = self.remote.take().filter(|_| self.is_finished()) else {
             return Err(Misuse::HandshakeNotFinished.into());
         };
@@ -311,10 +429,8 @@ impl Handshake {
             muxer,
             remote_muxers: remote.muxers,
         };
-        let keys = TransportKeys {
-            send: CipherState::new(&send),
-            recv: CipherState::new(&recv),
-        };
-        Ok((output, keys))
+        let transport =
+            Transport::new(CipherState::new(&send), CipherState::new(&recv), self.input);
+        Ok((output, transport))
     }
 }

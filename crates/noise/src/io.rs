@@ -1,10 +1,11 @@
-//! A thin tokio adapter over the sans-IO [`Handshake`].
+//! A thin tokio adapter over the sans-IO [`Handshake`]: it moves bytes
+//! between the I/O and the handshake until the handshake is finished.
 
 use libp2p_identity::PeerId;
 use onetrip_common::Deadline;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{Config, Error, Handshake, InvalidFrame, MAX_FRAME_LEN, NoiseStream, Output};
+use crate::{Config, Error, Handshake, NoiseStream, Output};
 
 /// Runs the handshake as the initiator (dialer) over `io`, by `deadline`
 /// (the caller's, for the whole connection setup; [`Deadline::NONE`] waits
@@ -51,8 +52,6 @@ where
 {
     let exchange = async {
         let mut out = Vec::new();
-        // Received bytes not yet consumed; at most one frame and a bit.
-        let mut inbound = Vec::new();
         loop {
             handshake.take_output(&mut out);
             if !out.is_empty() {
@@ -61,41 +60,15 @@ where
                 out.clear();
             }
             if handshake.is_finished() {
-                return Ok::<_, Error>(inbound);
+                return Ok::<_, Error>(());
             }
-            let message = read_frame(&mut io, &mut inbound).await?;
-            handshake.read_message(&message)?;
+            match io.read(handshake.input_buffer()).await? {
+                0 => handshake.handle_eof()?,
+                n => handshake.input_filled(n)?,
+            }
         }
     };
-    let leftover = deadline.run(exchange).await.map_err(|_| Error::Timeout)??;
-    let (output, keys) = handshake.finish()?;
-    Ok((output, NoiseStream::new(io, keys, &leftover)))
-}
-
-/// Reads one length-prefixed handshake message, keeping any bytes after it
-/// in `inbound`.
-async fn read_frame<IO: AsyncRead + Unpin>(
-    io: &mut IO,
-    inbound: &mut Vec<u8>,
-) -> Result<Vec<u8>, Error> {
-    loop {
-        if inbound.len() >= 2 {
-            let len = usize::from(u16::from_be_bytes([inbound[0], inbound[1]]));
-            if len == 0 {
-                return Err(InvalidFrame::EmptyHandshakeMessage.into());
-            }
-            if inbound.len() >= 2 + len {
-                let message = inbound[2..2 + len].to_vec();
-                inbound.drain(..2 + len);
-                return Ok(message);
-            }
-        }
-        let start = inbound.len();
-        inbound.resize(start + 4096.min(2 + MAX_FRAME_LEN), 0);
-        let n = io.read(&mut inbound[start..]).await?;
-        inbound.truncate(start + n);
-        if n == 0 {
-            return Err(Error::UnexpectedEof);
-        }
-    }
+    deadline.run(exchange).await.map_err(|_| Error::Timeout)??;
+    let (output, transport) = handshake.finish()?;
+    Ok((output, NoiseStream::new(io, transport)))
 }

@@ -7,13 +7,13 @@ use libp2p_identity::{Keypair, PeerId};
 use onetrip_common::Deadline;
 use onetrip_multistream::Protocol;
 use onetrip_noise::{
-    Config, Error, Handshake, Misuse, MuxerPolicy, NoiseStream, Output, payload, upgrade_inbound,
-    upgrade_outbound,
+    Config, Error, Handshake, Misuse, MuxerPolicy, NoiseStream, Output, frame::Frames, payload,
+    upgrade_inbound, upgrade_outbound,
 };
 use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
-use onetrip_testkit::{Recorded, u16_frames as frames};
+use onetrip_testkit::Recorded;
 
 const YAMUX: &str = "/yamux/1.0.0";
 const MPLEX: &str = "/mplex/6.7.0";
@@ -30,6 +30,15 @@ fn config(muxers: &[&str]) -> Config {
 }
 
 type Secured = (Output, NoiseStream<DuplexStream>);
+
+/// The body lengths of the frames that make up `bytes`. Panics on a
+/// partial frame.
+fn frames(bytes: &[u8]) -> Vec<usize> {
+    let mut frames = Frames::new(bytes);
+    let lens = frames.by_ref().map(<[u8]>::len).collect();
+    assert!(frames.remainder().is_empty(), "a partial frame");
+    lens
+}
 
 /// Runs both sides of a handshake; fails the test on a deadlock.
 async fn handshake(
@@ -378,10 +387,14 @@ fn bad_payloads_get_typed_errors() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn handshake_messages_out_of_turn_are_refused() {
+async fn a_bogus_message_2_is_refused_and_the_handshake_cannot_finish() {
     let mut initiator = Handshake::initiator(&config(&[]), None).unwrap();
-    assert!(!initiator.is_finished() && initiator.wants_read());
-    assert!(initiator.read_message(&[0; 32]).is_err());
+    assert!(!initiator.is_finished());
+    assert!(
+        initiator
+            .handle_input(&[&[0, 32], &[0; 32][..]].concat())
+            .is_err()
+    );
     assert!(initiator.finish().is_err());
 }
 
@@ -394,4 +407,32 @@ fn finishing_early_is_a_misuse() {
         initiator.finish(),
         Err(Error::Misuse(Misuse::HandshakeNotFinished))
     ));
+}
+
+/// The core takes the peer's bytes cut anywhere: message 1 one byte at a
+/// time; message 3 and a transport frame in one piece, the frame kept for
+/// the transport phase.
+#[test]
+fn the_core_takes_bytes_cut_anywhere() {
+    let (a, b) = (config(&[YAMUX]), config(&[YAMUX]));
+    let mut initiator = Handshake::initiator(&a, Some(b.peer_id())).unwrap();
+    let mut responder = Handshake::responder(&b).unwrap();
+    let mut wire = Vec::new();
+    initiator.take_output(&mut wire);
+    for byte in wire.chunks(1) {
+        assert_eq!(responder.handle_input(byte).unwrap(), 1);
+    }
+    wire.clear();
+    responder.take_output(&mut wire);
+    assert_eq!(initiator.handle_input(&wire).unwrap(), wire.len());
+    assert!(initiator.is_finished() && initiator.has_output());
+    wire.clear();
+    initiator.take_output(&mut wire);
+    let (output, mut sender) = initiator.finish().unwrap();
+    assert_eq!(output.muxer, Some(p(YAMUX)));
+    assert_eq!(sender.seal(b"early", &mut wire).unwrap(), 5);
+    assert_eq!(responder.handle_input(&wire).unwrap(), wire.len());
+    let (output, mut receiver) = responder.finish().unwrap();
+    assert_eq!(output.remote_peer_id, a.peer_id());
+    assert_eq!(receiver.plaintext().unwrap(), b"early");
 }
