@@ -6,9 +6,7 @@ use std::sync::OnceLock;
 use libp2p_identity::Keypair;
 use onetrip_multistream::Protocol;
 
-use crate::{
-    Config, Error, Handshake, Transport, cipher::CipherState, frame::InputBuffer, payload,
-};
+use crate::{Config, Error, Handshake, Transport, payload};
 
 /// One configuration for every run: building it signs and generates keys.
 fn config() -> Config {
@@ -66,19 +64,12 @@ pub fn payload(data: &[u8]) {
 /// input ends or the reader fails. Panics only on a bug.
 pub fn frames(data: &[u8]) {
     let key = [3u8; 32];
-    let transport = || {
-        Transport::new(
-            CipherState::new(&key),
-            CipherState::new(&key),
-            InputBuffer::default(),
-        )
-    };
     let (sealed, rest) = match data.split_first() {
         Some((&b, rest)) => (b % 2 == 1, rest),
         None => (false, data),
     };
     let wire = if sealed {
-        let mut sender = transport();
+        let mut sender = Transport::with_one_key(&key);
         let mut wire = Vec::new();
         let mut rest = rest;
         while let Some((&len, tail)) = rest.split_first() {
@@ -92,7 +83,7 @@ pub fn frames(data: &[u8]) {
     } else {
         rest.to_vec()
     };
-    let mut receiver = transport();
+    let mut receiver = Transport::with_one_key(&key);
     let mut wire = wire.as_slice();
     loop {
         match receiver.plaintext() {

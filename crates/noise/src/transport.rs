@@ -51,6 +51,17 @@ impl Transport {
         }
     }
 
+    /// A transport phase that seals and opens with one `key` both ways:
+    /// two of them talk to each other, for tests and fuzzing.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn with_one_key(key: &[u8; 32]) -> Self {
+        Self::new(
+            CipherState::new(key),
+            CipherState::new(key),
+            InputBuffer::default(),
+        )
+    }
+
     fn check(&self) -> Result<(), Error> {
         self.failed.clone().map_or(Ok(()), Err)
     }
@@ -189,14 +200,7 @@ mod tests {
 
     fn pair() -> (Transport, Transport) {
         let key = [5u8; 32];
-        let transport = || {
-            Transport::new(
-                CipherState::new(&key),
-                CipherState::new(&key),
-                InputBuffer::default(),
-            )
-        };
-        (transport(), transport())
+        (Transport::with_one_key(&key), Transport::with_one_key(&key))
     }
 
     /// Whole frames, an empty one among them, through bounded input.
