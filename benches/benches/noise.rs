@@ -9,6 +9,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use libp2p_core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
 use libp2p_identity::Keypair;
+use onetrip_common::Deadline;
 use onetrip_noise::{Config, upgrade_inbound, upgrade_outbound};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, duplex};
@@ -60,8 +61,8 @@ fn noise(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let (a, z) = duplex(DUPLEX);
             let (x, y) = tokio::join!(
-                upgrade_outbound(a, &ours_d, None),
-                upgrade_inbound(z, &ours_l)
+                upgrade_outbound(a, &ours_d, None, Deadline::NONE),
+                upgrade_inbound(z, &ours_l, Deadline::NONE)
             );
             (x.unwrap(), y.unwrap())
         })
@@ -83,8 +84,8 @@ fn noise(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let (a, z) = duplex(DUPLEX);
             let (x, y) = tokio::join!(
-                upgrade_outbound(a, &ours_d, None),
-                upgrade_inbound(z, &ours_l)
+                upgrade_outbound(a, &ours_d, None, Deadline::NONE),
+                upgrade_inbound(z, &ours_l, Deadline::NONE)
             );
             pump(x.unwrap().1, y.unwrap().1).await;
         })

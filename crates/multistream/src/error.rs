@@ -139,9 +139,6 @@ pub enum Misuse {
         /// The limit, [`MAX_PROPOSALS`](crate::MAX_PROPOSALS).
         max: usize,
     },
-    /// A protocol name given by the caller is malformed.
-    #[error("invalid protocol name: {0}")]
-    InvalidName(InvalidName),
 }
 
 /// Which rule of libp2p protocol names (libp2p specs: connections/README.md)

@@ -5,7 +5,8 @@ use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 
 use crate::Error;
 
-/// The Poly1305 tag appended to every transport message.
+/// The Poly1305 tag appended to every transport message (Noise spec
+/// section 12.3, ChaChaPoly: RFC 8439's AEAD).
 pub const TAG_LEN: usize = 16;
 
 /// One direction's cipher state (Noise spec section 5.1: a key and a
@@ -46,11 +47,16 @@ impl CipherState {
     }
 
     /// Encrypts `in_out` in place and returns the tag to append.
+    ///
+    /// # Errors
+    /// [`Error::NonceExhausted`] only: ring refuses nothing shorter than
+    /// 256 GiB, and a frame holds at most 64 KiB.
     pub(crate) fn seal(&mut self, in_out: &mut [u8]) -> Result<Tag, Error> {
         let nonce = self.next_nonce()?;
-        self.key
+        Ok(self
+            .key
             .seal_in_place_separate_tag(nonce, Aad::empty(), in_out)
-            .map_err(|_| Error::Decrypt)
+            .expect("a frame is far below ChaCha20-Poly1305's input limit"))
     }
 
     /// Decrypts ciphertext-and-tag in place; returns the plaintext length.

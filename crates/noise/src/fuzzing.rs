@@ -1,16 +1,12 @@
-//! Drivers for the fuzz targets: untrusted handshake messages and frames.
+//! Drivers for the fuzz targets: untrusted handshake messages and frames,
+//! fed to the sans-IO cores.
 
-use std::{
-    pin::Pin,
-    sync::OnceLock,
-    task::{Context, Poll, Waker},
-};
+use std::sync::OnceLock;
 
 use libp2p_identity::Keypair;
 use onetrip_multistream::Protocol;
-use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::{Config, Error, Handshake, NoiseStream, TransportKeys, cipher::CipherState, payload};
+use crate::{Config, Error, Handshake, Transport, payload};
 
 /// One configuration for every run: building it signs and generates keys.
 fn config() -> Config {
@@ -25,25 +21,27 @@ fn config() -> Config {
         .clone()
 }
 
-/// Feeds `data`, cut into length-prefixed messages, to a responder (as
-/// messages 1 and 3) and an initiator (as message 2). Panics only on a bug.
+/// How much of its input a driver hands over at a time: a size that
+/// straddles frame boundaries.
+const PIECE: usize = 997;
+
+/// Feeds `data`, as the bytes of a stream, to a responder at once (its
+/// frames are then messages 1 and 3) and to an initiator in pieces (its
+/// first frame is then message 2). Panics only on a bug.
 pub fn handshake(data: &[u8]) {
     let config = config();
-    let messages: Vec<&[u8]> = split_frames(data);
-    if let Ok(mut responder) = Handshake::responder(&config) {
-        for message in &messages {
-            if responder.read_message(message).is_err() {
+    if let Ok(mut responder) = Handshake::responder(&config)
+        && responder.handle_input(data).is_ok()
+        && responder.is_finished()
+    {
+        let _ = responder.finish();
+    }
+    if let Ok(mut initiator) = Handshake::initiator(&config, None) {
+        for piece in data.chunks(PIECE) {
+            if initiator.handle_input(piece).is_err() || initiator.is_finished() {
                 break;
             }
         }
-        if responder.is_finished() {
-            let _ = responder.finish();
-        }
-    }
-    if let (Ok(mut initiator), Some(message)) =
-        (Handshake::initiator(&config, None), messages.first())
-    {
-        let _ = initiator.read_message(message);
     }
 }
 
@@ -58,21 +56,12 @@ pub fn payload(data: &[u8]) {
     let _ = verify(data, &[0u8; 32]);
 }
 
-fn split_frames(mut data: &[u8]) -> Vec<&[u8]> {
-    let mut frames = Vec::new();
-    while data.len() >= 2 {
-        let len = usize::from(u16::from_be_bytes([data[0], data[1]]));
-        let end = (2 + len).min(data.len());
-        frames.push(&data[2..end]);
-        data = &data[end..];
-    }
-    frames
-}
-
-/// Feeds `data` to a secure stream's frame reader. If the first byte is odd,
-/// the rest is first cut into chunks that are sealed as genuine frames (so
-/// that decryption succeeds and frame boundaries are exercised); otherwise
-/// the bytes are raw, as from a forger. Reads until the stream ends or fails.
+/// Feeds `data` to a transport phase's frame reader. If the first byte is
+/// odd, the rest is first cut into chunks (each byte saying how many of the
+/// following bytes the next chunk takes) that are sealed as genuine frames,
+/// so that decryption succeeds and frame boundaries are exercised;
+/// otherwise the bytes are raw, as from a forger. Reads in pieces until the
+/// input ends or the reader fails. Panics only on a bug.
 pub fn frames(data: &[u8]) {
     let key = [3u8; 32];
     let (sealed, rest) = match data.split_first() {
@@ -80,38 +69,43 @@ pub fn frames(data: &[u8]) {
         None => (false, data),
     };
     let wire = if sealed {
-        let mut sender = CipherState::new(&key);
+        let mut sender = Transport::with_one_key(&key);
         let mut wire = Vec::new();
         let mut rest = rest;
         while let Some((&len, tail)) = rest.split_first() {
-            let n = usize::from(len).min(tail.len());
-            let mut body = tail[..n].to_vec();
-            let Ok(tag) = sender.seal(&mut body) else {
+            let (chunk, tail) = tail.split_at(usize::from(len).min(tail.len()));
+            if sender.seal(chunk, &mut wire).is_err() {
                 return;
-            };
-            body.extend_from_slice(tag.as_ref());
-            wire.extend_from_slice(&u16::try_from(body.len()).unwrap_or(0).to_be_bytes());
-            wire.extend_from_slice(&body);
-            rest = &tail[n..];
+            }
+            rest = tail;
         }
         wire
     } else {
         rest.to_vec()
     };
-    let keys = TransportKeys {
-        send: CipherState::new(&key),
-        recv: CipherState::new(&key),
-    };
-    let mut stream = NoiseStream::new(wire.as_slice(), keys, &[]);
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut buf = [0u8; 100];
+    let mut receiver = Transport::with_one_key(&key);
+    let mut wire = wire.as_slice();
     loop {
-        let mut read = ReadBuf::new(&mut buf);
-        match Pin::new(&mut stream).poll_read(&mut cx, &mut read) {
-            Poll::Ready(Ok(())) if read.filled().is_empty() => return,
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(_)) => return,
-            Poll::Pending => panic!("an in-memory reader never waits"),
+        match receiver.plaintext() {
+            Ok([]) => {}
+            Ok(plaintext) => {
+                let n = plaintext.len().min(100);
+                receiver.consume(n);
+                continue;
+            }
+            Err(_) => return,
         }
+        if wire.is_empty() {
+            let _ = receiver.handle_eof();
+            return;
+        }
+        let spare = receiver.input_buffer();
+        assert!(!spare.is_empty(), "a reader short of a frame takes input");
+        let n = spare.len().min(wire.len()).min(PIECE);
+        spare[..n].copy_from_slice(&wire[..n]);
+        receiver
+            .input_filled(n)
+            .expect("what fits the buffer is taken");
+        wire = &wire[n..];
     }
 }

@@ -10,9 +10,12 @@
 //! and both pick the first entry of the initiator's list that the responder
 //! supports, saving the round trip of negotiating the muxer afterwards.
 //!
-//! - [`Handshake`] is the sans-IO state machine; [`upgrade_outbound`] and
-//!   [`upgrade_inbound`] drive it over tokio I/O with a timeout and return a
-//!   [`NoiseStream`].
+//! - [`Handshake`] and [`Transport`] are the sans-IO cores of the two
+//!   phases; each owns its framing both ways (bytes in, whole frames out;
+//!   [`frame`] is the one place that knows the wire's length prefix).
+//!   [`upgrade_outbound`] and [`upgrade_inbound`] drive a handshake over
+//!   tokio I/O by the caller's [`Deadline`](onetrip_common::Deadline) and
+//!   return a [`NoiseStream`], which drives the [`Transport`].
 //! - [`Output::muxer`] is the early choice, or `None` (a peer that sends no
 //!   list, such as rust-libp2p; or no overlap under
 //!   [`MuxerPolicy::Fallback`]): then negotiate the muxer with
@@ -29,22 +32,23 @@ struct ReadmeDoctests;
 
 mod cipher;
 mod error;
+pub mod frame;
 mod handshake;
 mod io;
 pub mod payload;
 mod stream;
+mod transport;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
 pub use crate::{
     cipher::TAG_LEN,
-    error::{Error, PeerMismatch},
-    handshake::{
-        Config, DEFAULT_HANDSHAKE_TIMEOUT, Handshake, NOISE_PARAMS, Output, PROTOCOL_NAME,
-        TransportKeys,
-    },
+    error::{ConfigError, Error, InvalidFrame, InvalidMuxerList, Misuse},
+    frame::MAX_FRAME_LEN,
+    handshake::{Config, Handshake, NOISE_PARAMS, Output, PROTOCOL_NAME},
     io::{upgrade_inbound, upgrade_outbound},
     payload::{MAX_MUXERS, MuxerPolicy},
-    stream::{MAX_FRAME_LEN, MAX_PLAINTEXT_LEN, NoiseStream},
+    stream::NoiseStream,
+    transport::{MAX_PLAINTEXT_LEN, Transport},
 };

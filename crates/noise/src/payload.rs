@@ -15,17 +15,20 @@
 //! }
 //! ```
 
+use std::sync::Arc;
+
 use libp2p_identity::{Keypair, PublicKey};
 use onetrip_multistream::Protocol;
 use prost::Message as _;
 
-use crate::Error;
+use crate::{ConfigError, Error, InvalidMuxerList};
 
 /// libp2p specs, noise/README.md: the identity key signs this prefix
 /// followed by the Noise static public key.
 pub const STATIC_KEY_DOMAIN: &[u8] = b"noise-libp2p-static-key:";
 
-/// The most stream muxers a peer may list.
+/// The most stream muxers a peer may list (our bound: the spec sets none;
+/// a handshake message of at most 64 KiB bounds the list anyway).
 pub const MAX_MUXERS: usize = 100;
 
 /// `NoiseExtensions`, field numbers from the libp2p noise spec.
@@ -69,7 +72,7 @@ pub(crate) fn encode(
 ) -> Result<Vec<u8>, Error> {
     let signature = keypair
         .sign(&[STATIC_KEY_DOMAIN, static_public].concat())
-        .map_err(|_| Error::Config("the identity key cannot sign"))?;
+        .map_err(|err| ConfigError::Sign(Arc::new(err)))?;
     let extensions = (!muxers.is_empty()).then(|| NoiseExtensions {
         webtransport_certhashes: Vec::new(),
         stream_muxers: muxers.iter().map(|p| p.as_str().to_owned()).collect(),
@@ -84,13 +87,12 @@ pub(crate) fn encode(
 
 /// Decodes and checks a peer's payload against its Noise static key.
 pub(crate) fn verify(bytes: &[u8], static_public: &[u8]) -> Result<Verified, Error> {
-    let payload =
-        NoiseHandshakePayload::decode(bytes).map_err(|e| Error::InvalidPayload(e.to_string()))?;
+    let payload = NoiseHandshakePayload::decode(bytes).map_err(Error::InvalidPayload)?;
     let (Some(key), Some(signature)) = (payload.identity_key, payload.identity_sig) else {
         return Err(Error::MissingIdentity);
     };
     let public_key = PublicKey::try_decode_protobuf(&key)
-        .map_err(|e| Error::InvalidIdentityKey(e.to_string()))?;
+        .map_err(|err| Error::InvalidIdentityKey(Arc::new(err)))?;
     if !public_key.verify(&[STATIC_KEY_DOMAIN, static_public].concat(), &signature) {
         return Err(Error::InvalidSignature);
     }
@@ -101,15 +103,12 @@ pub(crate) fn verify(bytes: &[u8], static_public: &[u8]) -> Result<Verified, Err
     Ok(Verified { public_key, muxers })
 }
 
-fn validate_muxers(list: Vec<String>) -> Result<Vec<Protocol>, Error> {
+fn validate_muxers(list: Vec<String>) -> Result<Vec<Protocol>, InvalidMuxerList> {
     if list.len() > MAX_MUXERS {
-        return Err(Error::InvalidMuxerList("more than 100 entries"));
+        return Err(InvalidMuxerList::TooMany { len: list.len() });
     }
     list.into_iter()
-        .map(|name| {
-            Protocol::new(name)
-                .map_err(|_| Error::InvalidMuxerList("an entry is not a valid protocol name"))
-        })
+        .map(|name| Protocol::new(name).map_err(InvalidMuxerList::InvalidName))
         .collect()
 }
 

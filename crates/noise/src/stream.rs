@@ -1,4 +1,4 @@
-//! The secure stream: length-prefixed, encrypted transport messages.
+//! The secure stream: a tokio adapter over the sans-IO [`Transport`].
 
 use std::{
     io,
@@ -8,65 +8,36 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::{Error, cipher::TAG_LEN, handshake::TransportKeys};
+use crate::Transport;
 
-/// libp2p specs, noise/README.md: a 2-byte big-endian length prefix, so at
-/// most 65535 bytes per Noise message.
-pub const MAX_FRAME_LEN: usize = u16::MAX as usize;
-
-/// The most plaintext one frame carries (the frame holds the tag too).
-pub const MAX_PLAINTEXT_LEN: usize = MAX_FRAME_LEN - TAG_LEN;
-
-/// The least a read asks for while no frame length is known: enough for
-/// several small frames at once.
-const MIN_READ: usize = 4096;
-
-const PREFIX_LEN: usize = 2;
-
-/// An encrypted stream over `IO` after a Noise handshake.
+/// An encrypted stream over `IO` after a Noise handshake: it moves bytes
+/// between `IO` and a [`Transport`], which frames, seals and opens them.
 ///
 /// Each write becomes one frame at once (small writes are not held back:
-/// latency first); a write larger than [`MAX_PLAINTEXT_LEN`] fills a whole
-/// frame and reports that much written. Frames are encrypted and decrypted
-/// in place in two buffers allocated once per stream: nothing is allocated
-/// per frame. `shutdown` half-closes after the pending frame is written.
+/// latency first); a write larger than
+/// [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN) fills a whole frame and
+/// reports that much written. Frames are encrypted and decrypted in place
+/// in two buffers that grow with the frames, to one frame at most: nothing
+/// is allocated per frame. `shutdown` half-closes after the pending frame
+/// is written.
 #[derive(Debug)]
 pub struct NoiseStream<IO> {
     io: IO,
-    keys: TransportKeys,
-    /// Received bytes: `rbuf[..rlen]`; once a whole frame is decrypted,
-    /// its plaintext is `rbuf[rpos..rplain_end]` and the frame ends at
-    /// `rframe_end`. It grows with the frames received, to one frame at
-    /// most, so an idle connection that only saw small frames holds little.
-    rbuf: Vec<u8>,
-    rlen: usize,
-    rpos: usize,
-    rplain_end: usize,
-    rframe_end: usize,
-    /// The frame being written: `wbuf[wpos..wlen]` is still to go. It grows
-    /// with the writes, to one frame at most.
-    wbuf: Vec<u8>,
-    wpos: usize,
-    wlen: usize,
-    failed: Option<Error>,
+    transport: Transport,
+    /// The frame being written: `out[sent..]` is still to go.
+    out: Vec<u8>,
+    sent: usize,
 }
 
 impl<IO> NoiseStream<IO> {
-    /// A secure stream over `io`; `leftover` is what was read past the
-    /// last handshake message.
-    pub(crate) fn new(io: IO, keys: TransportKeys, leftover: &[u8]) -> Self {
+    /// A secure stream over `io`, in the transport phase of a handshake run
+    /// over it (with any bytes received after the handshake).
+    pub fn new(io: IO, transport: Transport) -> Self {
         NoiseStream {
             io,
-            keys,
-            rbuf: leftover.to_vec(),
-            rlen: leftover.len(),
-            rpos: 0,
-            rplain_end: 0,
-            rframe_end: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
-            wlen: 0,
-            failed: None,
+            transport,
+            out: Vec::new(),
+            sent: 0,
         }
     }
 
@@ -80,67 +51,17 @@ impl<IO> NoiseStream<IO> {
     pub fn get_mut(&mut self) -> &mut IO {
         &mut self.io
     }
-
-    fn fail(&mut self, err: Error) -> io::Error {
-        self.failed = Some(err.clone());
-        err.into()
-    }
-
-    /// Decrypts the frame at the front of the read buffer if it is whole.
-    fn decrypt_front(&mut self) -> Result<bool, Error> {
-        if self.rlen < PREFIX_LEN {
-            return Ok(false);
-        }
-        let len = usize::from(u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]));
-        if len < TAG_LEN {
-            return Err(Error::InvalidFrame("shorter than its authentication tag"));
-        }
-        if self.rlen < PREFIX_LEN + len {
-            return Ok(false);
-        }
-        let plain = self
-            .keys
-            .recv
-            .open(&mut self.rbuf[PREFIX_LEN..PREFIX_LEN + len])?;
-        self.rpos = PREFIX_LEN;
-        self.rplain_end = PREFIX_LEN + plain;
-        self.rframe_end = PREFIX_LEN + len;
-        Ok(true)
-    }
-
-    /// Makes room to read the rest of the frame at the front (or, before
-    /// its length is known, at least [`MIN_READ`] bytes).
-    fn reserve_read(&mut self) {
-        let needed = if self.rlen >= PREFIX_LEN {
-            PREFIX_LEN + usize::from(u16::from_be_bytes([self.rbuf[0], self.rbuf[1]]))
-        } else {
-            PREFIX_LEN
-        };
-        let target = needed.max(MIN_READ).max(self.rlen + 1);
-        if self.rbuf.len() < target {
-            self.rbuf.resize(target.min(PREFIX_LEN + MAX_FRAME_LEN), 0);
-        }
-    }
-
-    /// Drops the consumed frame, keeping the bytes received after it.
-    fn discard_front(&mut self) {
-        self.rbuf.copy_within(self.rframe_end..self.rlen, 0);
-        self.rlen -= self.rframe_end;
-        self.rpos = 0;
-        self.rplain_end = 0;
-        self.rframe_end = 0;
-    }
 }
 
 impl<IO: AsyncWrite + Unpin> NoiseStream<IO> {
-    fn poll_write_frame(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.wpos < self.wlen {
-            let n =
-                ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..self.wlen]))?;
+    /// Writes what is left of the pending frame.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.out.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.sent..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.wpos += n;
+            self.sent += n;
         }
         Poll::Ready(Ok(()))
     }
@@ -153,40 +74,20 @@ impl<IO: AsyncRead + Unpin> AsyncRead for NoiseStream<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(err) = &this.failed {
-            return Poll::Ready(Err(err.clone().into()));
-        }
         loop {
-            if this.rpos < this.rplain_end {
-                let n = buf.remaining().min(this.rplain_end - this.rpos);
-                buf.put_slice(&this.rbuf[this.rpos..this.rpos + n]);
-                this.rpos += n;
-                if this.rpos == this.rplain_end {
-                    this.discard_front();
-                }
+            let plaintext = this.transport.plaintext()?;
+            if !plaintext.is_empty() {
+                let n = buf.remaining().min(plaintext.len());
+                buf.put_slice(&plaintext[..n]);
+                this.transport.consume(n);
                 return Poll::Ready(Ok(()));
             }
-            if this.rframe_end > 0 {
-                // An empty frame: nothing to hand out.
-                this.discard_front();
-            }
-            match this.decrypt_front() {
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(err) => return Poll::Ready(Err(this.fail(err))),
-            }
-            this.reserve_read();
-            let mut read = ReadBuf::new(&mut this.rbuf[this.rlen..]);
+            let mut read = ReadBuf::new(this.transport.input_buffer());
             ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
-            let n = read.filled().len();
-            if n == 0 {
-                return Poll::Ready(if this.rlen == 0 {
-                    Ok(())
-                } else {
-                    Err(this.fail(Error::UnexpectedEof))
-                });
+            match read.filled().len() {
+                0 => return Poll::Ready(Ok(this.transport.handle_eof()?)),
+                n => this.transport.input_filled(n)?,
             }
-            this.rlen += n;
         }
     }
 }
@@ -198,30 +99,15 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for NoiseStream<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if let Some(err) = &this.failed {
-            return Poll::Ready(Err(err.clone().into()));
-        }
-        ready!(this.poll_write_frame(cx))?;
+        ready!(this.poll_send(cx))?;
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let n = buf.len().min(MAX_PLAINTEXT_LEN);
-        if this.wbuf.len() < PREFIX_LEN + n + TAG_LEN {
-            this.wbuf.resize(PREFIX_LEN + n + TAG_LEN, 0);
-        }
-        let body = &mut this.wbuf[PREFIX_LEN..PREFIX_LEN + n];
-        body.copy_from_slice(&buf[..n]);
-        let tag = match this.keys.send.seal(body) {
-            Ok(tag) => tag,
-            Err(err) => return Poll::Ready(Err(this.fail(err))),
-        };
-        this.wbuf[PREFIX_LEN + n..PREFIX_LEN + n + TAG_LEN].copy_from_slice(tag.as_ref());
-        let len = u16::try_from(n + TAG_LEN).expect("a frame fits u16");
-        this.wbuf[..PREFIX_LEN].copy_from_slice(&len.to_be_bytes());
-        this.wpos = 0;
-        this.wlen = PREFIX_LEN + n + TAG_LEN;
+        this.out.clear();
+        this.sent = 0;
+        let n = this.transport.seal(buf, &mut this.out)?;
         // The frame is ours now; start it on its way without waiting.
-        if let Poll::Ready(Err(err)) = this.poll_write_frame(cx) {
+        if let Poll::Ready(Err(err)) = this.poll_send(cx) {
             return Poll::Ready(Err(err));
         }
         Poll::Ready(Ok(n))
@@ -229,13 +115,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for NoiseStream<IO> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_write_frame(cx))?;
+        ready!(this.poll_send(cx))?;
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_write_frame(cx))?;
+        ready!(this.poll_send(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }

@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use libp2p_identity::{Keypair, PeerId};
+use onetrip_common::Deadline;
 use onetrip_multistream::Protocol;
 use onetrip_noise::{
-    Config, Error, Handshake, MuxerPolicy, NoiseStream, Output, payload, upgrade_inbound,
-    upgrade_outbound,
+    Config, Error, Handshake, Misuse, MuxerPolicy, NoiseStream, Output, frame::Frames, payload,
+    upgrade_inbound, upgrade_outbound,
 };
 use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
-use onetrip_testkit::{Recorded, u16_frames as frames};
+use onetrip_testkit::Recorded;
 
 const YAMUX: &str = "/yamux/1.0.0";
 const MPLEX: &str = "/mplex/6.7.0";
@@ -30,6 +31,15 @@ fn config(muxers: &[&str]) -> Config {
 
 type Secured = (Output, NoiseStream<DuplexStream>);
 
+/// The body lengths of the frames that make up `bytes`. Panics on a
+/// partial frame.
+fn frames(bytes: &[u8]) -> Vec<usize> {
+    let mut frames = Frames::new(bytes);
+    let lens = frames.by_ref().map(<[u8]>::len).collect();
+    assert!(frames.remainder().is_empty(), "a partial frame");
+    lens
+}
+
 /// Runs both sides of a handshake; fails the test on a deadlock.
 async fn handshake(
     dialer: &Config,
@@ -38,8 +48,8 @@ async fn handshake(
     let (a, b) = duplex(1 << 20);
     let both = async {
         tokio::join!(
-            upgrade_outbound(a, dialer, Some(listener.peer_id())),
-            upgrade_inbound(b, listener)
+            upgrade_outbound(a, dialer, Some(listener.peer_id()), Deadline::NONE),
+            upgrade_inbound(b, listener, Deadline::NONE)
         )
     };
     tokio::time::timeout(Duration::from_secs(60), both)
@@ -145,8 +155,8 @@ async fn wrong_peer_id_is_refused_before_message_3() {
     let (a, b) = duplex(1 << 16);
     let stranger = PeerId::random();
     let (d, l) = tokio::join!(
-        upgrade_outbound(a, &dialer, Some(stranger)),
-        upgrade_inbound(b, &listener)
+        upgrade_outbound(a, &dialer, Some(stranger), Deadline::NONE),
+        upgrade_inbound(b, &listener, Deadline::NONE)
     );
     match d {
         Err(Error::PeerIdMismatch(mismatch)) => {
@@ -224,8 +234,8 @@ async fn on_the_wire(
     let (a, b) = duplex(1 << 16);
     let ((a, up), (b, down)) = (Recorded::new(a), Recorded::new(b));
     let (d, l) = tokio::join!(
-        upgrade_outbound(a, dialer, None),
-        upgrade_inbound(b, listener)
+        upgrade_outbound(a, dialer, None, Deadline::NONE),
+        upgrade_inbound(b, listener, Deadline::NONE)
     );
     let muxers = (d.unwrap().0.muxer, l.unwrap().0.muxer);
     (up.bytes(), down.bytes(), muxers)
@@ -242,7 +252,9 @@ async fn garbage_instead_of_message_1() {
         let (mut a, b) = duplex(1 << 16);
         a.write_all(garbage).await.unwrap();
         a.shutdown().await.unwrap();
-        let result = upgrade_inbound(b, &listener).await.map(|(o, _)| o);
+        let result = upgrade_inbound(b, &listener, Deadline::NONE)
+            .await
+            .map(|(o, _)| o);
         assert!(
             matches!(
                 result,
@@ -257,21 +269,54 @@ async fn garbage_instead_of_message_1() {
     let (mut a, b) = duplex(1 << 16);
     a.write_all(b"\x00\x0ahelloworld").await.unwrap();
     assert!(matches!(
-        upgrade_inbound(b, &listener).await,
+        upgrade_inbound(b, &listener, Deadline::NONE).await,
         Err(Error::BadMessage { message: 1, .. })
     ));
 }
 
 #[tokio::test(start_paused = true)]
 async fn stalled_peer_times_out() {
-    let listener = config(&[]).with_timeout(Duration::from_secs(3));
+    let listener = config(&[]);
     let (_a, b) = duplex(1 << 16);
     let start = tokio::time::Instant::now();
     assert!(matches!(
-        upgrade_inbound(b, &listener).await,
+        upgrade_inbound(b, &listener, Deadline::after(Duration::from_secs(3))).await,
         Err(Error::Timeout)
     ));
     assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+/// The dialer's handshake, by a deadline `deadline` from now, against a
+/// responder that answers message 1 after 15 s; and when it ended.
+async fn against_a_slow_responder(deadline: Duration) -> (Result<Output, Error>, Duration) {
+    let (dialer, listener) = (config(&[]), config(&[]));
+    let (a, b) = duplex(1 << 16);
+    let start = tokio::time::Instant::now();
+    let dial = async {
+        let result = upgrade_outbound(a, &dialer, None, Deadline::after(deadline)).await;
+        (result.map(|(output, _)| output), start.elapsed())
+    };
+    let slow = async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let _ = upgrade_inbound(b, &listener, Deadline::NONE).await;
+        std::future::pending().await
+    };
+    tokio::select! {
+        dialed = dial => dialed,
+        never = slow => never,
+    }
+}
+
+/// The deadline is the caller's: a slow step may use all of it, and the
+/// handshake fails when it passes, not before.
+#[tokio::test(start_paused = true)]
+async fn the_callers_deadline_bounds_the_handshake() {
+    let (result, elapsed) = against_a_slow_responder(Duration::from_secs(30)).await;
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(elapsed, Duration::from_secs(15));
+    let (result, elapsed) = against_a_slow_responder(Duration::from_secs(5)).await;
+    assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
+    assert_eq!(elapsed, Duration::from_secs(5));
 }
 
 #[tokio::test(start_paused = true)]
@@ -281,7 +326,7 @@ async fn truncated_message_is_unexpected_eof() {
     a.write_all(&[0x00, 0x20, 1, 2, 3]).await.unwrap();
     drop(a);
     assert!(matches!(
-        upgrade_inbound(b, &listener).await,
+        upgrade_inbound(b, &listener, Deadline::NONE).await,
         Err(Error::UnexpectedEof)
     ));
 }
@@ -342,9 +387,52 @@ fn bad_payloads_get_typed_errors() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn handshake_messages_out_of_turn_are_refused() {
+async fn a_bogus_message_2_is_refused_and_the_handshake_cannot_finish() {
     let mut initiator = Handshake::initiator(&config(&[]), None).unwrap();
-    assert!(!initiator.is_finished() && initiator.wants_read());
-    assert!(initiator.read_message(&[0; 32]).is_err());
+    assert!(!initiator.is_finished());
+    assert!(
+        initiator
+            .handle_input(&[&[0, 32], &[0; 32][..]].concat())
+            .is_err()
+    );
     assert!(initiator.finish().is_err());
+}
+
+/// Finishing early is the caller's mistake, not the peer's: it is kept
+/// apart from the wire errors.
+#[test]
+fn finishing_early_is_a_misuse() {
+    let initiator = Handshake::initiator(&config(&[]), None).unwrap();
+    assert!(matches!(
+        initiator.finish(),
+        Err(Error::Misuse(Misuse::HandshakeNotFinished))
+    ));
+}
+
+/// The core takes the peer's bytes cut anywhere: message 1 one byte at a
+/// time; message 3 and a transport frame in one piece, the frame kept for
+/// the transport phase.
+#[test]
+fn the_core_takes_bytes_cut_anywhere() {
+    let (a, b) = (config(&[YAMUX]), config(&[YAMUX]));
+    let mut initiator = Handshake::initiator(&a, Some(b.peer_id())).unwrap();
+    let mut responder = Handshake::responder(&b).unwrap();
+    let mut wire = Vec::new();
+    initiator.take_output(&mut wire);
+    for byte in wire.chunks(1) {
+        assert_eq!(responder.handle_input(byte).unwrap(), 1);
+    }
+    wire.clear();
+    responder.take_output(&mut wire);
+    assert_eq!(initiator.handle_input(&wire).unwrap(), wire.len());
+    assert!(initiator.is_finished() && initiator.has_output());
+    wire.clear();
+    initiator.take_output(&mut wire);
+    let (output, mut sender) = initiator.finish().unwrap();
+    assert_eq!(output.muxer, Some(p(YAMUX)));
+    assert_eq!(sender.seal(b"early", &mut wire).unwrap(), 5);
+    assert_eq!(responder.handle_input(&wire).unwrap(), wire.len());
+    let (output, mut receiver) = responder.finish().unwrap();
+    assert_eq!(output.remote_peer_id, a.peer_id());
+    assert_eq!(receiver.plaintext().unwrap(), b"early");
 }

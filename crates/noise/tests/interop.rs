@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::{AsyncReadExt as _, AsyncWriteExt as _};
 use libp2p_core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
 use libp2p_identity::Keypair;
+use onetrip_common::Deadline;
 use onetrip_multistream::Protocol;
 use onetrip_noise::{Config, upgrade_inbound, upgrade_outbound};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
@@ -42,10 +43,14 @@ async fn onetrip_dials_libp2p_noise() {
         let theirs = libp2p_noise::Config::new(&theirs_key).unwrap();
         let (a, b) = duplex(1 << 16);
         let dialer = async {
-            let (output, mut stream) =
-                upgrade_outbound(a, &ours, Some(theirs_key.public().to_peer_id()))
-                    .await
-                    .unwrap();
+            let (output, mut stream) = upgrade_outbound(
+                a,
+                &ours,
+                Some(theirs_key.public().to_peer_id()),
+                Deadline::NONE,
+            )
+            .await
+            .unwrap();
             assert_eq!(output.muxer, None, "rust-libp2p sends no muxer list");
             assert_eq!(output.remote_muxers, None);
             stream.write_all(&data()).await.unwrap();
@@ -85,7 +90,7 @@ async fn libp2p_noise_dials_onetrip() {
             peer
         };
         let listener = async {
-            let (output, mut stream) = upgrade_inbound(b, &ours).await.unwrap();
+            let (output, mut stream) = upgrade_inbound(b, &ours, Deadline::NONE).await.unwrap();
             assert_eq!(output.muxer, None, "rust-libp2p sends no muxer list");
             let mut request = vec![0; LARGE];
             stream.read_exact(&mut request).await.unwrap();

@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use libp2p_identity::Keypair;
+use onetrip_common::Deadline;
 use onetrip_noise::{
-    Config, Error, MAX_FRAME_LEN, MAX_PLAINTEXT_LEN, NoiseStream, TAG_LEN, upgrade_inbound,
-    upgrade_outbound,
+    Config, Error, MAX_FRAME_LEN, MAX_PLAINTEXT_LEN, NoiseStream, TAG_LEN, frame::Frames,
+    upgrade_inbound, upgrade_outbound,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, duplex};
 
-use onetrip_testkit::{Recorded, u16_frames as frames};
+use onetrip_testkit::Recorded;
 
 fn config() -> Config {
     Config::new(&Keypair::generate_ed25519()).unwrap()
@@ -22,7 +23,10 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let (d, l) = (config(), config());
-    let (x, y) = tokio::join!(upgrade_outbound(a, &d, None), upgrade_inbound(b, &l));
+    let (x, y) = tokio::join!(
+        upgrade_outbound(a, &d, None, Deadline::NONE),
+        upgrade_inbound(b, &l, Deadline::NONE)
+    );
     (x.unwrap().1, y.unwrap().1)
 }
 
@@ -54,6 +58,15 @@ async fn large_transfer_both_ways_with_half_close() {
         .unwrap();
     assert!(got == expected, "payload corrupted");
     assert_eq!(back, expected[..1000]);
+}
+
+/// The body lengths of the frames that make up `bytes`. Panics on a
+/// partial frame.
+fn frames(bytes: &[u8]) -> Vec<usize> {
+    let mut frames = Frames::new(bytes);
+    let lens = frames.by_ref().map(<[u8]>::len).collect();
+    assert!(frames.remainder().is_empty(), "a partial frame");
+    lens
 }
 
 /// A 64 KiB write fills one whole frame and reports that much written;

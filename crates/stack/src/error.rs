@@ -26,18 +26,20 @@ pub enum Error {
     /// instead of a header, `/noise` refused, …).
     #[error("security protocol negotiation failed: {0}")]
     SecurityNegotiation(onetrip_multistream::Error),
-    /// The Noise handshake failed (bad signature, wrong peer id, …).
+    /// The Noise handshake failed (bad signature, a frame that does not
+    /// decrypt, …; a wrong peer is [`Error::PeerIdMismatch`]).
     #[error("noise handshake failed: {0}")]
-    Noise(#[from] onetrip_noise::Error),
+    Noise(onetrip_noise::Error),
     /// multistream-select for the stream muxer failed.
     #[error("muxer negotiation failed: {0}")]
     MuxerNegotiation(onetrip_multistream::Error),
     /// multistream-select for a stream's protocol failed.
     #[error("stream protocol negotiation failed: {0}")]
     StreamNegotiation(onetrip_multistream::Error),
-    /// The QUIC transport failed (handshake, certificate, peer id, …).
+    /// The QUIC transport failed (handshake, certificate, …; a wrong peer
+    /// is [`Error::PeerIdMismatch`]).
     #[error("QUIC: {0}")]
-    Quic(#[from] onetrip_quic::Error),
+    Quic(onetrip_quic::Error),
     /// The connection's stream limit is reached.
     #[error("stream limit reached")]
     StreamLimit,
@@ -93,6 +95,26 @@ impl ConfigError {
     }
 }
 
+impl From<onetrip_noise::Error> for Error {
+    /// A wrong peer becomes [`Error::PeerIdMismatch`], as from every layer.
+    fn from(err: onetrip_noise::Error) -> Self {
+        match err {
+            onetrip_noise::Error::PeerIdMismatch(mismatch) => Error::PeerIdMismatch(mismatch),
+            err => Error::Noise(err),
+        }
+    }
+}
+
+impl From<onetrip_quic::Error> for Error {
+    /// A wrong peer becomes [`Error::PeerIdMismatch`], as from every layer.
+    fn from(err: onetrip_quic::Error) -> Self {
+        match err {
+            onetrip_quic::Error::PeerIdMismatch(mismatch) => Error::PeerIdMismatch(mismatch),
+            err => Error::Quic(err),
+        }
+    }
+}
+
 impl From<yamux::ConnectionError> for Error {
     fn from(err: yamux::ConnectionError) -> Self {
         match err {
@@ -109,6 +131,7 @@ fn io_kind(err: &Error) -> io::ErrorKind {
         Error::Io(err) => err.kind(),
         Error::Timeout => io::ErrorKind::TimedOut,
         Error::ConnectionClosed => io::ErrorKind::NotConnected,
+        Error::PeerIdMismatch(_) => io::ErrorKind::PermissionDenied,
         _ => io::ErrorKind::Other,
     }
 }

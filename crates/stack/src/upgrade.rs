@@ -89,7 +89,7 @@ where
             .await
             .map_err(Error::SecurityNegotiation)?;
         let (output, secure) =
-            onetrip_noise::upgrade_outbound(io, config.noise(), expected).await?;
+            onetrip_noise::upgrade_outbound(io, config.noise(), expected, Deadline::NONE).await?;
         let io = match output.muxer {
             // We only ever list yamux, so an early choice is yamux.
             Some(_) => Either::Left(secure),
@@ -132,7 +132,8 @@ where
         let (_, io) = listener_select(io, [noise_protocol()], Deadline::NONE)
             .await
             .map_err(Error::SecurityNegotiation)?;
-        let (output, secure) = onetrip_noise::upgrade_inbound(io, config.noise()).await?;
+        let (output, secure) =
+            onetrip_noise::upgrade_inbound(io, config.noise(), Deadline::NONE).await?;
         let io = match output.muxer {
             Some(_) => Either::Left(secure),
             None => {

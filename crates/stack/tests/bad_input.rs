@@ -115,7 +115,7 @@ async fn a_wrong_peer_id_is_refused_by_the_dialer() {
     })
     .await;
     match dialed.unwrap_err() {
-        Error::Noise(onetrip_noise::Error::PeerIdMismatch(mismatch)) => {
+        Error::PeerIdMismatch(mismatch) => {
             assert_eq!(mismatch.expected, impostor);
             assert_eq!(mismatch.actual, endpoint.local_peer_id());
         }
@@ -129,12 +129,39 @@ async fn a_wrong_peer_id_is_refused_by_the_dialer() {
         tokio::join!(next(&mut listener), dialer.dial(&named, None))
     })
     .await;
-    assert!(matches!(
-        dialed.unwrap_err(),
-        Error::Noise(onetrip_noise::Error::PeerIdMismatch(_))
-    ));
+    assert!(matches!(dialed.unwrap_err(), Error::PeerIdMismatch(_)));
     assert!(accepted.is_err());
     serves_a_good_dialer(&mut listener, &addr).await;
+}
+
+/// Over QUIC the certificate proves the wrong peer, not the Noise payload;
+/// the caller matches the same error.
+#[tokio::test]
+async fn a_wrong_peer_id_is_the_same_error_over_quic() {
+    let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let mut listener = endpoint
+        .listen(&"/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().clone();
+    let dialer = Endpoint::new(config(Layering::TCP_ONETRIP));
+    let impostor = PeerId::random();
+    let (_, dialed) = bounded("dial", async {
+        tokio::join!(next(&mut listener), dialer.dial(&addr, Some(impostor)))
+    })
+    .await;
+    match dialed.unwrap_err() {
+        Error::PeerIdMismatch(mismatch) => {
+            assert_eq!(mismatch.expected, impostor);
+            assert_eq!(mismatch.actual, endpoint.local_peer_id());
+        }
+        err => panic!("expected a peer id mismatch, got {err:?}"),
+    }
+    let (accepted, dialed) = bounded("dial", async {
+        tokio::join!(next(&mut listener), dialer.dial(&addr, None))
+    })
+    .await;
+    assert!(accepted.is_ok() && dialed.is_ok());
 }
 
 #[tokio::test]

@@ -95,16 +95,3 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Recorded<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
-
-/// The payload lengths of the 2-byte big-endian length-prefixed frames
-/// that make up `bytes` (Noise framing). Panics on a partial frame.
-pub fn u16_frames(mut bytes: &[u8]) -> Vec<usize> {
-    let mut lens = Vec::new();
-    while bytes.len() >= 2 {
-        let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
-        lens.push(len);
-        bytes = &bytes[2 + len..];
-    }
-    assert!(bytes.is_empty(), "a partial frame");
-    lens
-}
