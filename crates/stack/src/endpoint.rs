@@ -3,7 +3,6 @@
 use std::{
     io,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
-    pin::Pin,
     sync::{Arc, Mutex},
 };
 
@@ -21,7 +20,8 @@ use tokio::{
 use crate::{
     Config, Connection, Error,
     addr::{TransportKind, parse_addr, quic_multiaddr, tcp_multiaddr},
-    tcp, upgrade,
+    tcp::{self, ErrorPause},
+    upgrade,
 };
 
 /// Dials and listens with one identity and layering, over TCP
@@ -227,9 +227,9 @@ impl Endpoint {
 
     /// Serves TCP-layering connections arriving on any byte streams: each
     /// item of `incoming` is an accepted stream and its remote address. An
-    /// error item is reported by [`Listener::next`] and the listener goes
-    /// on: a stream whose errors last should pause after each one, as the
-    /// TCP listener of [`Endpoint::listen`] does.
+    /// error item is reported by [`Listener::next`], and the listener pauses
+    /// 100 ms before it asks `incoming` again (as libp2p-tcp does); the
+    /// listener ends when `incoming` does.
     pub fn listen_on<S, T>(&self, incoming: S, local_addr: Multiaddr) -> Listener
     where
         S: Stream<Item = io::Result<(T, Multiaddr)>> + Send + 'static,
@@ -309,6 +309,7 @@ pub struct Listener {
     incoming: Option<BoxStream<'static, io::Result<Handshake>>>,
     handshakes: JoinSet<Result<Connection, Error>>,
     max_pending: usize,
+    paused: ErrorPause,
 }
 
 impl std::fmt::Debug for Listener {
@@ -331,6 +332,7 @@ impl Listener {
             incoming: Some(incoming),
             handshakes: JoinSet::new(),
             max_pending,
+            paused: ErrorPause::default(),
         }
     }
 
@@ -371,12 +373,15 @@ impl Listener {
                         Err(_) => continue,
                     }
                 }
-                next = next_incoming(&mut self.incoming), if accepting => {
+                next = next_incoming(&mut self.incoming, &mut self.paused), if accepting => {
                     match next {
                         Some(Ok(handshake)) => {
                             self.handshakes.spawn(handshake);
                         }
-                        Some(Err(err)) => return Some(Err(err.into())),
+                        Some(Err(err)) => {
+                            self.paused.start();
+                            return Some(Err(err.into()));
+                        }
                         None => self.incoming = None,
                     }
                 }
@@ -386,11 +391,15 @@ impl Listener {
     }
 }
 
+/// The next item of `incoming` once no pause is running.
 async fn next_incoming(
     incoming: &mut Option<BoxStream<'static, io::Result<Handshake>>>,
+    paused: &mut ErrorPause,
 ) -> Option<io::Result<Handshake>> {
-    match incoming {
-        Some(incoming) => Pin::new(incoming).next().await,
-        None => None,
-    }
+    let incoming = incoming.as_mut()?;
+    std::future::poll_fn(|cx| {
+        std::task::ready!(paused.poll_over(cx));
+        incoming.poll_next_unpin(cx)
+    })
+    .await
 }

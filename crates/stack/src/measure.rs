@@ -148,12 +148,11 @@ pub async fn tcp(layering: Layering, delay: Duration) -> Result<Measurement, Err
 /// Serves `endpoint`'s TCP layering on a netsim stream listener.
 pub fn listen_on_netsim(endpoint: &Endpoint, listener: StreamListener) -> crate::Listener {
     let local_addr = tcp_multiaddr(listener.local_addr());
+    // netsim refuses an accept only once the network is gone: that ends
+    // the listener.
     let incoming = futures_util::stream::unfold(listener, |mut listener| async move {
-        let accepted = listener
-            .accept()
-            .await
-            .map(|(io, peer)| (io, tcp_multiaddr(peer)));
-        Some((accepted, listener))
+        let (io, peer) = listener.accept().await.ok()?;
+        Some((Ok((io, tcp_multiaddr(peer))), listener))
     });
     endpoint.listen_on(incoming.boxed(), local_addr)
 }

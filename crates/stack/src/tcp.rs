@@ -23,6 +23,28 @@ use crate::{Error, addr::tcp_multiaddr};
 /// file descriptors, say), as libp2p-tcp does, instead of spinning.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// A listener's pause after an accept error: while it lasts, the listener
+/// accepts nothing, so an error that persists costs a wake-up per pause,
+/// not a spinning task.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorPause(Option<Pin<Box<Sleep>>>);
+
+impl ErrorPause {
+    /// Starts a pause.
+    pub(crate) fn start(&mut self) {
+        self.0 = Some(Box::pin(tokio::time::sleep(ACCEPT_ERROR_PAUSE)));
+    }
+
+    /// Ready when no pause is running (any pause that ran is over).
+    pub(crate) fn poll_over(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(pause) = &mut self.0 {
+            std::task::ready!(pause.as_mut().poll(cx));
+            self.0 = None;
+        }
+        Poll::Ready(())
+    }
+}
+
 /// Connects to `addr` by `deadline`, with `TCP_NODELAY` (every flight of a
 /// handshake is small and waited for).
 pub(crate) async fn connect(addr: SocketAddr, deadline: Deadline) -> Result<TcpStream, Error> {
@@ -39,8 +61,7 @@ pub(crate) async fn connect(addr: SocketAddr, deadline: Deadline) -> Result<TcpS
 pub(crate) struct Acceptor {
     listener: TcpListener,
     local_addr: Multiaddr,
-    /// After an accept error, no accepting until then.
-    paused: Option<Pin<Box<Sleep>>>,
+    paused: ErrorPause,
 }
 
 impl Acceptor {
@@ -53,7 +74,7 @@ impl Acceptor {
         Ok(Acceptor {
             listener,
             local_addr,
-            paused: None,
+            paused: ErrorPause::default(),
         })
     }
 
@@ -68,12 +89,7 @@ impl Acceptor {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<(TcpStream, Multiaddr)>> {
-        if let Some(pause) = &mut self.paused {
-            if pause.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            self.paused = None;
-        }
+        std::task::ready!(self.paused.poll_over(cx));
         let accepted = match self.listener.poll_accept(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(accepted) => accepted,
@@ -83,7 +99,7 @@ impl Acceptor {
             Ok((socket, tcp_multiaddr(remote)))
         });
         if accepted.is_err() {
-            self.paused = Some(Box::pin(tokio::time::sleep(ACCEPT_ERROR_PAUSE)));
+            self.paused.start();
         }
         Poll::Ready(accepted)
     }
