@@ -29,7 +29,7 @@ use crate::{Error, MAX_PROPOSALS, Message, Misuse, Mode, Protocol, Status, core:
 /// listener.take_output(&mut reply);
 /// assert_eq!(dialer.handle_input(&reply)?, reply.len());
 /// assert_eq!(dialer.status(), &Status::Selected(yamux));
-/// # Ok::<(), onetrip_multistream::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct Dialer {
