@@ -1,9 +1,10 @@
 //! onetrip against a stock js-libp2p 3 node (`tests/js-peer`: libp2p,
-//! @libp2p/tcp, @chainsafe/libp2p-noise, @chainsafe/libp2p-yamux,
-//! @chainsafe/libp2p-quic, identify, ping), in both roles: every TCP and
-//! QUIC preset, perf from 0 bytes to 16 MiB each way, many streams on one
-//! connection, ping, Identify (the listener speaks first), the muxer chosen
-//! inside the Noise handshake, and 0-RTT falling back.
+//! @libp2p/tcp, @chainsafe/libp2p-noise, @libp2p/tls,
+//! @chainsafe/libp2p-yamux, @chainsafe/libp2p-quic, identify, ping), in both
+//! roles: every TCP (Noise and TLS) and QUIC preset, perf from 0 bytes to
+//! 16 MiB each way, many streams on one connection, ping, Identify (the
+//! listener speaks first), the muxer chosen inside the Noise handshake and
+//! in TLS ALPN, and 0-RTT falling back.
 //!
 //! The node runs on the Node.js 22 that its package pins; install it with
 //! `npm ci --prefix tests/js-peer` (`.ci/run` does).
@@ -11,8 +12,8 @@
 use libp2p_identity::Keypair;
 use multiaddr::Multiaddr;
 use onetrip_perf::{Progress, RunParams, ServerLimits, run_client, runner::perf_protocol};
-use onetrip_stack::{Config, Endpoint, Layering, Preset, Protocol, QuicLayering};
-use onetrip_testkit::js_peer::{JsPeer, PerfHandler, bounded};
+use onetrip_stack::{Config, Endpoint, Layering, Preset, Protocol, QuicLayering, Security};
+use onetrip_testkit::js_peer::{Encryption, JsPeer, PerfHandler, bounded};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,7 +28,7 @@ fn config_for(preset: Preset) -> Config {
         .with_protocols([perf_protocol()])
 }
 
-/// Whether the dialer offers muxers inside the Noise handshake.
+/// Whether the dialer offers muxers inside the security handshake.
 fn early(preset: Preset) -> bool {
     matches!(preset, Preset::Tcp(layering) if layering.early_muxer())
 }
@@ -40,13 +41,19 @@ fn quic_presets() -> impl Iterator<Item = (&'static str, Preset)> {
     Preset::all().filter(|(_, p)| matches!(p, Preset::Quic(_)))
 }
 
-/// What js-libp2p's Noise handshake of the connection just made chose:
-/// js-libp2p always offers its muxers, and the choice is made inside the
-/// handshake exactly when onetrip's layering lists its own (in message 2 as
-/// the listener, 3 as the dialer). QUIC has no Noise handshake.
+/// What js-libp2p's security handshake of the connection just made chose:
+/// the preset's security protocol; and js-libp2p always offers its muxers,
+/// so the choice is made inside the handshake exactly when onetrip's
+/// layering lists its own (Noise: in message 2 as the listener, 3 as the
+/// dialer; TLS: in ALPN). QUIC has no such handshake.
 async fn assert_js_muxer_choice(js: &mut JsPeer, name: &str, preset: Preset) {
-    if let Preset::Tcp(_) = preset {
+    if let Preset::Tcp(layering) = preset {
         let secured = js.events_of("secured", 1).await;
+        assert_eq!(
+            secured[0]["encryption"],
+            layering.security_protocol.protocol_id(),
+            "{name}: {secured:?}"
+        );
         let chosen = &secured[0]["early_muxer"];
         if early(preset) {
             assert_eq!(chosen, "/yamux/1.0.0", "{name}: {secured:?}");
@@ -88,7 +95,7 @@ async fn onetrip_dials_js(js: &mut JsPeer, presets: impl Iterator<Item = (&'stat
             assert_eq!(
                 connection.early_muxer(),
                 early(preset),
-                "{name}: js-libp2p offers its muxers in the Noise handshake"
+                "{name}: js-libp2p offers its muxers in the security handshake"
             );
             bounded(&format!("{name}: perf {size} B"), perf(&connection, size)).await;
             if let (Some(quic), Preset::Quic(layering)) = (connection.quic(), preset)
@@ -147,11 +154,17 @@ async fn onetrip_perf_server(preset: Preset) -> (Endpoint, Multiaddr) {
 
 /// The js node dials onetrip listening with every preset, and runs perf for
 /// every size, negotiating the stream protocol interactively and
-/// optimistically (`negotiateFully: false`).
+/// optimistically (`negotiateFully: false`); for a TLS preset, a js node
+/// that proposes TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_dials_onetrip() {
-    let mut js = JsPeer::start(PerfHandler::Stock).await;
+    let mut js_noise = JsPeer::start(PerfHandler::Stock).await;
+    let mut js_tls = JsPeer::start_proposing(PerfHandler::Stock, Encryption::Tls).await;
     for (name, preset) in Preset::all() {
+        let js = match preset {
+            Preset::Tcp(layering) if layering.security_protocol == Security::Tls => &mut js_tls,
+            _ => &mut js_noise,
+        };
         let (_endpoint, addr) = onetrip_perf_server(preset).await;
         for size in SIZES {
             for optimistic in [false, true] {
@@ -163,7 +176,7 @@ async fn js_dials_onetrip() {
                     .await;
                 assert_eq!(result["downloaded"], json!([size]), "{name}");
                 assert_eq!(result["muxer"], json!(js_muxer(preset)), "{name}");
-                assert_js_muxer_choice(&mut js, name, preset).await;
+                assert_js_muxer_choice(js, name, preset).await;
             }
         }
         eprintln!("js-libp2p -> onetrip {name}: perf ok for {SIZES:?}, both negotiation modes");

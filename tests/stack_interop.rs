@@ -11,10 +11,10 @@ use libp2p::{
         ConnectionId, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
     },
-    tcp, yamux,
+    tcp, tls, yamux,
 };
 use libp2p_identity::Keypair;
-use onetrip_stack::{Config, Endpoint, Layering, Preset, Protocol, QuicLayering};
+use onetrip_stack::{Config, Endpoint, Layering, Preset, Protocol, QuicLayering, Security};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every wait in these tests ends by then: a hang is a failure, not a
@@ -38,21 +38,41 @@ fn swarm_config(config: libp2p::swarm::Config) -> libp2p::swarm::Config {
 }
 
 /// A stock rust-libp2p Swarm: SwarmBuilder's tcp + noise + yamux and
-/// libp2p-quic, ping.
+/// libp2p-quic, ping; it answers `/tls/1.0.0` too.
 fn stock_swarm() -> Swarm<ping::Behaviour> {
-    SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_quic()
-        .with_behaviour(|_| ping::Behaviour::default())
-        .unwrap()
-        .with_swarm_config(swarm_config)
-        .build()
+    stock_swarm_dialing(Security::Noise)
+}
+
+/// A stock Swarm that proposes `security` first when it dials, and answers
+/// both `/noise` and `/tls/1.0.0` (libp2p-tls: ALPN `libp2p` only).
+fn stock_swarm_dialing(security: Security) -> Swarm<ping::Behaviour> {
+    let builder = SwarmBuilder::with_new_identity().with_tokio();
+    match security {
+        Security::Noise => builder
+            .with_tcp(
+                tcp::Config::default(),
+                (noise::Config::new, tls::Config::new),
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_quic()
+            .with_behaviour(|_| ping::Behaviour::default())
+            .unwrap()
+            .with_swarm_config(swarm_config)
+            .build(),
+        Security::Tls => builder
+            .with_tcp(
+                tcp::Config::default(),
+                (tls::Config::new, noise::Config::new),
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_quic()
+            .with_behaviour(|_| ping::Behaviour::default())
+            .unwrap()
+            .with_swarm_config(swarm_config)
+            .build(),
+    }
 }
 
 /// A rust-libp2p Swarm on onetrip's transport.
@@ -162,7 +182,9 @@ async fn onetrip_dials_a_stock_swarm_with_every_preset() {
             .await
             .unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(connection.remote_peer_id(), swarm_id);
-        // rust-libp2p lists no muxers: the early presets fell back.
+        assert_eq!(connection.security(), Some(layering.security_protocol));
+        // rust-libp2p lists no muxers (and offers ALPN `libp2p` only): the
+        // early presets fell back.
         assert!(!connection.early_muxer(), "{name}");
 
         ping_over(&connection, name).await;
@@ -171,10 +193,18 @@ async fn onetrip_dials_a_stock_swarm_with_every_preset() {
     driver.abort();
 }
 
-/// Serves `/ipfs/ping/1.0.0` echoes on every connection `listener` accepts.
-fn serve_pings(mut listener: onetrip_stack::Listener) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// Serves `/ipfs/ping/1.0.0` echoes on every connection `listener` accepts,
+/// and says what each connection's security protocol was.
+fn serve_pings(
+    mut listener: onetrip_stack::Listener,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::UnboundedReceiver<Option<Security>>,
+) {
+    let (secured, security) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
         while let Ok(mut connection) = listener.accept().await {
+            let _ = secured.send(connection.security());
             tokio::spawn(async move {
                 while let Ok((_, mut stream)) = connection.accept_stream().await {
                     tokio::spawn(async move {
@@ -190,7 +220,8 @@ fn serve_pings(mut listener: onetrip_stack::Listener) -> tokio::task::JoinHandle
                 }
             });
         }
-    })
+    });
+    (server, security)
 }
 
 /// A stock Swarm dials an onetrip listener of `preset` on `listen` and
@@ -199,8 +230,11 @@ async fn stock_swarm_pings_onetrip(name: &str, preset: Preset, listen: &str) {
     let endpoint = endpoint_with(preset);
     let listener = endpoint.listen(&listen.parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().clone();
-    let server = serve_pings(listener);
-    let mut swarm = stock_swarm();
+    let (server, mut security) = serve_pings(listener);
+    let mut swarm = match preset {
+        Preset::Tcp(layering) => stock_swarm_dialing(layering.security_protocol),
+        Preset::Quic(_) => stock_swarm(),
+    };
     let dial = DialOpts::peer_id(endpoint.local_peer_id())
         .addresses(vec![addr])
         .build();
@@ -209,6 +243,11 @@ async fn stock_swarm_pings_onetrip(name: &str, preset: Preset, listen: &str) {
         .dial(dial)
         .unwrap_or_else(|err| panic!("{name}: {err}"));
     ping_succeeds(&mut swarm, endpoint.local_peer_id(), Some(connection)).await;
+    let expected = match preset {
+        Preset::Tcp(layering) => Some(layering.security_protocol),
+        Preset::Quic(_) => None,
+    };
+    assert_eq!(security.recv().await, Some(expected), "{name}");
     server.abort();
 }
 

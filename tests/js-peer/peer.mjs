@@ -1,8 +1,10 @@
 // A stock js-libp2p node for onetrip's interoperability tests.
 //
-// It listens on the addresses given as arguments (TCP and QUIC), serves
-// `/perf/1.0.0` (libp2p specs: perf/perf.md; `--perf-handler=stock|checked`
-// picks how the server reads, see servePerf), ping and identify, and takes
+// It listens on the addresses given as arguments (TCP and QUIC), secures TCP
+// connections with Noise or TLS (`--security=noise|tls`: the one it proposes
+// when it dials; it answers both), serves `/perf/1.0.0` (libp2p specs:
+// perf/perf.md; `--perf-handler=stock|checked` picks how the server reads,
+// see servePerf), ping and identify, and takes
 // commands as JSON lines on stdin; it answers and reports events as JSON
 // lines on stdout, and exits when stdin closes. Logs (DEBUG=libp2p:*) go to
 // stderr.
@@ -21,7 +23,8 @@
 //       run perf with 100 bytes each way on the same connection
 // Events: {"event":"listening",...}; {"event":"secured",...} once per
 // connection with the encryption protocol and the muxer chosen inside the
-// handshake (null if none); {"event":"perf-served",...} per perf request
+// handshake, in Noise extensions or TLS ALPN (null if none);
+// {"event":"perf-served",...} per perf request
 // served, {"event":"perf-error",...} per one that failed.
 
 // js-libp2p 3 needs Promise.withResolvers (Node.js >= 22); package.json pins
@@ -32,6 +35,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
 import { byteStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
@@ -46,7 +50,7 @@ function emit (object) {
 }
 
 // Wraps a connection encrypter to report what its handshake decided: the
-// muxer js-libp2p takes from the Noise extensions, if any.
+// muxer js-libp2p takes from the Noise extensions or from TLS ALPN, if any.
 function reported (factory) {
   return (components) => {
     const encrypter = factory(components)
@@ -144,10 +148,14 @@ const options = Object.fromEntries(process.argv.slice(2)
   .map((arg) => arg.slice(2).split('=')))
 const listen = process.argv.slice(2).filter((arg) => !arg.startsWith('--'))
 const perfHandler = options['perf-handler'] ?? 'stock'
+const encrypters = [reported(noise()), reported(tls())]
+if (options.security === 'tls') {
+  encrypters.reverse()
+}
 const node = await createLibp2p({
   addresses: { listen },
   transports: [tcp(), quic()],
-  connectionEncrypters: [reported(noise())],
+  connectionEncrypters: encrypters,
   streamMuxers: [yamux()],
   services: { identify: identify(), ping: ping() },
   connectionManager: { inboundConnectionThreshold: 10000, maxIncomingPendingConnections: 1000 }

@@ -100,6 +100,12 @@ impl Config {
         self.keypair.public().to_peer_id()
     }
 
+    /// The libp2p TLS identity (certificate, verifiers) this configuration
+    /// presents; TLS on other transports can present the same one.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     /// The keypair.
     pub fn keypair(&self) -> &Keypair {
         &self.keypair

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_multistream::{Deadline, Protocol};
+use onetrip_tls::{DEFAULT_TICKET_PEERS, TicketStore};
 
 use crate::{ConfigError, Error, Layering, MuxerNegotiation, Preset, QuicLayering, YAMUX};
 
@@ -65,6 +66,12 @@ pub struct Config {
     /// The QUIC identity (certificate, session tickets), before the
     /// settings above are applied.
     quic: onetrip_quic::Config,
+    /// TLS on TCP: the server configurations (ALPN `libp2p` only, and
+    /// `/yamux/1.0.0` first), made once from the same identity as QUIC's,
+    /// and the session tickets of TCP dials.
+    tls_server: Arc<rustls::ServerConfig>,
+    tls_server_early_muxer: Arc<rustls::ServerConfig>,
+    tls_tickets: Arc<TicketStore>,
 }
 
 impl Config {
@@ -76,10 +83,17 @@ impl Config {
     /// certificate can be made for it.
     pub fn new(keypair: Keypair) -> Result<Self, Error> {
         let noise = onetrip_noise::Config::new(&keypair)?;
+        let quic = onetrip_quic::Config::new(keypair.clone())?;
+        let tls = quic.identity();
+        let tls_server = tls.server_config(onetrip_tls::alpn::protocols([] as [&str; 0]))?;
+        let tls_server_early_muxer = tls.server_config(onetrip_tls::alpn::protocols([YAMUX]))?;
         Ok(Config {
             noise_early_muxer: noise.with_muxers([yamux_protocol()])?,
             noise,
-            quic: onetrip_quic::Config::new(keypair.clone())?,
+            tls_server: Arc::new(tls_server),
+            tls_server_early_muxer: Arc::new(tls_server_early_muxer),
+            tls_tickets: Arc::new(TicketStore::new(DEFAULT_TICKET_PEERS)),
+            quic,
             keypair,
             layering: Layering::default(),
             quic_layering: QuicLayering::default(),
@@ -218,6 +232,35 @@ impl Config {
             .with_0rtt(self.quic_layering.zero_rtt)
             .with_accept_0rtt(self.accept_0rtt)
             .with_max_streams(max_streams)
+    }
+
+    /// The TLS server configuration for the TCP layering: it offers
+    /// `/yamux/1.0.0` in ALPN before `libp2p` only when the muxer is
+    /// negotiated early.
+    pub(crate) fn tls_server(&self) -> Arc<rustls::ServerConfig> {
+        match self.layering.muxer {
+            MuxerNegotiation::Early { .. } => self.tls_server_early_muxer.clone(),
+            MuxerNegotiation::Multistream(_) => self.tls_server.clone(),
+        }
+    }
+
+    /// A TLS client configuration for one dial to `expected` (or anyone),
+    /// with its [`Dial`](onetrip_tls::Dial), which names the server once
+    /// the handshake completes. ALPN lists `/yamux/1.0.0` before `libp2p`
+    /// only when the muxer is negotiated early.
+    pub(crate) fn tls_client(
+        &self,
+        expected: Option<PeerId>,
+    ) -> Result<(Arc<rustls::ClientConfig>, onetrip_tls::Dial), Error> {
+        let alpn = match self.layering.muxer {
+            MuxerNegotiation::Early { .. } => onetrip_tls::alpn::protocols([YAMUX]),
+            MuxerNegotiation::Multistream(_) => onetrip_tls::alpn::protocols([] as [&str; 0]),
+        };
+        let (config, dial) =
+            self.quic
+                .identity()
+                .client_config(alpn, self.tls_tickets.clone(), expected)?;
+        Ok((Arc::new(config), dial))
     }
 
     /// The Noise configuration for the TCP layering: it lists

@@ -27,7 +27,7 @@ use tokio_util::{
 };
 
 use crate::{
-    Config, Error,
+    Config, Error, Security,
     upgrade::{Secured, SessionIo},
 };
 
@@ -49,6 +49,7 @@ pub struct Connection {
     remote_peer_id: PeerId,
     remote_addr: Multiaddr,
     early_muxer: bool,
+    security: Option<Security>,
     app: Mode,
     open_timeout: Duration,
     streams: Arc<Semaphore>,
@@ -89,6 +90,7 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let early_muxer = secured.early_muxer();
+        let security = Some(secured.security());
         let streams = Arc::new(Semaphore::new(config.max_streams));
         let ended = CancellationToken::new();
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -109,6 +111,7 @@ impl Connection {
             remote_peer_id,
             remote_addr,
             early_muxer,
+            security,
             app: config.layering.app,
             open_timeout: config.handshake_timeout,
             streams,
@@ -140,6 +143,7 @@ impl Connection {
             remote_peer_id: connection.remote_peer_id(),
             remote_addr,
             early_muxer: false,
+            security: None,
             app: config.quic_layering.app,
             open_timeout: config.handshake_timeout,
             streams,
@@ -158,10 +162,17 @@ impl Connection {
         &self.remote_addr
     }
 
-    /// Whether the muxer was chosen inside the Noise handshake (`false`
-    /// after a fallback to multistream-select, and for QUIC).
+    /// Whether the muxer was chosen inside the security handshake, in the
+    /// Noise payload or in TLS ALPN (`false` after a fallback to
+    /// multistream-select, and for QUIC).
     pub fn early_muxer(&self) -> bool {
         self.early_muxer
+    }
+
+    /// The security protocol of a TCP connection (`None` over QUIC, whose
+    /// security is its own TLS).
+    pub fn security(&self) -> Option<Security> {
+        self.security
     }
 
     /// The QUIC connection, for a connection over QUIC.

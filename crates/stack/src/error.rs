@@ -30,6 +30,11 @@ pub enum Error {
     /// decrypt, …; a wrong peer is [`Error::PeerIdMismatch`]).
     #[error("noise handshake failed: {0}")]
     Noise(onetrip_noise::Error),
+    /// The TLS handshake on TCP failed (a certificate that breaks libp2p
+    /// TLS, a bad record, an alert; a wrong peer is
+    /// [`Error::PeerIdMismatch`]).
+    #[error("TLS handshake failed: {0}")]
+    Tls(onetrip_tls::Error),
     /// multistream-select for the stream muxer failed.
     #[error("muxer negotiation failed: {0}")]
     MuxerNegotiation(onetrip_multistream::Error),
@@ -101,6 +106,16 @@ impl From<onetrip_noise::Error> for Error {
         match err {
             onetrip_noise::Error::PeerIdMismatch(mismatch) => Error::PeerIdMismatch(mismatch),
             err => Error::Noise(err),
+        }
+    }
+}
+
+impl From<onetrip_tls::Error> for Error {
+    /// A wrong peer becomes [`Error::PeerIdMismatch`], as from every layer.
+    fn from(err: onetrip_tls::Error) -> Self {
+        match err {
+            onetrip_tls::Error::PeerIdMismatch(mismatch) => Error::PeerIdMismatch(mismatch),
+            err => Error::Tls(err),
         }
     }
 }

@@ -11,28 +11,56 @@ use crate::Error;
 pub enum MuxerNegotiation {
     /// multistream-select for `/yamux/1.0.0` on the secure channel.
     Multistream(Mode),
-    /// Inside the Noise handshake payload (libp2p specs:
-    /// connections/inlined-muxer-negotiation.md): both sides know the muxer
-    /// when message 3 arrives. A peer that sends no list (rust-libp2p) or
-    /// lists nothing in common leads to multistream-select in `fallback`
-    /// mode.
+    /// Inside the security handshake (libp2p specs:
+    /// connections/inlined-muxer-negotiation.md): in the Noise handshake
+    /// payload, where both sides know the muxer when message 3 arrives, or
+    /// in TLS ALPN (`/yamux/1.0.0` offered before `libp2p`), known when the
+    /// handshake completes. A peer that sends no list, selects `libp2p`
+    /// (rust-libp2p does both) or lists nothing in common leads to
+    /// multistream-select in `fallback` mode.
     Early {
         /// The multistream-select mode used when there is no early choice.
         fallback: Mode,
     },
 }
 
-/// How a connection negotiates each step: the security protocol (`/noise`),
-/// the stream muxer, and each stream's application protocol.
+/// The security protocol of a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Security {
+    /// Noise XX (`/noise`, libp2p specs: noise/README.md).
+    Noise,
+    /// TLS 1.3 (`/tls/1.0.0`, libp2p specs: tls/tls.md).
+    Tls,
+}
+
+impl Security {
+    /// The protocol id negotiated with multistream-select.
+    pub fn protocol_id(self) -> &'static str {
+        match self {
+            Security::Noise => onetrip_noise::PROTOCOL_NAME,
+            Security::Tls => TLS_PROTOCOL_ID,
+        }
+    }
+}
+
+/// The protocol id of libp2p TLS on a byte stream (libp2p specs:
+/// tls/tls.md).
+pub const TLS_PROTOCOL_ID: &str = "/tls/1.0.0";
+
+/// How a connection negotiates each step: the security protocol (`/noise`
+/// or `/tls/1.0.0`), the stream muxer, and each stream's application
+/// protocol.
 ///
 /// A listener follows its own layering only for what it initiates: it
-/// announces muxers in the Noise handshake when its muxer negotiation is
+/// announces muxers in the security handshake when its muxer negotiation is
 /// [`MuxerNegotiation::Early`], and opens its own streams in its
 /// application mode. It answers every dialer, whatever the dialer's
-/// layering.
+/// layering, Noise or TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layering {
-    /// multistream-select for `/noise`.
+    /// The security protocol a dialer proposes.
+    pub security_protocol: Security,
+    /// multistream-select for the security protocol.
     pub security: Mode,
     /// How the muxer is chosen.
     pub muxer: MuxerNegotiation,
@@ -45,6 +73,7 @@ impl Layering {
     /// muxer, the stream protocol, then the request: 6 RTT to the first
     /// response byte.
     pub const TCP_CLASSIC: Layering = Layering {
+        security_protocol: Security::Noise,
         security: Mode::Interactive,
         muxer: MuxerNegotiation::Multistream(Mode::Interactive),
         app: Mode::Interactive,
@@ -61,6 +90,7 @@ impl Layering {
     /// proposed with Noise message 1, `/yamux/1.0.0` with message 3, the
     /// stream protocol interactive: 4 RTT.
     pub const TCP_LIBP2P_DEFAULT: Layering = Layering {
+        security_protocol: Security::Noise,
         security: Mode::Optimistic,
         muxer: MuxerNegotiation::Multistream(Mode::Optimistic),
         app: Mode::Interactive,
@@ -69,6 +99,7 @@ impl Layering {
     /// `/noise` interactive, the muxer inside the Noise handshake, the
     /// stream protocol optimistic: 4 RTT.
     pub const TCP_EARLY_MUXER: Layering = Layering {
+        security_protocol: Security::Noise,
         security: Mode::Interactive,
         muxer: MuxerNegotiation::Early {
             fallback: Mode::Interactive,
@@ -80,6 +111,7 @@ impl Layering {
     /// handshake, the stream protocol and request with message 3: 3 RTT,
     /// the limit for TCP and Noise XX.
     pub const TCP_ONETRIP: Layering = Layering {
+        security_protocol: Security::Noise,
         security: Mode::Optimistic,
         muxer: MuxerNegotiation::Early {
             fallback: Mode::Optimistic,
@@ -87,13 +119,31 @@ impl Layering {
         app: Mode::Optimistic,
     };
 
+    /// TLS 1.3 instead of Noise, every step interactive: TCP,
+    /// `/tls/1.0.0`, the TLS handshake, the muxer, the stream protocol,
+    /// then the request: 6 RTT.
+    pub const TCP_TLS_CLASSIC: Layering = Layering {
+        security_protocol: Security::Tls,
+        ..Layering::TCP_CLASSIC
+    };
+
+    /// `/tls/1.0.0` proposed with the ClientHello, the muxer in ALPN, the
+    /// stream protocol and request with the client's Finished: 3 RTT, as
+    /// [`Layering::TCP_ONETRIP`] with Noise.
+    pub const TCP_TLS_ONETRIP: Layering = Layering {
+        security_protocol: Security::Tls,
+        ..Layering::TCP_ONETRIP
+    };
+
     /// The named presets, in the order of the round-trip table.
-    pub const PRESETS: [(&'static str, Layering); 5] = [
+    pub const PRESETS: [(&'static str, Layering); 7] = [
         ("tcp-classic", Layering::TCP_CLASSIC),
         ("tcp-optimistic-app", Layering::TCP_OPTIMISTIC_APP),
         ("tcp-libp2p-default", Layering::TCP_LIBP2P_DEFAULT),
         ("tcp-early-muxer", Layering::TCP_EARLY_MUXER),
         ("tcp-onetrip", Layering::TCP_ONETRIP),
+        ("tcp-tls-classic", Layering::TCP_TLS_CLASSIC),
+        ("tcp-tls-onetrip", Layering::TCP_TLS_ONETRIP),
     ];
 
     /// The preset's name, if this layering is one.
@@ -101,7 +151,7 @@ impl Layering {
         name_of(Self::PRESETS, self)
     }
 
-    /// Whether the muxer list travels in the Noise handshake.
+    /// Whether the muxer list travels in the security handshake.
     pub fn early_muxer(&self) -> bool {
         matches!(self.muxer, MuxerNegotiation::Early { .. })
     }
@@ -129,8 +179,8 @@ impl fmt::Display for Layering {
             Some(name) => f.write_str(name),
             None => write!(
                 f,
-                "security {:?}, muxer {:?}, app {:?}",
-                self.security, self.muxer, self.app
+                "{:?} {:?}, muxer {:?}, app {:?}",
+                self.security_protocol, self.security, self.muxer, self.app
             ),
         }
     }
@@ -236,8 +286,8 @@ impl Preset {
 impl FromStr for Preset {
     type Err = Error;
 
-    /// A preset by name: `tcp-classic` … `tcp-onetrip`, `quic`,
-    /// `quic-optimistic`, `quic-0rtt`.
+    /// A preset by name: `tcp-classic` … `tcp-onetrip`, `tcp-tls-classic`,
+    /// `tcp-tls-onetrip`, `quic`, `quic-optimistic`, `quic-0rtt`.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         named(Self::all(), name)
     }
@@ -290,7 +340,7 @@ mod tests {
             assert_eq!(name.parse::<Preset>().unwrap(), preset);
             assert_eq!(preset.to_string(), name);
         }
-        assert_eq!(Preset::all().count(), 8);
+        assert_eq!(Preset::all().count(), 10);
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub use crate::{
     connection::{Connection, Stream},
     endpoint::{Endpoint, Listener},
     error::{ConfigError, Error},
-    layering::{Layering, MuxerNegotiation, Preset, QuicLayering},
+    layering::{Layering, MuxerNegotiation, Preset, QuicLayering, Security, TLS_PROTOCOL_ID},
 };
 pub use onetrip_multistream::{Mode, Protocol};
 

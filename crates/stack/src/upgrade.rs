@@ -1,24 +1,35 @@
 //! From a byte stream to an authenticated channel ready for yamux:
-//! security negotiation, the Noise handshake, and the muxer choice.
+//! security negotiation, the Noise or TLS handshake, and the muxer choice.
 
 use libp2p_identity::PeerId;
 use onetrip_multistream::{Deadline, Mode, Negotiated, Protocol, dialer_select, listener_select};
 use onetrip_noise::NoiseStream;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use tokio_util::{
     compat::{Compat, TokioAsyncReadCompatExt},
     either::Either,
 };
 
-use crate::{Config, Error, MuxerNegotiation, config::yamux_protocol};
+use crate::{Config, Error, MuxerNegotiation, Security, config::yamux_protocol};
 
-/// The secure channel: Noise over the stream `/noise` was negotiated on.
-pub(crate) type SecureIo<T> = NoiseStream<Negotiated<T>>;
+/// The secure channel over the stream the security protocol was negotiated
+/// on: Noise (`Left`) or TLS (`Right`).
+pub(crate) type SecureIo<T> = Either<NoiseStream<Negotiated<T>>, TlsStream<Negotiated<T>>>;
 
 /// What yamux runs on: the secure channel itself when the muxer was chosen
-/// inside the Noise handshake (`Left`), or the stream `/yamux/1.0.0` was
+/// inside the security handshake (`Left`), or the stream `/yamux/1.0.0` was
 /// negotiated on with multistream-select (`Right`).
 pub(crate) type MuxerIo<T> = Either<SecureIo<T>, Negotiated<SecureIo<T>>>;
+
+/// An authenticated channel, before the muxer is agreed on.
+struct Secure<T> {
+    remote_peer_id: PeerId,
+    io: SecureIo<T>,
+    /// Whether the handshake chose the muxer (we only offer yamux).
+    muxer_chosen: bool,
+}
 
 /// An authenticated connection, before yamux.
 #[derive(Debug)]
@@ -32,9 +43,21 @@ pub(crate) struct Secured<T> {
 pub(crate) type SessionIo<T> = Compat<BufWriter<MuxerIo<T>>>;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Secured<T> {
-    /// Whether the muxer was chosen inside the Noise handshake.
+    /// Whether the muxer was chosen inside the security handshake.
     pub(crate) fn early_muxer(&self) -> bool {
         matches!(self.io, Either::Left(_))
+    }
+
+    /// The security protocol.
+    pub(crate) fn security(&self) -> Security {
+        let secure = match &self.io {
+            Either::Left(secure) => secure,
+            Either::Right(negotiated) => negotiated.get_ref(),
+        };
+        match secure {
+            Either::Left(_) => Security::Noise,
+            Either::Right(_) => Security::Tls,
+        }
     }
 
     /// The remote peer and a yamux session over the channel, with the
@@ -64,13 +87,14 @@ fn coalesce<T: AsyncWrite>(io: T) -> BufWriter<T> {
 /// "Framing").
 const COALESCE_CAPACITY: usize = 16 * 1024 + 12;
 
-/// `/noise` as a [`Protocol`] (libp2p specs: noise/README.md).
-fn noise_protocol() -> Protocol {
-    Protocol::new(onetrip_noise::PROTOCOL_NAME).expect("a valid protocol name")
+/// The security protocol as a [`Protocol`].
+fn security_protocol(security: Security) -> Protocol {
+    Protocol::new(security.protocol_id()).expect("a valid protocol name")
 }
 
 /// Sets up the dialer's side by `deadline`. With `expected`, a listener
-/// with another peer id is refused before our identity leaves.
+/// with another peer id is refused before our identity leaves (Noise) or in
+/// the handshake (TLS).
 ///
 /// The deadline bounds the whole setup, whichever step is slow: the steps
 /// themselves run without one of their own.
@@ -85,41 +109,131 @@ where
 {
     let layering = config.layering;
     let setup = async {
-        let (_, io) = dialer_select(io, [noise_protocol()], layering.security, Deadline::NONE)
-            .await
-            .map_err(Error::SecurityNegotiation)?;
-        let (output, secure) =
-            onetrip_noise::upgrade_outbound(io, config.noise(), expected, Deadline::NONE).await?;
-        let io = match output.muxer {
-            // We only ever list yamux, so an early choice is yamux.
-            Some(_) => Either::Left(secure),
-            None => {
-                let mode = match layering.muxer {
-                    MuxerNegotiation::Multistream(mode)
-                    | MuxerNegotiation::Early { fallback: mode } => mode,
-                };
-                let (_, mut io) = dialer_select(secure, [yamux_protocol()], mode, Deadline::NONE)
-                    .await
-                    .map_err(Error::MuxerNegotiation)?;
-                if mode == Mode::Optimistic {
-                    // Send the proposal now, in the same flight as Noise
-                    // message 3, so the listener can finish its side even
-                    // if we open no stream.
-                    io.flush().await?;
+        let security = layering.security_protocol;
+        let (_, io) = dialer_select(
+            io,
+            [security_protocol(security)],
+            layering.security,
+            Deadline::NONE,
+        )
+        .await
+        .map_err(Error::SecurityNegotiation)?;
+        let secure = match security {
+            Security::Noise => {
+                let (output, io) =
+                    onetrip_noise::upgrade_outbound(io, config.noise(), expected, Deadline::NONE)
+                        .await?;
+                Secure {
+                    remote_peer_id: output.remote_peer_id,
+                    io: Either::Left(io),
+                    muxer_chosen: output.muxer.is_some(),
                 }
-                Either::Right(io)
             }
+            Security::Tls => tls_outbound(io, config, expected).await?,
+        };
+        let io = if secure.muxer_chosen {
+            Either::Left(secure.io)
+        } else {
+            let mode = match layering.muxer {
+                MuxerNegotiation::Multistream(mode)
+                | MuxerNegotiation::Early { fallback: mode } => mode,
+            };
+            let (_, mut io) = dialer_select(secure.io, [yamux_protocol()], mode, Deadline::NONE)
+                .await
+                .map_err(Error::MuxerNegotiation)?;
+            if mode == Mode::Optimistic {
+                // Send the proposal now, in the same flight as the end of
+                // the handshake, so the listener can finish its side even
+                // if we open no stream.
+                io.flush().await?;
+            }
+            Either::Right(io)
         };
         Ok(Secured {
-            remote_peer_id: output.remote_peer_id,
+            remote_peer_id: secure.remote_peer_id,
             io,
         })
     };
     deadline.run(setup).await.map_err(|_| Error::Timeout)?
 }
 
+/// The TLS client handshake: the muxer in ALPN, the server's peer id
+/// derived (and checked against `expected`) by the certificate verifier.
+async fn tls_outbound<T>(
+    io: Negotiated<T>,
+    config: &Config,
+    expected: Option<PeerId>,
+) -> Result<Secure<T>, Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client, dial) = config.tls_client(expected)?;
+    let name = ServerName::try_from(dial.server_name().to_owned())
+        .expect("a dial's server name is a DNS name");
+    let stream = TlsConnector::from(client)
+        .connect(name, io)
+        .await
+        // The verifier's typed reason, if it refused the server.
+        .map_err(|err| {
+            dial.refusal()
+                .map_or_else(|| tls_io_error(err), Error::from)
+        })?;
+    let remote_peer_id = dial
+        .peer_id()
+        .expect("the verifier names the server of a completed handshake");
+    let muxer_chosen =
+        onetrip_tls::alpn::chosen_muxer(stream.get_ref().1.alpn_protocol()).is_some();
+    Ok(Secure {
+        remote_peer_id,
+        io: Either::Right(TlsStream::Client(stream)),
+        muxer_chosen,
+    })
+}
+
+/// The TLS server handshake: the client's certificate is required, and its
+/// peer id derived from it.
+async fn tls_inbound<T>(io: Negotiated<T>, config: &Config) -> Result<Secure<T>, Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let stream = TlsAcceptor::from(config.tls_server())
+        .accept(io)
+        .await
+        .map_err(tls_io_error)?;
+    let connection = stream.get_ref().1;
+    let remote_peer_id = match connection.peer_certificates() {
+        Some([end_entity, intermediates @ ..]) => {
+            onetrip_tls::peer_id(end_entity, intermediates).map_err(onetrip_tls::Error::from)?
+        }
+        // The verifier requires a certificate: rustls would have failed.
+        _ => {
+            return Err(
+                onetrip_tls::Error::Certificate(onetrip_tls::CertificateError::NotSingle).into(),
+            );
+        }
+    };
+    let muxer_chosen = onetrip_tls::alpn::chosen_muxer(connection.alpn_protocol()).is_some();
+    Ok(Secure {
+        remote_peer_id,
+        io: Either::Right(TlsStream::Server(stream)),
+        muxer_chosen,
+    })
+}
+
+/// A TLS handshake's I/O error: the rustls error it carries (a refused
+/// certificate, a bad record, an alert from the peer), or the transport's.
+fn tls_io_error(err: std::io::Error) -> Error {
+    match err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => Error::Tls(onetrip_tls::Error::Rustls(tls.clone())),
+        None => err.into(),
+    }
+}
+
 /// Sets up the listener's side by `deadline`, which bounds the whole setup
-/// as [`outbound`]'s does.
+/// as [`outbound`]'s does. It answers Noise and TLS dialers alike.
 pub(crate) async fn inbound<T>(
     io: T,
     config: &Config,
@@ -129,22 +243,31 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let setup = async {
-        let (_, io) = listener_select(io, [noise_protocol()], Deadline::NONE)
+        let supported = [Security::Noise, Security::Tls].map(security_protocol);
+        let (protocol, io) = listener_select(io, supported, Deadline::NONE)
             .await
             .map_err(Error::SecurityNegotiation)?;
-        let (output, secure) =
-            onetrip_noise::upgrade_inbound(io, config.noise(), Deadline::NONE).await?;
-        let io = match output.muxer {
-            Some(_) => Either::Left(secure),
-            None => {
-                let (_, io) = listener_select(secure, [yamux_protocol()], Deadline::NONE)
-                    .await
-                    .map_err(Error::MuxerNegotiation)?;
-                Either::Right(io)
+        let secure = if protocol.as_str() == Security::Tls.protocol_id() {
+            tls_inbound(io, config).await?
+        } else {
+            let (output, io) =
+                onetrip_noise::upgrade_inbound(io, config.noise(), Deadline::NONE).await?;
+            Secure {
+                remote_peer_id: output.remote_peer_id,
+                io: Either::Left(io),
+                muxer_chosen: output.muxer.is_some(),
             }
         };
+        let io = if secure.muxer_chosen {
+            Either::Left(secure.io)
+        } else {
+            let (_, io) = listener_select(secure.io, [yamux_protocol()], Deadline::NONE)
+                .await
+                .map_err(Error::MuxerNegotiation)?;
+            Either::Right(io)
+        };
         Ok(Secured {
-            remote_peer_id: output.remote_peer_id,
+            remote_peer_id: secure.remote_peer_id,
             io,
         })
     };

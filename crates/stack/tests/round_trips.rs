@@ -34,6 +34,8 @@ async fn tcp_table(delay: Duration) {
         ("tcp-libp2p-default", 4, false),
         ("tcp-early-muxer", 4, true),
         ("tcp-onetrip", 3, true),
+        ("tcp-tls-classic", 6, false),
+        ("tcp-tls-onetrip", 3, true),
     ];
     for (name, round_trips, early) in table {
         let layering: Layering = name.parse().unwrap();

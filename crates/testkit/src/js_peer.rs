@@ -43,6 +43,15 @@ pub enum PerfHandler {
     Checked,
 }
 
+/// The connection encrypter the node proposes when it dials over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// `/noise` (@chainsafe/libp2p-noise).
+    Noise,
+    /// `/tls/1.0.0` (@libp2p/tls: the muxer in ALPN).
+    Tls,
+}
+
 /// The js-libp2p node, driven by JSON lines.
 pub struct JsPeer {
     child: Child,
@@ -59,11 +68,21 @@ pub struct JsPeer {
 }
 
 impl JsPeer {
-    /// Starts the node, listening on loopback TCP and QUIC.
+    /// Starts the node, listening on loopback TCP and QUIC; it proposes
+    /// Noise when it dials over TCP.
     ///
     /// # Panics
     /// If the node is not installed, or does not start.
     pub async fn start(handler: PerfHandler) -> JsPeer {
+        Self::start_proposing(handler, Encryption::Noise).await
+    }
+
+    /// Starts the node, proposing `encryption` when it dials over TCP (it
+    /// answers both).
+    ///
+    /// # Panics
+    /// If the node is not installed, or does not start.
+    pub async fn start_proposing(handler: PerfHandler, encryption: Encryption) -> JsPeer {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/js-peer");
         let node = dir.join("node_modules/.bin/node");
         assert!(
@@ -75,10 +94,15 @@ impl JsPeer {
             PerfHandler::Stock => "--perf-handler=stock",
             PerfHandler::Checked => "--perf-handler=checked",
         };
+        let security = match encryption {
+            Encryption::Noise => "--security=noise",
+            Encryption::Tls => "--security=tls",
+        };
         let mut child = Command::new(node)
             .arg(dir.join("peer.mjs"))
             .args([
                 handler,
+                security,
                 "/ip4/127.0.0.1/tcp/0",
                 "/ip4/127.0.0.1/udp/0/quic-v1",
             ])
