@@ -4,7 +4,7 @@ use std::{fmt::Write, time::Duration};
 
 use onetrip_netsim::{Carrier, Recording};
 use onetrip_stack::{
-    Layering, QuicLayering,
+    Layering, QuicLayering, Security,
     measure::{self, CLIENT, Measurement, ZeroRttServer},
 };
 
@@ -85,7 +85,8 @@ async fn measure_all() -> Vec<Row> {
             transport: "TCP",
             note: tcp_note(layering),
             at: each_delay(|d| async move { measure::tcp(layering, d).await.expect(name) }).await,
-            exact_sizes: true,
+            // TLS certificates carry ECDSA signatures, whose size varies.
+            exact_sizes: layering.security_protocol == Security::Noise,
         });
     }
     for stack in Libp2pTcp::ALL {
@@ -182,7 +183,12 @@ fn tcp_note(layering: Layering) -> &'static str {
             "`/noise` with Noise message 1, `/yamux/1.0.0` with message 3"
         }
         Some("tcp-early-muxer") => "the muxer inside the Noise handshake",
-        _ => "all of the above: the limit for TCP and Noise XX",
+        Some("tcp-onetrip") => "all of the above: the limit for TCP and Noise XX",
+        Some("tcp-tls-classic") => "`/tls/1.0.0`, TLS 1.3, muxer and stream protocol all interactive",
+        Some("tcp-tls-onetrip") => {
+            "`/tls/1.0.0` with the ClientHello, the muxer in ALPN, the stream protocol and request with the client's Finished"
+        }
+        _ => "a layering of no preset",
     }
 }
 
