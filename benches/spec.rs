@@ -184,7 +184,9 @@ fn tcp_note(layering: Layering) -> &'static str {
         }
         Some("tcp-early-muxer") => "the muxer inside the Noise handshake",
         Some("tcp-onetrip") => "all of the above: the limit for TCP and Noise XX",
-        Some("tcp-tls-classic") => "`/tls/1.0.0`, TLS 1.3, muxer and stream protocol all interactive",
+        Some("tcp-tls-classic") => {
+            "`/tls/1.0.0`, TLS 1.3, muxer and stream protocol all interactive"
+        }
         Some("tcp-tls-onetrip") => {
             "`/tls/1.0.0` with the ClientHello, the muxer in ALPN, the stream protocol and request with the client's Finished"
         }

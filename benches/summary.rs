@@ -85,6 +85,7 @@ fn suite(stack: &str) -> &'static str {
         RUST_LIBP2P_TCP | RUST_LIBP2P_TCP_LAZY => {
             "Noise XX, X25519, ChaCha20-Poly1305 (libp2p-noise: snow, pure Rust)"
         }
+        s if s.starts_with("tcp-tls") => "TLS 1.3, X25519, AES-256-GCM (rustls, ring)",
         s if s.starts_with("tcp") => "Noise XX, X25519, ChaCha20-Poly1305 (snow with ring)",
         _ => "TLS 1.3, X25519, AES-256-GCM (rustls, ring)",
     }

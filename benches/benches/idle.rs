@@ -38,7 +38,7 @@ fn main() {
         .unwrap();
     let mut table = BTreeMap::new();
 
-    let stacks = ["tcp-onetrip", "tcp-classic", "quic"];
+    let stacks = ["tcp-onetrip", "tcp-classic", "tcp-tls-onetrip", "quic"];
     for name in stacks {
         let preset: Preset = name.parse().unwrap();
         let bytes = rt.block_on(async {

@@ -332,7 +332,13 @@ fn open(f: &mut Fixture, presets: &[&str]) -> Open {
 fn streams(c: &mut Criterion, f: &mut Fixture) {
     let open = open(
         f,
-        &["tcp-classic", "tcp-onetrip", "quic", "quic-optimistic"],
+        &[
+            "tcp-classic",
+            "tcp-onetrip",
+            "tcp-tls-onetrip",
+            "quic",
+            "quic-optimistic",
+        ],
     );
     let mut group = c.benchmark_group(group::STREAMS);
     group
@@ -361,7 +367,7 @@ fn throughput(c: &mut Criterion, f: &mut Fixture) {
     for (group_name, params) in [(group::DOWNLOAD, DOWNLOAD), (group::UPLOAD, UPLOAD)] {
         // Fresh connections for each group: one left idle through a whole
         // group of other stacks' transfers can outlast QUIC's idle timeout.
-        let open = open(f, &["tcp-onetrip", "quic"]);
+        let open = open(f, &["tcp-onetrip", "tcp-tls-onetrip", "quic"]);
         let mut group = c.benchmark_group(group_name);
         group
             .throughput(Throughput::Bytes(TRANSFER))
