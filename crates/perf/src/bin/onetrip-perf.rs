@@ -48,8 +48,9 @@ struct Opts {
     #[arg(long)]
     download_bytes: Option<u64>,
     /// The layering preset: tcp-classic, tcp-optimistic-app,
-    /// tcp-libp2p-default, tcp-early-muxer, tcp-onetrip, quic,
-    /// quic-optimistic, quic-0rtt. Default: tcp-onetrip over TCP,
+    /// tcp-libp2p-default, tcp-early-muxer, tcp-onetrip, tcp-tls-classic,
+    /// tcp-tls-onetrip, quic, quic-optimistic, quic-0rtt. Default:
+    /// tcp-onetrip over TCP,
     /// quic-optimistic over QUIC.
     #[arg(long)]
     layering: Option<Preset>,
