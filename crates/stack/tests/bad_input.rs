@@ -105,6 +105,44 @@ async fn garbage_instead_of_noise_message_1() {
 }
 
 #[tokio::test]
+async fn garbage_instead_of_a_client_hello() {
+    let endpoint = Endpoint::new(config(Layering::TCP_TLS_ONETRIP));
+    let (mut listener, addr) = tcp_listener(&endpoint).await;
+    let mut peer = TcpStream::connect(socket_addr(&addr)).await.unwrap();
+    // A correct `/tls/1.0.0` proposal, then a record of no TLS content
+    // type.
+    let mut bytes = b"\x13/multistream/1.0.0\n\x0b/tls/1.0.0\n".to_vec();
+    bytes.extend_from_slice(&[0x99, 3, 3, 0, 4, 1, 2, 3, 4]);
+    peer.write_all(&bytes).await.unwrap();
+    let err = bounded("accept", next(&mut listener)).await.unwrap_err();
+    assert!(matches!(err, Error::Tls(_)), "{err:?}");
+    serves_a_good_dialer(&mut listener, &addr).await;
+}
+
+#[tokio::test]
+async fn a_wrong_peer_id_is_refused_in_the_tls_handshake() {
+    let endpoint = Endpoint::new(config(Layering::TCP_TLS_ONETRIP));
+    let (mut listener, addr) = tcp_listener(&endpoint).await;
+    let dialer = Endpoint::new(config(Layering::TCP_TLS_ONETRIP));
+    let impostor = PeerId::random();
+    let (accepted, dialed) = bounded("dial", async {
+        tokio::join!(next(&mut listener), dialer.dial(&addr, Some(impostor)))
+    })
+    .await;
+    match dialed.unwrap_err() {
+        Error::PeerIdMismatch(mismatch) => {
+            assert_eq!(mismatch.expected, impostor);
+            assert_eq!(mismatch.actual, endpoint.local_peer_id());
+        }
+        err => panic!("expected a peer id mismatch, got {err:?}"),
+    }
+    // The dialer refused the server's certificate: the listener's side
+    // fails too.
+    assert!(accepted.is_err());
+    serves_a_good_dialer(&mut listener, &addr).await;
+}
+
+#[tokio::test]
 async fn a_wrong_peer_id_is_refused_by_the_dialer() {
     let endpoint = Endpoint::new(config(Layering::TCP_ONETRIP));
     let (mut listener, addr) = tcp_listener(&endpoint).await;
