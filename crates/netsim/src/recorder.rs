@@ -11,6 +11,9 @@ use std::{
 /// The default number of records kept; later ones are counted, not kept.
 pub const DEFAULT_RECORD_CAPACITY: usize = 1 << 16;
 
+/// The label of a datagram sent with [`Network::inject_datagram`](crate::Network::inject_datagram).
+pub const INJECTED: &str = "injected";
+
 /// Which kind of link carried a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Carrier {
@@ -38,6 +41,10 @@ pub struct Record {
     pub label: Option<Arc<str>>,
     /// The kind of link.
     pub carrier: Carrier,
+    /// The bytes themselves (the datagram, or what a stream write carried),
+    /// if the recorder keeps payloads and had room for these
+    /// ([`NetworkBuilder::payload_capacity`](crate::NetworkBuilder::payload_capacity)).
+    pub payload: Option<Arc<[u8]>>,
 }
 
 /// Collects [`Record`]s. Cloning shares the collection.
@@ -51,26 +58,39 @@ struct State {
     records: Vec<Record>,
     capacity: usize,
     overflow: usize,
+    /// How many payload bytes may be kept in all.
+    payload_capacity: usize,
+    /// How many are.
+    payload_bytes: usize,
 }
 
 impl Recorder {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A recorder of up to `capacity` records, keeping up to
+    /// `payload_capacity` bytes of their payloads.
+    pub(crate) fn new(capacity: usize, payload_capacity: usize) -> Self {
         Recorder {
             inner: Arc::new(Mutex::new(State {
                 records: Vec::new(),
                 capacity,
                 overflow: 0,
+                payload_capacity,
+                payload_bytes: 0,
             })),
         }
     }
 
-    pub(crate) fn push(&self, record: Record) {
+    /// Records `record`, with a copy of `payload` if there is room for it.
+    pub(crate) fn push(&self, mut record: Record, payload: &[u8]) {
         let mut state = lock(&self.inner);
-        if state.records.len() < state.capacity {
-            state.records.push(record);
-        } else {
+        if state.records.len() >= state.capacity {
             state.overflow += 1;
+            return;
         }
+        if !payload.is_empty() && state.payload_bytes + payload.len() <= state.payload_capacity {
+            state.payload_bytes += payload.len();
+            record.payload = Some(Arc::from(payload));
+        }
+        state.records.push(record);
     }
 
     /// A snapshot of what has been recorded so far.
@@ -91,6 +111,7 @@ impl Recorder {
         let mut state = lock(&self.inner);
         state.records.clear();
         state.overflow = 0;
+        state.payload_bytes = 0;
     }
 }
 
