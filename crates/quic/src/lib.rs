@@ -44,6 +44,10 @@ pub use crate::{
     error::Error,
     stream::Stream,
 };
-/// Re-exported from `onetrip-tls`: the certificate errors in [`Error`], and
-/// the ticket store a [`Config`] uses.
-pub use onetrip_tls::{CertificateError, DEFAULT_TICKET_PEERS, TicketStore};
+/// Re-exported from `onetrip-tls`: the certificate errors in [`Error`], the
+/// client's ticket store and the server's session store a [`Config`] uses,
+/// and what they count.
+pub use onetrip_tls::{
+    CertificateError, DEFAULT_SERVER_SESSIONS, DEFAULT_TICKET_PEERS, ServerSessions, SessionStats,
+    TicketStats, TicketStore,
+};
