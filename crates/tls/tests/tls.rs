@@ -175,7 +175,7 @@ impl Peers {
         let name = ServerName::try_from(dial.server_name().to_owned()).unwrap();
         let mut client = ClientConnection::new(Arc::new(config), name).unwrap();
         let mut early = client.early_data().expect("a ticket allowing early data");
-        std::io::Write::write_all(&mut early, EARLY).unwrap();
+        std::io::Write::write_all(&mut early, EARLY.as_bytes()).unwrap();
         let mut flight = Vec::new();
         while client.wants_write() {
             client.write_tls(&mut flight).unwrap();
@@ -185,15 +185,15 @@ impl Peers {
 
     /// Feeds `flight` to a new server connection: the early data it hands
     /// its application, if it accepted any.
-    fn serve(&self, flight: &[u8]) -> Option<Vec<u8>> {
+    fn serve(&self, flight: &[u8]) -> Option<String> {
         let mut server = ServerConnection::new(self.server_config.clone()).unwrap();
         let mut rest = flight;
         while !rest.is_empty() {
             server.read_tls(&mut rest).unwrap();
             server.process_new_packets().unwrap();
         }
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut server.early_data()?, &mut data).unwrap();
+        let mut data = String::new();
+        std::io::Read::read_to_string(&mut server.early_data()?, &mut data).unwrap();
         Some(data)
     }
 
@@ -206,7 +206,7 @@ impl Peers {
 }
 
 /// The request a client sends as TLS early data.
-const EARLY: &[u8] = b"transfer 100 to bob";
+const EARLY: &str = "transfer 100 to bob";
 
 const MAX_EARLY_DATA: u32 = 16 * 1024;
 
