@@ -120,7 +120,10 @@ impl Config {
     }
 
     /// As a QUIC server, accept 0-RTT data from resuming clients. Off by
-    /// default: 0-RTT data can be replayed (see `spec/quic.md`).
+    /// default: 0-RTT data can be replayed (see `spec/quic.md`). Tickets
+    /// are single use within the process; the inbound streams that came
+    /// as 0-RTT data say so ([`Stream::is_early`](crate::Stream::is_early)),
+    /// and a protocol must refuse requests that are not idempotent there.
     pub fn with_accept_0rtt(mut self, accept: bool) -> Self {
         self.accept_0rtt = accept;
         self
@@ -209,7 +212,9 @@ impl Config {
     }
 
     /// The QUIC configuration these settings imply: the identity's
-    /// certificate and session tickets, 0-RTT per the QUIC layering and
+    /// certificate, its session tickets and the server's single-use
+    /// session store (shared by every QUIC endpoint of this
+    /// configuration), 0-RTT per the QUIC layering and
     /// [`Config::with_accept_0rtt`], the stream limit.
     pub fn quic(&self) -> onetrip_quic::Config {
         let max_streams = u32::try_from(self.max_streams).expect("at most MAX_STREAMS_LIMIT");
