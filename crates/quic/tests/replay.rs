@@ -1,8 +1,9 @@
 //! 0-RTT under attack: a client's 0-RTT flight, recorded on a netsim link,
 //! is injected again (at once, after the connection is gone, to a second
-//! server, after a restart) and the server application reports what it
-//! was handed, and which streams came as 0-RTT data. Virtual time
-//! throughout.
+//! server, after a restart, to a server that stopped accepting 0-RTT,
+//! ahead of the original) and the server application reports what it was
+//! handed, and which streams came as 0-RTT data. And tickets counted per
+//! peer on both sides. Virtual time throughout.
 //!
 //! Each refusal is checked against the server's session counts too: a
 //! replay that reached the server after its connection was gone is
@@ -299,12 +300,25 @@ impl Lab {
                 Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
             }
         };
-        self.server_config = Config::new(self.server_config.keypair().clone())
-            .unwrap()
-            .with_accept_0rtt(true);
+        self.server_config = self.same_key();
         let server = Endpoint::with_socket(socket, self.server_config.clone()).unwrap();
         self.app = App::serve(server.clone());
         self.server = Some(server);
+    }
+
+    /// A configuration with the server's key and nothing else of its own,
+    /// as another process (or the server restarted) would have.
+    fn same_key(&self) -> Config {
+        Config::new(self.server_config.keypair().clone())
+            .unwrap()
+            .with_accept_0rtt(true)
+    }
+
+    /// Another server, on the second host at `port`, and its application.
+    fn another_server(&self, port: u16, config: Config) -> (SocketAddr, App) {
+        let socket = self.network.host(SECOND_SERVER).bind_udp(port).unwrap();
+        let endpoint = Endpoint::with_socket(socket, config).unwrap();
+        ((SECOND_SERVER, port).into(), App::serve(endpoint))
     }
 }
 
@@ -398,22 +412,9 @@ async fn with_reusable_tickets_the_replay_is_served_again() {
 async fn a_replay_to_another_server_is_not_served() {
     let config = accepting(ServerSessions::default());
     let mut lab = Lab::new(config.clone());
-    let shared: SocketAddr = (SECOND_SERVER, PORT).into();
-    let apart: SocketAddr = (SECOND_SERVER, PORT + 1).into();
-    let twin = Endpoint::with_socket(
-        lab.network.host(SECOND_SERVER).bind_udp(PORT).unwrap(),
-        config,
-    )
-    .unwrap();
-    let other_config = Config::new(lab.server_config.keypair().clone())
-        .unwrap()
-        .with_accept_0rtt(true);
-    let other = Endpoint::with_socket(
-        lab.network.host(SECOND_SERVER).bind_udp(PORT + 1).unwrap(),
-        other_config.clone(),
-    )
-    .unwrap();
-    let (mut twin_app, mut other_app) = (App::serve(twin), App::serve(other));
+    let (shared, mut twin_app) = lab.another_server(PORT, config);
+    let other_config = lab.same_key();
+    let (apart, mut other_app) = lab.another_server(PORT + 1, other_config.clone());
     let flight = lab.reconnect_and_capture(&[shared, apart]).await;
     tokio::time::sleep(SETTLE).await;
     for to in [shared, apart] {
@@ -439,13 +440,7 @@ async fn tickets_are_counted_per_peer_and_never_accepted_twice() {
     const RECONNECTS: u64 = 5;
     let mut lab = Lab::new(accepting(ServerSessions::default()));
     let other_config = accepting(ServerSessions::default());
-    let other_addr: SocketAddr = (SECOND_SERVER, PORT).into();
-    let other = Endpoint::with_socket(
-        lab.network.host(SECOND_SERVER).bind_udp(PORT).unwrap(),
-        other_config.clone(),
-    )
-    .unwrap();
-    let mut other_app = App::serve(other);
+    let (other_addr, mut other_app) = lab.another_server(PORT, other_config.clone());
     let servers = [
         (lab.server_addr(), lab.server_config.clone()),
         (other_addr, other_config),
@@ -512,13 +507,7 @@ async fn a_replay_that_wins_the_race_is_served_as_early_data_only() {
         LinkConfig::with_delay(Duration::from_millis(1)),
     );
     let mut lab = Lab::with_links(config.clone(), fast);
-    let twin_addr: SocketAddr = (SECOND_SERVER, PORT).into();
-    let twin = Endpoint::with_socket(
-        lab.network.host(SECOND_SERVER).bind_udp(PORT).unwrap(),
-        config,
-    )
-    .unwrap();
-    let mut twin_app = App::serve(twin);
+    let (twin_addr, mut twin_app) = lab.another_server(PORT, config);
     let (_, accepted) = lab.reconnect(&[twin_addr]).await;
     tokio::time::sleep(SETTLE).await;
     assert!(!accepted, "the legitimate 0-RTT data lost the ticket");
