@@ -2,6 +2,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    fmt,
     sync::Mutex,
 };
 
@@ -27,8 +28,8 @@ pub const DEFAULT_SERVER_SESSIONS: usize = 1024;
 /// Servers in one process share one store by sharing the `Arc`.
 ///
 /// [`ServerSessions::stats`] counts what happened to the tickets: the
-/// evidence the replay tests read.
-#[derive(Debug)]
+/// evidence the replay tests read. (Its `Debug` shows the counts, never a
+/// session's secrets.)
 pub struct ServerSessions {
     reusable: bool,
     inner: Mutex<Sessions>,
@@ -100,6 +101,18 @@ impl ServerSessions {
     }
 }
 
+impl fmt::Debug for ServerSessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sessions = lock(&self.inner);
+        f.debug_struct("ServerSessions")
+            .field("single_use", &!self.reusable)
+            .field("capacity", &sessions.capacity)
+            .field("stored", &sessions.live.len())
+            .field("stats", &sessions.stats)
+            .finish()
+    }
+}
+
 impl Default for ServerSessions {
     /// A single-use store of [`DEFAULT_SERVER_SESSIONS`] sessions.
     fn default() -> Self {
@@ -108,7 +121,6 @@ impl Default for ServerSessions {
 }
 
 /// The sessions, by ticket, oldest first; and the tickets used lately.
-#[derive(Debug)]
 struct Sessions {
     capacity: usize,
     next: u64,
@@ -280,6 +292,15 @@ mod tests {
         let inner = lock(&sessions.inner);
         assert_eq!((inner.spent.len(), inner.spent_order.len()), (2, 2));
         assert!(inner.spent.contains(&ticket(9)));
+    }
+
+    #[test]
+    fn debug_shows_counts_not_sessions() {
+        let sessions = ServerSessions::new(2);
+        sessions.put(ticket(1), b"secret".to_vec());
+        let shown = format!("{sessions:?}");
+        assert!(shown.contains("issued: 1"), "{shown}");
+        assert!(!shown.contains("115, 101, 99"), "{shown}");
     }
 
     #[test]
