@@ -69,8 +69,8 @@ pub use crate::{
     datagram::{RECEIVE_QUEUE_LIMIT, SimUdpSocket},
     error::Error,
     loss::{Fate, GilbertElliott, LossModel, LossProcess},
-    network::{Host, Network, NetworkBuilder},
-    recorder::{Carrier, DEFAULT_RECORD_CAPACITY, Flight, INJECTED, Record, Recorder, Recording},
+    network::{Host, INJECTED, Network, NetworkBuilder},
+    recorder::{Carrier, DEFAULT_RECORD_CAPACITY, Flight, Record, Recorder, Recording},
     stream::{Labeler, SimStream, StreamListener},
     trace::{DeliveryTrace, LossDelayTrace, MAX_TRACE_LINES, MAX_TRACE_MS},
 };

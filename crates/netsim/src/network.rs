@@ -13,9 +13,12 @@ use crate::{
     Error, LinkConfig, Recorder,
     datagram::{Datagrams, SimUdpSocket},
     link::{Links, Transmission},
-    recorder::{Carrier, DEFAULT_RECORD_CAPACITY, INJECTED},
+    recorder::{Carrier, DEFAULT_RECORD_CAPACITY},
     stream::{PendingConnection, SimStream, StreamListener},
 };
+
+/// The label of a datagram sent with [`Network::inject_datagram`].
+pub const INJECTED: &str = "injected";
 
 /// The first ephemeral port a host hands out (IANA's dynamic range).
 const FIRST_EPHEMERAL_PORT: u16 = 49152;

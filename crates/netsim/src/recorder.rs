@@ -11,9 +11,6 @@ use std::{
 /// The default number of records kept; later ones are counted, not kept.
 pub const DEFAULT_RECORD_CAPACITY: usize = 1 << 16;
 
-/// The label of a datagram sent with [`Network::inject_datagram`](crate::Network::inject_datagram).
-pub const INJECTED: &str = "injected";
-
 /// Which kind of link carried a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Carrier {
@@ -42,8 +39,8 @@ pub struct Record {
     /// The kind of link.
     pub carrier: Carrier,
     /// The bytes themselves (the datagram, or what a stream write carried),
-    /// if the recorder keeps payloads and had room for these
-    /// ([`NetworkBuilder::payload_capacity`](crate::NetworkBuilder::payload_capacity)).
+    /// if the recorder keeps payloads and had room for these (see
+    /// `NetworkBuilder::payload_capacity`).
     pub payload: Option<Arc<[u8]>>,
 }
 

@@ -60,7 +60,7 @@ impl Config {
     /// replayed by an attacker. The server's tickets are single use (see
     /// [`Config::with_server_sessions`]), so a replayed flight is refused,
     /// within the limits `spec/quic.md` states; the streams that arrive as
-    /// 0-RTT data say so ([`Stream::is_early`](crate::Stream::is_early)).
+    /// 0-RTT data say so (`Stream::is_early`).
     pub fn with_accept_0rtt(mut self, enabled: bool) -> Self {
         self.accept_0rtt = enabled;
         self
@@ -104,7 +104,7 @@ impl Config {
     /// [`Config::new`] makes a single-use store of
     /// [`DEFAULT_SERVER_SESSIONS`](crate::DEFAULT_SERVER_SESSIONS), shared
     /// by every endpoint built from clones of the `Config` and kept when
-    /// [`Endpoint::set_accept_0rtt`](crate::Endpoint::set_accept_0rtt)
+    /// `Endpoint::set_accept_0rtt`
     /// changes the policy: a ticket resumes once, at whichever of them.
     /// [`ServerSessions::dangerous_reusable`] lets a replayed 0-RTT flight
     /// through; it exists for the tests that show they see the attack.

@@ -97,7 +97,7 @@ impl Stream {
     /// can record and replay.
     ///
     /// - **Accepted** (a server that accepts 0-RTT,
-    ///   [`Config::with_accept_0rtt`](crate::Config::with_accept_0rtt)):
+    ///   `Config::with_accept_0rtt`):
     ///   the client opened it in 0-RTT and it was accepted before the
     ///   client's handshake completed. Single-use tickets refuse a replayed
     ///   flight within one server process, and only there (see

@@ -122,7 +122,7 @@ impl Config {
     /// As a QUIC server, accept 0-RTT data from resuming clients. Off by
     /// default: 0-RTT data can be replayed (see `spec/quic.md`). Tickets
     /// are single use within the process; the inbound streams that came
-    /// as 0-RTT data say so ([`Stream::is_early`](crate::Stream::is_early)),
+    /// as 0-RTT data say so (`Stream::is_early`),
     /// and a protocol must refuse requests that are not idempotent there.
     pub fn with_accept_0rtt(mut self, accept: bool) -> Self {
         self.accept_0rtt = accept;
