@@ -93,6 +93,63 @@ impl Datagrams {
         state.sockets.insert(addr, Arc::downgrade(&socket));
         Ok(socket)
     }
+
+    /// Sends one datagram from `from` (which no socket need hold) to `to`
+    /// across the link between their hosts; never blocks.
+    pub(crate) fn send(
+        &self,
+        from: SocketAddr,
+        to: SocketAddr,
+        data: &[u8],
+        label: Option<Arc<str>>,
+    ) {
+        let links = &self.links;
+        let now = Instant::now();
+        let (from_ip, to_ip) = (from.ip(), to.ip());
+        let link = links.link(from_ip, to_ip);
+        let (arrives, target) = {
+            let mut state = self.lock();
+            let target = state.sockets.get(&to).and_then(|s| s.upgrade());
+            let link_state = state.link(links, from_ip, to_ip);
+            let fate = if data.len() > link.mtu {
+                Fate::Drop
+            } else {
+                link_state.loss.next_fate()
+            };
+            let arrives = match fate {
+                Fate::Drop => None,
+                Fate::DeliverAfter(delay) => Some(now + delay),
+                Fate::Deliver => Some(match &link.schedule {
+                    Some(trace) => {
+                        let n = trace
+                            .next_opportunity(links.since_start(now), link_state.next_opportunity);
+                        link_state.next_opportunity = n + 1;
+                        links.start + trace.opportunity(n) + link.delay
+                    }
+                    None => {
+                        let start = link_state.free_at.max(now);
+                        link_state.free_at = start + link.serialization(data.len());
+                        link_state.free_at + link.delay
+                    }
+                }),
+            };
+            (arrives, target)
+        };
+        let delivered = match (arrives, target) {
+            (Some(at), Some(target)) => target.enqueue(at, from, data).then_some(at),
+            _ => None,
+        };
+        links.record(Transmission {
+            carrier: Carrier::Datagram,
+            from,
+            to,
+            bytes: data.len(),
+            sent: now,
+            delivered,
+            label,
+            payload: data,
+        });
+    }
 }
 
 impl DatagramState {
@@ -169,51 +226,7 @@ impl SimUdpSocket {
 
     /// Sends one datagram across the link; never blocks.
     fn send_one(&self, to: SocketAddr, data: &[u8]) {
-        let links = &self.datagrams.links;
-        let now = Instant::now();
-        let (from_ip, to_ip) = (self.addr.ip(), to.ip());
-        let link = links.link(from_ip, to_ip);
-        let (arrives, target) = {
-            let mut state = self.datagrams.lock();
-            let target = state.sockets.get(&to).and_then(|s| s.upgrade());
-            let link_state = state.link(links, from_ip, to_ip);
-            let fate = if data.len() > link.mtu {
-                Fate::Drop
-            } else {
-                link_state.loss.next_fate()
-            };
-            let arrives = match fate {
-                Fate::Drop => None,
-                Fate::DeliverAfter(delay) => Some(now + delay),
-                Fate::Deliver => Some(match &link.schedule {
-                    Some(trace) => {
-                        let n = trace
-                            .next_opportunity(links.since_start(now), link_state.next_opportunity);
-                        link_state.next_opportunity = n + 1;
-                        links.start + trace.opportunity(n) + link.delay
-                    }
-                    None => {
-                        let start = link_state.free_at.max(now);
-                        link_state.free_at = start + link.serialization(data.len());
-                        link_state.free_at + link.delay
-                    }
-                }),
-            };
-            (arrives, target)
-        };
-        let delivered = match (arrives, target) {
-            (Some(at), Some(target)) => target.enqueue(at, self.addr, data).then_some(at),
-            _ => None,
-        };
-        links.record(Transmission {
-            carrier: Carrier::Datagram,
-            from: self.addr,
-            to,
-            bytes: data.len(),
-            sent: now,
-            delivered,
-            label: None,
-        });
+        self.datagrams.send(self.addr, to, data, None);
     }
 
     /// Queues a datagram for delivery at `at`; false if the queue is full.

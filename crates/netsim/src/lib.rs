@@ -15,7 +15,10 @@
 //!   trace. Seeded: same seed, same losses.
 //! - **Flight recorder** ([`Network::recorder`]): every transmission with
 //!   its send and arrival times, from which [`Recording`] derives flights,
-//!   round trips and ladder diagrams (text and SVG).
+//!   round trips and ladder diagrams (text and SVG); optionally its bytes
+//!   too ([`NetworkBuilder::payload_capacity`]).
+//! - **Replay** ([`Network::inject_datagram`]): an attacker on the path
+//!   sends a recorded datagram again, from any address, to any socket.
 //!
 //! Under a paused clock (`#[tokio::test(start_paused = true)]`) the times
 //! are exact: an exchange over a 50 ms link takes no real time, and its
@@ -66,7 +69,7 @@ pub use crate::{
     datagram::{RECEIVE_QUEUE_LIMIT, SimUdpSocket},
     error::Error,
     loss::{Fate, GilbertElliott, LossModel, LossProcess},
-    network::{Host, Network, NetworkBuilder},
+    network::{Host, INJECTED, Network, NetworkBuilder},
     recorder::{Carrier, DEFAULT_RECORD_CAPACITY, Flight, Record, Recorder, Recording},
     stream::{Labeler, SimStream, StreamListener},
     trace::{DeliveryTrace, LossDelayTrace, MAX_TRACE_LINES, MAX_TRACE_MS},

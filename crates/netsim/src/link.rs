@@ -30,7 +30,7 @@ pub(crate) struct Links {
 
 /// A transmission as the links see it, in tokio time.
 #[derive(Debug)]
-pub(crate) struct Transmission {
+pub(crate) struct Transmission<'a> {
     pub(crate) carrier: Carrier,
     pub(crate) from: SocketAddr,
     pub(crate) to: SocketAddr,
@@ -38,6 +38,8 @@ pub(crate) struct Transmission {
     pub(crate) sent: Instant,
     pub(crate) delivered: Option<Instant>,
     pub(crate) label: Option<Arc<str>>,
+    /// What it carries (empty for a SYN, a FIN, …).
+    pub(crate) payload: &'a [u8],
 }
 
 impl Links {
@@ -68,16 +70,20 @@ impl Links {
     }
 
     /// Records a transmission.
-    pub(crate) fn record(&self, transmission: Transmission) {
-        self.recorder.push(Record {
-            sent: self.since_start(transmission.sent),
-            delivered: transmission.delivered.map(|t| self.since_start(t)),
-            from: transmission.from,
-            to: transmission.to,
-            bytes: transmission.bytes,
-            label: transmission.label,
-            carrier: transmission.carrier,
-        });
+    pub(crate) fn record(&self, transmission: Transmission<'_>) {
+        self.recorder.push(
+            Record {
+                sent: self.since_start(transmission.sent),
+                delivered: transmission.delivered.map(|t| self.since_start(t)),
+                from: transmission.from,
+                to: transmission.to,
+                bytes: transmission.bytes,
+                label: transmission.label,
+                carrier: transmission.carrier,
+                payload: None,
+            },
+            transmission.payload,
+        );
     }
 
     /// The loss process of the link from `from` to `to`, as it starts.

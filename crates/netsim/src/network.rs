@@ -17,6 +17,9 @@ use crate::{
     stream::{PendingConnection, SimStream, StreamListener},
 };
 
+/// The label of a datagram sent with [`Network::inject_datagram`].
+pub const INJECTED: &str = "injected";
+
 /// The first ephemeral port a host hands out (IANA's dynamic range).
 const FIRST_EPHEMERAL_PORT: u16 = 49152;
 
@@ -55,6 +58,7 @@ pub struct NetworkBuilder {
     links: HashMap<(IpAddr, IpAddr), LinkConfig>,
     seed: u64,
     record_capacity: usize,
+    payload_capacity: usize,
 }
 
 impl NetworkBuilder {
@@ -83,6 +87,16 @@ impl NetworkBuilder {
         self
     }
 
+    /// How many bytes of payload the flight recorder keeps, in all (none by
+    /// default: records carry sizes only). Records made once the budget is
+    /// spent carry no payload ([`Record::payload`](crate::Record::payload)
+    /// is `None`). A capture of a short exchange, to replay some of it with
+    /// [`Network::inject_datagram`], needs a few kilobytes.
+    pub fn payload_capacity(mut self, bytes: usize) -> Self {
+        self.payload_capacity = bytes;
+        self
+    }
+
     /// Checks every link and builds the network. Its clock starts now.
     ///
     /// # Errors
@@ -96,7 +110,7 @@ impl NetworkBuilder {
             self.default_link,
             self.links,
             self.seed,
-            Recorder::new(self.record_capacity),
+            Recorder::new(self.record_capacity, self.payload_capacity),
         ));
         Ok(Network {
             inner: Arc::new(Inner {
@@ -124,6 +138,7 @@ impl Network {
             links: HashMap::new(),
             seed: 0,
             record_capacity: DEFAULT_RECORD_CAPACITY,
+            payload_capacity: 0,
         }
     }
 
@@ -153,6 +168,19 @@ impl Network {
     /// Time since the network was built.
     pub fn elapsed(&self) -> Duration {
         self.inner.links.start.elapsed()
+    }
+
+    /// Sends `data` to `to` as a datagram from `from`, which no socket need
+    /// hold: what an attacker on the path does when it replays a recorded
+    /// datagram (see [`Record::payload`](crate::Record::payload)) or forges
+    /// a source address. The datagram crosses the link from `from`'s host
+    /// to `to`'s like any other (delay, bandwidth, loss, MTU) and is
+    /// recorded with the label [`INJECTED`]. Answers sent to `from` reach
+    /// a socket bound there, if any, and are lost otherwise.
+    pub fn inject_datagram(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        self.inner
+            .datagrams
+            .send(from, to, data, Some(Arc::from(INJECTED)));
     }
 }
 
@@ -258,6 +286,7 @@ impl Host {
                 sent,
                 delivered: Some(delivered),
                 label: Some(Arc::from(label)),
+                payload: &[],
             });
         };
         control(local, to, now, syn_at, "SYN");

@@ -38,6 +38,10 @@ pub struct Record {
     pub label: Option<Arc<str>>,
     /// The kind of link.
     pub carrier: Carrier,
+    /// The bytes themselves (the datagram, or what a stream write carried),
+    /// if the recorder keeps payloads and had room for these (see
+    /// `NetworkBuilder::payload_capacity`).
+    pub payload: Option<Arc<[u8]>>,
 }
 
 /// Collects [`Record`]s. Cloning shares the collection.
@@ -51,26 +55,39 @@ struct State {
     records: Vec<Record>,
     capacity: usize,
     overflow: usize,
+    /// How many payload bytes may be kept in all.
+    payload_capacity: usize,
+    /// How many are.
+    payload_bytes: usize,
 }
 
 impl Recorder {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A recorder of up to `capacity` records, keeping up to
+    /// `payload_capacity` bytes of their payloads.
+    pub(crate) fn new(capacity: usize, payload_capacity: usize) -> Self {
         Recorder {
             inner: Arc::new(Mutex::new(State {
                 records: Vec::new(),
                 capacity,
                 overflow: 0,
+                payload_capacity,
+                payload_bytes: 0,
             })),
         }
     }
 
-    pub(crate) fn push(&self, record: Record) {
+    /// Records `record`, with a copy of `payload` if there is room for it.
+    pub(crate) fn push(&self, mut record: Record, payload: &[u8]) {
         let mut state = lock(&self.inner);
-        if state.records.len() < state.capacity {
-            state.records.push(record);
-        } else {
+        if state.records.len() >= state.capacity {
             state.overflow += 1;
+            return;
         }
+        if !payload.is_empty() && state.payload_bytes + payload.len() <= state.payload_capacity {
+            state.payload_bytes += payload.len();
+            record.payload = Some(Arc::from(payload));
+        }
+        state.records.push(record);
     }
 
     /// A snapshot of what has been recorded so far.
@@ -91,6 +108,7 @@ impl Recorder {
         let mut state = lock(&self.inner);
         state.records.clear();
         state.overflow = 0;
+        state.payload_bytes = 0;
     }
 }
 

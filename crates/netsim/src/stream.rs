@@ -317,6 +317,7 @@ impl AsyncWrite for SimStream {
             sent,
             delivered: Some(arrives),
             label,
+            payload: &buf[..n],
         });
         Poll::Ready(Ok(n))
     }
@@ -341,6 +342,7 @@ impl AsyncWrite for SimStream {
                 sent,
                 delivered: Some(fin),
                 label: Some(Arc::from("FIN")),
+                payload: &[],
             });
         }
         Poll::Ready(Ok(()))

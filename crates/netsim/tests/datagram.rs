@@ -4,7 +4,7 @@
 use std::{io::IoSliceMut, net::SocketAddr, sync::Arc, time::Duration};
 
 use onetrip_netsim::{
-    DeliveryTrace, Error, GilbertElliott, LinkConfig, LossDelayTrace, LossModel, Network,
+    DeliveryTrace, Error, GilbertElliott, INJECTED, LinkConfig, LossDelayTrace, LossModel, Network,
     SimUdpSocket,
 };
 use quinn::{
@@ -33,6 +33,13 @@ fn send(socket: &SimUdpSocket, to: SocketAddr, data: &[u8]) {
 
 /// Waits for one datagram; returns it with its arrival time since `start`.
 async fn recv(socket: &SimUdpSocket, start: Instant) -> (Vec<u8>, Duration) {
+    let (data, _, at) = recv_from(socket, start).await;
+    (data, at)
+}
+
+/// Waits for one datagram; returns it with its source address and its
+/// arrival time since `start`.
+async fn recv_from(socket: &SimUdpSocket, start: Instant) -> (Vec<u8>, SocketAddr, Duration) {
     let mut buf = [0u8; 2048];
     let mut meta = [RecvMeta::default()];
     let n = std::future::poll_fn(|cx| {
@@ -42,7 +49,7 @@ async fn recv(socket: &SimUdpSocket, start: Instant) -> (Vec<u8>, Duration) {
     .await
     .unwrap();
     assert_eq!(n, 1);
-    (buf[..meta[0].len].to_vec(), start.elapsed())
+    (buf[..meta[0].len].to_vec(), meta[0].addr, start.elapsed())
 }
 
 fn pair(net: &Network) -> (Arc<SimUdpSocket>, Arc<SimUdpSocket>, SocketAddr) {
@@ -66,6 +73,49 @@ async fn datagrams_arrive_after_the_delay_in_order() {
         net.host(SERVER).bind_udp(4433),
         Err(Error::AddrInUse(_))
     ));
+}
+
+/// The recorder keeps payloads within its budget, and a recorded datagram
+/// injected again arrives as from whatever address the injector names.
+#[tokio::test(start_paused = true)]
+async fn recorded_datagrams_can_be_injected_again() {
+    let net = Network::builder()
+        .default_link(LinkConfig::with_delay(ms(10)))
+        .payload_capacity(8)
+        .build()
+        .unwrap();
+    let (a, b, to) = pair(&net);
+    let start = Instant::now();
+    send(&a, to, b"hello");
+    // Over the budget: recorded without its bytes.
+    send(&a, to, b"world");
+    assert_eq!(recv(&b, start).await.0, b"hello");
+    assert_eq!(recv(&b, start).await.0, b"world");
+    let records = net.recorder().recording().records;
+    assert_eq!(records[0].payload.as_deref(), Some(&b"hello"[..]));
+    assert_eq!(records[1].payload, None);
+
+    // Replayed from an address no socket holds, 15 ms later: it crosses
+    // the attacker's link to the server's host with that link's delay.
+    tokio::time::sleep(ms(15)).await;
+    let attacker: SocketAddr = ([127, 0, 0, 66], 4444).into();
+    net.inject_datagram(attacker, to, records[0].payload.as_deref().unwrap());
+    assert_eq!(
+        recv_from(&b, start).await,
+        (b"hello".to_vec(), attacker, ms(35))
+    );
+    // Or as from the original sender, whose socket then gets the answers.
+    net.inject_datagram(records[0].from, to, b"again");
+    assert_eq!(recv_from(&b, start).await.1, a.local_addr().unwrap());
+    let injected = net.recorder().recording().records;
+    assert_eq!(injected.len(), 4);
+    assert!(
+        injected[2..]
+            .iter()
+            .all(|r| r.label.as_deref() == Some(INJECTED) && r.delivered.is_some())
+    );
+    // The budget was spent: replays are recorded, their bytes are not.
+    assert_eq!(injected[2].payload, None);
 }
 
 #[tokio::test(start_paused = true)]

@@ -272,3 +272,37 @@ async fn recorder_ignores_concurrent_sends() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<line").count(), 2 + recording.records.len());
 }
+
+/// A stream write's bytes are recorded too, when the recorder keeps
+/// payloads: what a replay of a client's first bytes would send again.
+#[tokio::test(start_paused = true)]
+async fn recorder_keeps_stream_payloads_within_its_budget() {
+    let net = Network::builder()
+        .default_link(LinkConfig::with_delay(D))
+        .payload_capacity(5)
+        .build()
+        .unwrap();
+    let (mut client, _server, _l, _) = connect(&net).await;
+    client.write_all(b"hello").await.unwrap();
+    client.write_all(b"!").await.unwrap();
+    client.shutdown().await.unwrap();
+    let payloads: Vec<_> = net
+        .recorder()
+        .recording()
+        .records
+        .into_iter()
+        .map(|r| (r.label.as_deref().map(str::to_owned), r.payload))
+        .collect();
+    assert_eq!(
+        payloads,
+        [
+            (Some("SYN".to_owned()), None),
+            (Some("SYN-ACK".to_owned()), None),
+            (Some("ACK".to_owned()), None),
+            (None, Some(b"hello"[..].into())),
+            // Over the budget.
+            (None, None),
+            (Some("FIN".to_owned()), None),
+        ]
+    );
+}

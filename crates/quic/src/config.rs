@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
-use onetrip_tls::{ALPN, DEFAULT_TICKET_PEERS, Dial, Identity, TicketStore};
+use onetrip_tls::{ALPN, DEFAULT_TICKET_PEERS, Dial, Identity, ServerSessions, TicketStore};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 
 use crate::error::Error;
@@ -21,6 +21,7 @@ pub struct Config {
     pub(crate) keypair: Keypair,
     pub(crate) identity: Identity,
     pub(crate) tickets: Arc<TicketStore>,
+    pub(crate) sessions: Arc<ServerSessions>,
     pub(crate) zero_rtt: bool,
     pub(crate) accept_0rtt: bool,
     pub(crate) idle_timeout: Duration,
@@ -39,6 +40,7 @@ impl Config {
             identity: Identity::new(&keypair)?,
             keypair,
             tickets: Arc::new(TicketStore::new(DEFAULT_TICKET_PEERS)),
+            sessions: Arc::new(ServerSessions::default()),
             zero_rtt: false,
             accept_0rtt: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -55,7 +57,10 @@ impl Config {
     }
 
     /// As a server, accept 0-RTT data. Off by default: 0-RTT data can be
-    /// replayed by an attacker (see `spec/quic.md`).
+    /// replayed by an attacker. The server's tickets are single use (see
+    /// [`Config::with_server_sessions`]), so a replayed flight is refused,
+    /// within the limits `spec/quic.md` states; the streams that arrive as
+    /// 0-RTT data say so (`Stream::is_early`).
     pub fn with_accept_0rtt(mut self, enabled: bool) -> Self {
         self.accept_0rtt = enabled;
         self
@@ -95,6 +100,25 @@ impl Config {
         &self.tickets
     }
 
+    /// As a server, keeps the sessions its tickets resume in this store.
+    /// [`Config::new`] makes a single-use store of
+    /// [`DEFAULT_SERVER_SESSIONS`](crate::DEFAULT_SERVER_SESSIONS), shared
+    /// by every endpoint built from clones of the `Config` and kept when
+    /// `Endpoint::set_accept_0rtt`
+    /// changes the policy: a ticket resumes once, at whichever of them.
+    /// [`ServerSessions::dangerous_reusable`] lets a replayed 0-RTT flight
+    /// through; it exists for the tests that show they see the attack.
+    pub fn with_server_sessions(mut self, sessions: Arc<ServerSessions>) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// The server's sessions, and what happened to its tickets
+    /// ([`ServerSessions::stats`]).
+    pub fn server_sessions(&self) -> &Arc<ServerSessions> {
+        &self.sessions
+    }
+
     /// The local peer id.
     pub fn peer_id(&self) -> PeerId {
         self.keypair.public().to_peer_id()
@@ -128,7 +152,9 @@ impl Config {
     }
 
     pub(crate) fn server(&self) -> Result<quinn::ServerConfig, Error> {
-        let mut tls = self.identity.server_config(vec![ALPN.to_vec()])?;
+        let mut tls = self
+            .identity
+            .server_config(vec![ALPN.to_vec()], self.sessions.clone())?;
         // QUIC allows either none or unlimited early data (RFC 9001, 4.6.1).
         tls.max_early_data_size = if self.accept_0rtt { u32::MAX } else { 0 };
         let crypto = QuicServerConfig::try_from(tls)?;

@@ -145,8 +145,10 @@ impl Accepting {
 
     /// Completes the handshake. A client resuming a session with 0-RTT data
     /// (when this endpoint accepts it) is known at once, and its streams
-    /// are served before its handshake completes (0.5-RTT data); otherwise
-    /// this waits for the client's certificate, until `deadline`.
+    /// are served before its handshake completes (0.5-RTT data): those
+    /// streams may be replays, and say so ([`Stream::is_early`](crate::Stream::is_early)).
+    /// Otherwise this waits for the client's certificate, until `deadline`:
+    /// a replayed ClientHello, whose ticket is spent, never gets further.
     ///
     /// # Errors
     /// [`Error::Connection`], [`Error::Timeout`], [`Error::NoIdentity`],

@@ -19,6 +19,15 @@
 //! - Session tickets are kept per server peer id in a bounded
 //!   [`TicketStore`] and used once each. A server accepts 0-RTT data only
 //!   with [`Config::with_accept_0rtt`]: it can be replayed.
+//! - Against replay, a server's tickets are single use: the sessions they
+//!   resume are kept in a bounded [`ServerSessions`] store in the process
+//!   (one per [`Config`], shared by its clones), and resuming one takes it
+//!   out, so a recorded 0-RTT flight sent again is refused resumption and
+//!   its 0-RTT data is dropped. That holds within one process only (see
+//!   `spec/quic.md`); and a client whose 0-RTT data was refused sends it
+//!   again after the handshake. So a server application learns which
+//!   streams came as 0-RTT data, [`Stream::is_early`], and must refuse
+//!   requests that are not idempotent on them.
 //!
 //! Protocol negotiation on streams is left to the caller (onetrip-stack
 //! runs multistream-select on them).
@@ -44,6 +53,10 @@ pub use crate::{
     error::Error,
     stream::Stream,
 };
-/// Re-exported from `onetrip-tls`: the certificate errors in [`Error`], and
-/// the ticket store a [`Config`] uses.
-pub use onetrip_tls::{CertificateError, DEFAULT_TICKET_PEERS, TicketStore};
+/// Re-exported from `onetrip-tls`: the certificate errors in [`Error`], the
+/// client's ticket store and the server's session store a [`Config`] uses,
+/// and what they count.
+pub use onetrip_tls::{
+    CertificateError, DEFAULT_SERVER_SESSIONS, DEFAULT_TICKET_PEERS, ServerSessions, SessionStats,
+    TICKETS_PER_PEER, TicketStats, TicketStore,
+};

@@ -25,11 +25,15 @@ use crate::{
 /// handshake completes, it fails if the handshake did, and if the server
 /// rejected the 0-RTT data it opens a new stream and sends the copy again,
 /// so the caller sees no difference but the time.
+///
+/// A server sees which streams came as 0-RTT data: [`Stream::is_early`].
 #[derive(Debug)]
 pub struct Stream {
     send: SendStream,
     recv: RecvStream,
     write: WriteSide<Replacement>,
+    /// Opened or accepted before the handshake completed.
+    early: bool,
 }
 
 /// What a 0-RTT stream needs to settle: the handshake to wait for, and the
@@ -53,9 +57,11 @@ impl fmt::Debug for Replacement {
 }
 
 impl Stream {
-    /// An ordinary stream.
+    /// An ordinary stream, or one a server accepted (quinn says whether
+    /// its connection was still in its handshake then).
     pub(crate) fn new(send: SendStream, recv: RecvStream) -> Self {
         Stream {
+            early: recv.is_0rtt(),
             send,
             recv,
             write: WriteSide::settled(),
@@ -70,6 +76,7 @@ impl Stream {
         connection: quinn::Connection,
     ) -> Self {
         Stream {
+            early: true,
             send,
             recv,
             write: WriteSide::early(Replacement {
@@ -83,6 +90,26 @@ impl Stream {
     /// The quinn stream id.
     pub fn id(&self) -> quinn::StreamId {
         self.send.id()
+    }
+
+    /// Whether the stream began before its connection's handshake
+    /// completed, so that its data may be 0-RTT data, which an attacker
+    /// can record and replay.
+    ///
+    /// - **Accepted** (a server that accepts 0-RTT,
+    ///   `Config::with_accept_0rtt`):
+    ///   the client opened it in 0-RTT and it was accepted before the
+    ///   client's handshake completed. Single-use tickets refuse a replayed
+    ///   flight within one server process, and only there (see
+    ///   `spec/quic.md`): a protocol serving such a stream must refuse
+    ///   requests that are not idempotent. A stream accepted after the
+    ///   handshake completed is not early: its client proved its keys,
+    ///   which no replay can.
+    /// - **Opened**: the stream was opened during a 0-RTT dial; its first
+    ///   data left as 0-RTT data (and was sent again on a replacement
+    ///   stream if the server rejected it).
+    pub fn is_early(&self) -> bool {
+        self.early
     }
 
     /// Does what the write side's machine asks until it is ready: waits for

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_multistream::{Deadline, Protocol};
-use onetrip_tls::{DEFAULT_TICKET_PEERS, TicketStore};
+use onetrip_tls::{DEFAULT_SERVER_SESSIONS, DEFAULT_TICKET_PEERS, ServerSessions, TicketStore};
 
 use crate::{ConfigError, Error, Layering, MuxerNegotiation, Preset, QuicLayering, YAMUX};
 
@@ -85,8 +85,12 @@ impl Config {
         let noise = onetrip_noise::Config::new(&keypair)?;
         let quic = onetrip_quic::Config::new(keypair.clone())?;
         let tls = quic.identity();
-        let tls_server = tls.server_config(onetrip_tls::alpn::protocols([] as [&str; 0]))?;
-        let tls_server_early_muxer = tls.server_config(onetrip_tls::alpn::protocols([YAMUX]))?;
+        // One single-use session store for TLS on TCP, whichever ALPN list.
+        let sessions = Arc::new(ServerSessions::new(DEFAULT_SERVER_SESSIONS));
+        let no_muxer = onetrip_tls::alpn::protocols([] as [&str; 0]);
+        let tls_server = tls.server_config(no_muxer, sessions.clone())?;
+        let yamux = onetrip_tls::alpn::protocols([YAMUX]);
+        let tls_server_early_muxer = tls.server_config(yamux, sessions)?;
         Ok(Config {
             noise_early_muxer: noise.with_muxers([yamux_protocol()])?,
             noise,
@@ -134,7 +138,10 @@ impl Config {
     }
 
     /// As a QUIC server, accept 0-RTT data from resuming clients. Off by
-    /// default: 0-RTT data can be replayed (see `spec/quic.md`).
+    /// default: 0-RTT data can be replayed (see `spec/quic.md`). Tickets
+    /// are single use within the process; the inbound streams that came
+    /// as 0-RTT data say so (`Stream::is_early`),
+    /// and a protocol must refuse requests that are not idempotent there.
     pub fn with_accept_0rtt(mut self, accept: bool) -> Self {
         self.accept_0rtt = accept;
         self
@@ -223,7 +230,9 @@ impl Config {
     }
 
     /// The QUIC configuration these settings imply: the identity's
-    /// certificate and session tickets, 0-RTT per the QUIC layering and
+    /// certificate, its session tickets and the server's single-use
+    /// session store (shared by every QUIC endpoint of this
+    /// configuration), 0-RTT per the QUIC layering and
     /// [`Config::with_accept_0rtt`], the stream limit.
     pub fn quic(&self) -> onetrip_quic::Config {
         let max_streams = u32::try_from(self.max_streams).expect("at most MAX_STREAMS_LIMIT");

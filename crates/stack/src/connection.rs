@@ -319,6 +319,15 @@ impl Stream {
         &self.protocol
     }
 
+    /// Whether the stream began as QUIC 0-RTT data, which an attacker can
+    /// replay ([`onetrip_quic::Stream::is_early`]): on a listener that
+    /// accepts 0-RTT, the protocol serving such a stream must refuse any
+    /// request that is not idempotent. Never for a stream over TCP, whose
+    /// layerings send no early data.
+    pub fn is_early(&self) -> bool {
+        matches!(self.io.get_ref(), Either::Right(stream) if stream.is_early())
+    }
+
     /// Turns a pending operation into an error once the session has ended.
     fn check_ended<T>(
         &mut self,

@@ -162,3 +162,49 @@ async fn listener_speaks_first_on_every_preset() {
         serve.await.unwrap();
     }
 }
+
+/// Over QUIC with 0-RTT, the listener's stream that came as 0-RTT data
+/// says so (as does the dialer's), and a stream opened after the
+/// handshake does not: what a protocol reads to refuse a request that is
+/// not idempotent. Virtual time on a netsim link.
+#[tokio::test(start_paused = true)]
+async fn a_quic_stream_that_came_as_0rtt_data_is_early() {
+    use std::time::Duration;
+
+    use onetrip_netsim::{LinkConfig, Network};
+    use onetrip_stack::QuicLayering;
+
+    let network = Network::new(LinkConfig::with_delay(Duration::from_millis(10))).unwrap();
+    let zero_rtt = || config().with_quic_layering(QuicLayering::QUIC_0RTT);
+    let server = Endpoint::new(zero_rtt().with_accept_0rtt(true));
+    let server_quic = server
+        .quic_endpoint(network.host([10, 0, 0, 2]).bind_udp(4433).unwrap())
+        .unwrap();
+    let addr = server_quic.local_addr().unwrap();
+    let mut listener = server.listen_quic(server_quic).unwrap();
+    let client = Endpoint::new(zero_rtt());
+    let client_quic = client
+        .quic_endpoint(network.host([10, 0, 0, 1]).bind_udp(0).unwrap())
+        .unwrap();
+    for reconnect in [false, true] {
+        let (dialed, accepted) = tokio::join!(
+            client.dial_quic(&client_quic, addr, Some(server.local_peer_id())),
+            listener.accept()
+        );
+        let (dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+        for (n, early) in [(0u8, reconnect), (1, false)] {
+            let mut stream = dialed.open_stream(echo()).await.unwrap();
+            assert_eq!(stream.is_early(), early, "dialer, stream {n}");
+            stream.write_all(&[n]).await.unwrap();
+            stream.shutdown().await.unwrap();
+            let (_, mut inbound) = accepted.accept_stream().await.unwrap();
+            assert_eq!(inbound.is_early(), early, "listener, stream {n}");
+            let mut byte = Vec::new();
+            inbound.read_to_end(&mut byte).await.unwrap();
+            assert_eq!(byte, [n]);
+        }
+        // The session tickets follow the handshake.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        dialed.close().await.unwrap();
+    }
+}

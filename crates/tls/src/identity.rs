@@ -9,6 +9,7 @@ use rustls::{SignatureScheme, client::Resumption, crypto::CryptoProvider, sign::
 use crate::{
     dial::{Dial, Dials},
     error::Error,
+    sessions::ServerSessions,
     tickets::{DialTickets, TicketStore},
     verifier::{ClientVerifier, ServerVerifier},
 };
@@ -63,19 +64,30 @@ impl Identity {
     }
 
     /// A server configuration offering the `alpn` protocols (see
-    /// [`ALPN`](crate::ALPN), [`protocols`](crate::alpn::protocols)). It
+    /// [`ALPN`](crate::ALPN), [`protocols`](crate::alpn::protocols)), whose
+    /// tickets resume the sessions kept in `sessions` (stateful tickets:
+    /// single use unless the store is
+    /// [`dangerous_reusable`](ServerSessions::dangerous_reusable)). It
     /// accepts no early data: a caller that does sets
-    /// `max_early_data_size`, knowing early data can be replayed.
+    /// `max_early_data_size`, knowing early data can be replayed, and
+    /// leaves the sessions where the tickets are single use.
     ///
     /// # Errors
     /// [`Error::Rustls`] if rustls refuses the configuration.
-    pub fn server_config(&self, alpn: Vec<Vec<u8>>) -> Result<rustls::ServerConfig, Error> {
+    pub fn server_config(
+        &self,
+        alpn: Vec<Vec<u8>>,
+        sessions: Arc<ServerSessions>,
+    ) -> Result<rustls::ServerConfig, Error> {
         let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(Arc::new(ClientVerifier))
             .with_cert_resolver(self.resolver.clone());
         config.alpn_protocols = alpn;
         config.max_early_data_size = 0;
+        // No stateless ticketer (rustls' default): a ticket names a
+        // session in the store, which is what makes it single use.
+        config.session_storage = sessions;
         Ok(config)
     }
 

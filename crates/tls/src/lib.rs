@@ -17,6 +17,12 @@
 //! - Session tickets are kept per server peer id in a bounded
 //!   [`TicketStore`], each used once; a dial resumes only sessions of the
 //!   peer it expects.
+//! - A server keeps the sessions its tickets resume in a bounded
+//!   [`ServerSessions`] store, in its process: resuming takes the session
+//!   out, so a ticket resumes at most once, and a replayed ClientHello is
+//!   refused resumption and its early data with it.
+//!   [`ServerSessions::dangerous_reusable`] switches that off, for tests
+//!   that must show they see a replay.
 //!
 //! Early data (0-RTT) is off in both configurations: it can be replayed,
 //! and whether to send or accept it is the caller's decision.
@@ -26,6 +32,7 @@ mod certificate;
 mod dial;
 mod error;
 mod identity;
+mod sessions;
 mod tickets;
 mod verifier;
 
@@ -38,5 +45,6 @@ pub use crate::{
     dial::Dial,
     error::{CertificateError, Error},
     identity::Identity,
-    tickets::{DEFAULT_TICKET_PEERS, TICKETS_PER_PEER, TicketStore},
+    sessions::{DEFAULT_SERVER_SESSIONS, ServerSessions, SessionStats},
+    tickets::{DEFAULT_TICKET_PEERS, TICKETS_PER_PEER, TicketStats, TicketStore},
 };

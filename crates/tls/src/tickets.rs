@@ -23,7 +23,9 @@ pub const TICKETS_PER_PEER: usize = 4;
 
 /// TLS 1.3 session tickets by server peer id, bounded in peers and in
 /// tickets per peer ([`TICKETS_PER_PEER`]); the least recently used peer
-/// goes first. Each ticket is used once.
+/// goes first (one with no tickets left before any other). Each ticket is
+/// used once: a dial takes it out. [`TicketStore::stats`] counts, per peer,
+/// the tickets received, stored, used and dropped.
 ///
 /// rustls keys its own cache by server name, which libp2p does not use (no
 /// SNI): a dial resumes only sessions of the peer it expects, and files the
@@ -47,6 +49,12 @@ impl TicketStore {
         lock(&self.inner).len(peer)
     }
 
+    /// What became of `peer`'s tickets since the store last made room for
+    /// it (all zero for a peer it does not know, or evicted).
+    pub fn stats(&self, peer: &PeerId) -> TicketStats {
+        lock(&self.inner).stats(peer)
+    }
+
     /// Forgets every ticket.
     pub fn clear(&self) {
         lock(&self.inner).clear();
@@ -60,13 +68,48 @@ impl Default for TicketStore {
     }
 }
 
+/// What became of one server peer's tickets in a [`TicketStore`]. Every
+/// ticket received is stored, used or dropped:
+/// `received == stored + used + dropped`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TicketStats {
+    /// Tickets the peer issued to this store.
+    pub received: u64,
+    /// Tickets stored now.
+    pub stored: u64,
+    /// Tickets taken by a dial to resume a session: each once.
+    pub used: u64,
+    /// Tickets dropped unused: the oldest, when more than
+    /// [`TICKETS_PER_PEER`] arrived.
+    pub dropped: u64,
+}
+
 /// Items by peer: at most `capacity` peers, least recently used evicted
-/// first, at most [`TICKETS_PER_PEER`] items each, oldest dropped first.
+/// first (one with no items before any other), at most
+/// [`TICKETS_PER_PEER`] items each, oldest dropped first.
 #[derive(Debug)]
 struct Shelves<T> {
     capacity: usize,
     clock: u64,
-    peers: HashMap<PeerId, (u64, VecDeque<T>)>,
+    peers: HashMap<PeerId, Shelf<T>>,
+}
+
+/// One peer's items, when it was last used, and what became of its items.
+#[derive(Debug)]
+struct Shelf<T> {
+    used: u64,
+    items: VecDeque<T>,
+    stats: TicketStats,
+}
+
+impl<T> Default for Shelf<T> {
+    fn default() -> Self {
+        Shelf {
+            used: 0,
+            items: VecDeque::new(),
+            stats: TicketStats::default(),
+        }
+    }
 }
 
 impl<T> Shelves<T> {
@@ -79,7 +122,16 @@ impl<T> Shelves<T> {
     }
 
     fn len(&self, peer: &PeerId) -> usize {
-        self.peers.get(peer).map_or(0, |(_, items)| items.len())
+        self.peers.get(peer).map_or(0, |shelf| shelf.items.len())
+    }
+
+    fn stats(&self, peer: &PeerId) -> TicketStats {
+        self.peers
+            .get(peer)
+            .map_or_else(TicketStats::default, |shelf| TicketStats {
+                stored: shelf.items.len() as u64,
+                ..shelf.stats
+            })
     }
 
     fn clear(&mut self) {
@@ -100,31 +152,31 @@ impl<T> Shelves<T> {
             let oldest = self
                 .peers
                 .iter()
-                .min_by_key(|(_, (used, _))| *used)
+                .min_by_key(|(_, shelf)| (!shelf.items.is_empty(), shelf.used))
                 .map(|(peer, _)| *peer);
             if let Some(oldest) = oldest {
                 self.peers.remove(&oldest);
             }
         }
-        let (used, items) = self.peers.entry(peer).or_default();
-        *used = now;
-        if items.len() == TICKETS_PER_PEER {
-            items.pop_front();
+        let shelf = self.peers.entry(peer).or_default();
+        shelf.used = now;
+        shelf.stats.received += 1;
+        if shelf.items.len() == TICKETS_PER_PEER {
+            shelf.items.pop_front();
+            shelf.stats.dropped += 1;
         }
-        items.push_back(item);
+        shelf.items.push_back(item);
     }
 
     /// The newest item of `peer` (it carries the freshest parameters),
-    /// removed.
+    /// removed. The peer keeps its place (and its counts) until evicted.
     fn take(&mut self, peer: &PeerId) -> Option<T> {
         let now = self.tick();
-        let (used, items) = self.peers.get_mut(peer)?;
-        *used = now;
-        let item = items.pop_back();
-        if items.is_empty() {
-            self.peers.remove(peer);
-        }
-        item
+        let shelf = self.peers.get_mut(peer)?;
+        shelf.used = now;
+        let item = shelf.items.pop_back()?;
+        shelf.stats.used += 1;
+        Some(item)
     }
 }
 
@@ -191,7 +243,16 @@ mod tests {
         assert_eq!(shelves.take(&peer), Some(2));
         assert_eq!(shelves.take(&peer), Some(1));
         assert_eq!(shelves.take(&peer), None);
-        assert!(shelves.peers.is_empty());
+        assert_eq!(shelves.len(&peer), 0);
+        assert_eq!(
+            shelves.stats(&peer),
+            TicketStats {
+                received: 2,
+                stored: 0,
+                used: 2,
+                dropped: 0
+            }
+        );
     }
 
     #[test]
@@ -202,6 +263,11 @@ mod tests {
             shelves.insert(peer, item);
         }
         assert_eq!(shelves.len(&peer), TICKETS_PER_PEER);
+        let stats = shelves.stats(&peer);
+        assert_eq!(
+            (stats.received, stats.dropped),
+            (TICKETS_PER_PEER as u64 + 2, 2)
+        );
         assert_eq!(shelves.take(&peer), Some(TICKETS_PER_PEER + 1));
         let oldest = (0..TICKETS_PER_PEER)
             .filter_map(|_| shelves.take(&peer))
@@ -222,6 +288,19 @@ mod tests {
         assert_eq!(shelves.len(&a), 1);
         assert_eq!(shelves.len(&b), 0);
         assert_eq!(shelves.len(&c), 1);
+    }
+
+    #[test]
+    fn a_peer_without_items_is_evicted_first() {
+        let mut shelves = Shelves::new(2);
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        shelves.insert(a, 1);
+        shelves.insert(b, 1);
+        // `a` is the least recently used, but `b` has nothing left.
+        assert_eq!(shelves.take(&b), Some(1));
+        shelves.insert(c, 1);
+        assert_eq!(shelves.len(&a), 1);
+        assert_eq!(shelves.stats(&b), TicketStats::default());
     }
 
     #[test]
