@@ -14,7 +14,9 @@ use libp2p::{
     tcp, tls, yamux,
 };
 use libp2p_identity::Keypair;
-use onetrip_stack::{Config, Endpoint, Layering, Preset, Protocol, QuicLayering, Security};
+use onetrip_stack::{
+    Config, Endpoint, Error, Layering, MuxerPolicy, Preset, Protocol, QuicLayering, Security,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every wait in these tests ends by then: a hang is a failure, not a
@@ -191,6 +193,52 @@ async fn onetrip_dials_a_stock_swarm_with_every_preset() {
         bounded(name, connection.close()).await.unwrap();
     }
     driver.abort();
+}
+
+/// The strict muxer policy over TLS: a dialer that offers `/yamux/1.0.0`
+/// alone in ALPN is refused by rust-libp2p (which selects `libp2p` only),
+/// and gets the muxer in ALPN from an onetrip listener.
+#[tokio::test]
+async fn a_strict_tls_dialer_needs_the_muxer_in_alpn() {
+    let strict = || {
+        Endpoint::new(
+            Config::new(Keypair::generate_ed25519())
+                .unwrap()
+                .with_layering(Layering::TCP_TLS_ONETRIP)
+                .unwrap()
+                .with_muxer_policy(MuxerPolicy::Strict)
+                .with_protocols([ping_protocol()]),
+        )
+    };
+    let mut swarm = stock_swarm();
+    let swarm_id = *swarm.local_peer_id();
+    let addr = listen(&mut swarm).await;
+    let driver = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    let refused = bounded("strict dial", strict().dial(&addr, Some(swarm_id))).await;
+    // rust-libp2p's server answers with the alert the ALPN spec names.
+    assert!(
+        matches!(&refused, Err(Error::Tls(err)) if format!("{err:?}").contains("NoApplicationProtocol")),
+        "{refused:?}"
+    );
+    driver.abort();
+
+    let listener = endpoint(Layering::TCP_TLS_ONETRIP);
+    let mut listening = listener
+        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listening.local_addr().clone();
+    let dialer = strict();
+    let (accepted, dialed) = bounded("strict dial", async {
+        tokio::join!(listening.accept(), dialer.dial(&addr, None))
+    })
+    .await;
+    let (accepted, dialed) = (accepted.unwrap(), dialed.unwrap());
+    assert!(dialed.early_muxer() && accepted.early_muxer());
 }
 
 /// Serves `/ipfs/ping/1.0.0` echoes on every connection `listener` accepts,

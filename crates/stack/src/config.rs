@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_multistream::{Deadline, Protocol};
+use onetrip_noise::MuxerPolicy;
 use onetrip_tls::{DEFAULT_SERVER_SESSIONS, DEFAULT_TICKET_PEERS, ServerSessions, TicketStore};
 
 use crate::{ConfigError, Error, Layering, MuxerNegotiation, Preset, QuicLayering, YAMUX};
@@ -52,9 +53,11 @@ const YAMUX_MAX_FRAME_BODY: usize = 1024 * 1024;
 pub struct Config {
     pub(crate) keypair: Keypair,
     /// The Noise identity without a muxer list, and with `/yamux/1.0.0` in
-    /// the handshake; one static key for both.
+    /// the handshake under each [`MuxerPolicy`]; one static key for all.
     noise: onetrip_noise::Config,
     noise_early_muxer: onetrip_noise::Config,
+    noise_early_muxer_strict: onetrip_noise::Config,
+    muxer_policy: MuxerPolicy,
     pub(crate) layering: Layering,
     pub(crate) protocols: Arc<[Protocol]>,
     pub(crate) handshake_timeout: Duration,
@@ -86,6 +89,10 @@ impl Config {
         let tls_servers = tls_servers(quic.identity())?;
         Ok(Config {
             noise_early_muxer: noise.with_muxers([yamux_protocol()])?,
+            noise_early_muxer_strict: noise
+                .with_muxers([yamux_protocol()])?
+                .with_policy(MuxerPolicy::Strict),
+            muxer_policy: MuxerPolicy::Fallback,
             noise,
             tls_servers: Arc::new(tls_servers),
             tls_tickets: Arc::new(TicketStore::new(DEFAULT_TICKET_PEERS)),
@@ -137,6 +144,19 @@ impl Config {
     /// and a protocol must refuse requests that are not idempotent there.
     pub fn with_accept_0rtt(mut self, accept: bool) -> Self {
         self.accept_0rtt = accept;
+        self
+    }
+
+    /// What an early muxer negotiation does when the peer lists muxers but
+    /// none in common: fall back to multistream-select (the default, as
+    /// go-libp2p and js-libp2p do), or fail, as the specs say. With Noise,
+    /// either side's strict policy fails the handshake
+    /// ([`onetrip_noise::Error::NoCommonMuxer`]). With TLS, a strict dialer
+    /// offers no `libp2p` in ALPN, so a listener without yamux refuses the
+    /// handshake (`no_application_protocol`); a listener, which selects,
+    /// answers every dialer.
+    pub fn with_muxer_policy(mut self, policy: MuxerPolicy) -> Self {
+        self.muxer_policy = policy;
         self
     }
 
@@ -248,14 +268,20 @@ impl Config {
     /// A TLS client configuration for one dial to `expected` (or anyone),
     /// with its [`Dial`](onetrip_tls::Dial), which names the server once
     /// the handshake completes. ALPN lists `/yamux/1.0.0` before `libp2p`
-    /// only when the muxer is negotiated early.
+    /// when the muxer is negotiated early, `/yamux/1.0.0` alone under the
+    /// strict policy, `libp2p` alone otherwise.
     pub(crate) fn tls_client(
         &self,
         expected: Option<PeerId>,
     ) -> Result<(Arc<rustls::ClientConfig>, onetrip_tls::Dial), Error> {
-        let alpn = match self.layering.muxer {
-            MuxerNegotiation::Early { .. } => onetrip_tls::alpn::protocols([YAMUX]),
-            MuxerNegotiation::Multistream(_) => onetrip_tls::alpn::protocols([] as [&str; 0]),
+        let alpn = match (self.layering.muxer, self.muxer_policy) {
+            (MuxerNegotiation::Early { .. }, MuxerPolicy::Strict) => {
+                vec![YAMUX.as_bytes().to_vec()]
+            }
+            (MuxerNegotiation::Early { .. }, MuxerPolicy::Fallback) => {
+                onetrip_tls::alpn::protocols([YAMUX])
+            }
+            (MuxerNegotiation::Multistream(_), _) => onetrip_tls::alpn::protocols([] as [&str; 0]),
         };
         let (mut config, dial) =
             self.quic
@@ -269,9 +295,10 @@ impl Config {
     /// `/yamux/1.0.0` in the handshake only when the muxer is negotiated
     /// early.
     pub(crate) fn noise(&self) -> &onetrip_noise::Config {
-        match self.layering.muxer {
-            MuxerNegotiation::Early { .. } => &self.noise_early_muxer,
-            MuxerNegotiation::Multistream(_) => &self.noise,
+        match (self.layering.muxer, self.muxer_policy) {
+            (MuxerNegotiation::Early { .. }, MuxerPolicy::Fallback) => &self.noise_early_muxer,
+            (MuxerNegotiation::Early { .. }, MuxerPolicy::Strict) => &self.noise_early_muxer_strict,
+            (MuxerNegotiation::Multistream(_), _) => &self.noise,
         }
     }
 

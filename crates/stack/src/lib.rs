@@ -61,6 +61,7 @@ pub use crate::{
     layering::{Layering, MuxerNegotiation, Preset, QuicLayering, Security, TLS_PROTOCOL_ID},
 };
 pub use onetrip_multistream::{Mode, Protocol};
+pub use onetrip_noise::MuxerPolicy;
 
 /// The yamux protocol id (libp2p specs: yamux/README.md).
 pub const YAMUX: &str = "/yamux/1.0.0";
