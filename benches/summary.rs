@@ -11,14 +11,17 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-/// The stacks compared, in table order: onetrip's eight presets, then
+/// The stacks compared, in table order: onetrip's eleven presets, then
 /// rust-libp2p's TCP and QUIC configurations.
-pub const STACKS: [&str; 13] = [
+pub const STACKS: [&str; 16] = [
     "tcp-classic",
     "tcp-optimistic-app",
     "tcp-libp2p-default",
     "tcp-early-muxer",
     "tcp-onetrip",
+    "tcp-tls-classic",
+    "tcp-tls-onetrip",
+    "tcp-tls-0rtt",
     "quic",
     "quic-optimistic",
     "quic-0rtt",
@@ -381,5 +384,25 @@ pub fn write() {
     match written {
         Ok(()) => eprintln!("summary: {}", dir.join("summary.md").display()),
         Err(err) => eprintln!("summary not written to {}: {err}", dir.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new preset shows in the summary, and its crypto suite is named.
+    #[test]
+    fn every_preset_is_a_row() {
+        for (name, preset) in onetrip_stack::Preset::all() {
+            assert!(STACKS.contains(&name), "{name} is not in STACKS");
+            let tls = match preset {
+                onetrip_stack::Preset::Tcp(layering) => {
+                    layering.security_protocol == onetrip_stack::Security::Tls
+                }
+                onetrip_stack::Preset::Quic(_) => true,
+            };
+            assert_eq!(suite(name).starts_with("TLS"), tls, "{name}");
+        }
     }
 }
