@@ -28,7 +28,6 @@ use tokio_util::{
 
 use crate::{
     Config, Error, Security,
-    tls_server::EarlyPhase,
     upgrade::{Secured, SessionIo},
 };
 
@@ -91,7 +90,6 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let early_muxer = secured.early_muxer();
-        let early_phase = secured.early_phase();
         let security = Some(secured.security());
         let streams = Arc::new(Semaphore::new(config.max_streams));
         let ended = CancellationToken::new();
@@ -102,8 +100,7 @@ impl Connection {
             session,
             commands: command_rx,
             opening: VecDeque::new(),
-            inbound: Inbound::new(inbound_tx, config, streams.clone(), Some(ended.clone()))
-                .with_early_phase(early_phase),
+            inbound: Inbound::new(inbound_tx, config, streams.clone(), Some(ended.clone())),
             closing: None,
             close_timeout: config.handshake_timeout,
             ended: ended.clone(),
@@ -299,8 +296,6 @@ pub struct Stream {
     ended: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// The stream's place under the connection's stream limit.
     _permit: OwnedSemaphorePermit,
-    /// A yamux stream opened by TLS early data.
-    early: bool,
 }
 
 impl Stream {
@@ -315,7 +310,6 @@ impl Stream {
             io,
             ended: ended.map(|ended| Box::pin(ended.cancelled_owned())),
             _permit: permit,
-            early: false,
         }
     }
 
@@ -325,13 +319,13 @@ impl Stream {
         &self.protocol
     }
 
-    /// Whether the stream began as early data, which an attacker can
-    /// replay: QUIC 0-RTT data ([`onetrip_quic::Stream::is_early`]), or, on
-    /// a TCP listener, a stream the client opened in TLS 1.3 early data. On
-    /// a listener that accepts early data, the protocol serving such a
-    /// stream must refuse any request that is not idempotent.
+    /// Whether the stream began as QUIC 0-RTT data, which an attacker can
+    /// replay ([`onetrip_quic::Stream::is_early`]): on a listener that
+    /// accepts 0-RTT, the protocol serving such a stream must refuse any
+    /// request that is not idempotent. Never for a stream over TCP, whose
+    /// layerings send no early data.
     pub fn is_early(&self) -> bool {
-        self.early || matches!(self.io.get_ref(), Either::Right(stream) if stream.is_early())
+        matches!(self.io.get_ref(), Either::Right(stream) if stream.is_early())
     }
 
     /// Turns a pending operation into an error once the session has ended.
@@ -404,9 +398,6 @@ struct Inbound {
     ended: Option<CancellationToken>,
     /// How long an inbound stream may take to name its protocol.
     negotiation_timeout: Duration,
-    /// For a TLS listener that took early data: whether what is read now
-    /// is early data.
-    early_phase: Option<EarlyPhase>,
 }
 
 impl Inbound {
@@ -423,13 +414,7 @@ impl Inbound {
             streams,
             ended,
             negotiation_timeout: config.handshake_timeout,
-            early_phase: None,
         }
-    }
-
-    fn with_early_phase(mut self, early_phase: Option<EarlyPhase>) -> Self {
-        self.early_phase = early_phase;
-        self
     }
 
     fn start(&mut self, io: StreamIo) {
@@ -444,14 +429,10 @@ impl Inbound {
         let protocols = self.protocols.clone();
         let ended = self.ended.clone();
         let deadline = Deadline::after(self.negotiation_timeout);
-        // The stream's opening was read just now: in early data or not.
-        let early = self.early_phase.as_ref().is_some_and(EarlyPhase::is_on);
         self.negotiating.push(
             async move {
                 let (protocol, io) = listener_select(io, protocols, deadline).await?;
-                let mut stream = Stream::new(protocol, io, ended, permit);
-                stream.early = early;
-                Ok(stream)
+                Ok(Stream::new(protocol, io, ended, permit))
             }
             .boxed(),
         );

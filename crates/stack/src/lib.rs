@@ -37,7 +37,6 @@ mod endpoint;
 mod error;
 mod layering;
 mod tcp;
-mod tls_server;
 mod upgrade;
 
 #[cfg(feature = "libp2p")]
@@ -53,7 +52,7 @@ pub use crate::{
     addr::{TransportKind, multiaddr, parse_addr, quic_multiaddr, tcp_multiaddr, tcp_socket_addr},
     config::{
         Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PENDING_HANDSHAKES,
-        DEFAULT_MAX_STREAMS, MAX_STREAMS_LIMIT, MAX_TLS_EARLY_DATA,
+        DEFAULT_MAX_STREAMS, MAX_STREAMS_LIMIT,
     },
     connection::{Connection, Stream},
     endpoint::{Endpoint, Listener},
