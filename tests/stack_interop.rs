@@ -48,32 +48,27 @@ fn stock_swarm() -> Swarm<ping::Behaviour> {
 /// A stock Swarm that proposes `security` first when it dials, and answers
 /// both `/noise` and `/tls/1.0.0` (libp2p-tls: ALPN `libp2p` only).
 fn stock_swarm_dialing(security: Security) -> Swarm<ping::Behaviour> {
-    let builder = SwarmBuilder::with_new_identity().with_tokio();
+    // The builder's type names the upgrades: one expansion per order.
+    macro_rules! stock {
+        ($first:expr, $second:expr) => {
+            SwarmBuilder::with_new_identity()
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default(),
+                    ($first, $second),
+                    yamux::Config::default,
+                )
+                .unwrap()
+                .with_quic()
+                .with_behaviour(|_| ping::Behaviour::default())
+                .unwrap()
+                .with_swarm_config(swarm_config)
+                .build()
+        };
+    }
     match security {
-        Security::Noise => builder
-            .with_tcp(
-                tcp::Config::default(),
-                (noise::Config::new, tls::Config::new),
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_quic()
-            .with_behaviour(|_| ping::Behaviour::default())
-            .unwrap()
-            .with_swarm_config(swarm_config)
-            .build(),
-        Security::Tls => builder
-            .with_tcp(
-                tcp::Config::default(),
-                (tls::Config::new, noise::Config::new),
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_quic()
-            .with_behaviour(|_| ping::Behaviour::default())
-            .unwrap()
-            .with_swarm_config(swarm_config)
-            .build(),
+        Security::Noise => stock!(noise::Config::new, tls::Config::new),
+        Security::Tls => stock!(tls::Config::new, noise::Config::new),
     }
 }
 

@@ -100,35 +100,23 @@ impl ConfigError {
     }
 }
 
-impl From<onetrip_noise::Error> for Error {
-    /// A wrong peer becomes [`Error::PeerIdMismatch`], as from every layer.
-    fn from(err: onetrip_noise::Error) -> Self {
-        match err {
-            onetrip_noise::Error::PeerIdMismatch(mismatch) => Error::PeerIdMismatch(mismatch),
-            err => Error::Noise(err),
+/// `From` a layer's error: its wrong-peer variant becomes
+/// [`Error::PeerIdMismatch`], as from every layer; anything else is wrapped
+/// in `$variant`.
+macro_rules! from_layer {
+    ($($layer:ident => $variant:ident),+ $(,)?) => {$(
+        impl From<$layer::Error> for Error {
+            fn from(err: $layer::Error) -> Self {
+                match err {
+                    $layer::Error::PeerIdMismatch(mismatch) => Error::PeerIdMismatch(mismatch),
+                    err => Error::$variant(err),
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl From<onetrip_tls::Error> for Error {
-    /// A wrong peer becomes [`Error::PeerIdMismatch`], as from every layer.
-    fn from(err: onetrip_tls::Error) -> Self {
-        match err {
-            onetrip_tls::Error::PeerIdMismatch(mismatch) => Error::PeerIdMismatch(mismatch),
-            err => Error::Tls(err),
-        }
-    }
-}
-
-impl From<onetrip_quic::Error> for Error {
-    /// A wrong peer becomes [`Error::PeerIdMismatch`], as from every layer.
-    fn from(err: onetrip_quic::Error) -> Self {
-        match err {
-            onetrip_quic::Error::PeerIdMismatch(mismatch) => Error::PeerIdMismatch(mismatch),
-            err => Error::Quic(err),
-        }
-    }
-}
+from_layer!(onetrip_noise => Noise, onetrip_tls => Tls, onetrip_quic => Quic);
 
 impl From<yamux::ConnectionError> for Error {
     fn from(err: yamux::ConnectionError) -> Self {
