@@ -72,6 +72,20 @@ fn stock_swarm_dialing(security: Security) -> Swarm<ping::Behaviour> {
     }
 }
 
+/// A stock Swarm listening on loopback TCP, driven by its own task: its
+/// peer id, its address and the task.
+async fn stock_swarm_listening() -> (PeerId, Multiaddr, tokio::task::JoinHandle<()>) {
+    let mut swarm = stock_swarm();
+    let swarm_id = *swarm.local_peer_id();
+    let addr = listen(&mut swarm).await;
+    let driver = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    (swarm_id, addr, driver)
+}
+
 /// A rust-libp2p Swarm on onetrip's transport.
 fn onetrip_swarm(layering: Layering) -> Swarm<ping::Behaviour> {
     let keypair = Keypair::generate_ed25519();
@@ -164,14 +178,7 @@ async fn ping_over(connection: &onetrip_stack::Connection, name: &str) {
 
 #[tokio::test]
 async fn onetrip_dials_a_stock_swarm_with_every_preset() {
-    let mut swarm = stock_swarm();
-    let swarm_id = *swarm.local_peer_id();
-    let addr = listen(&mut swarm).await;
-    let driver = tokio::spawn(async move {
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
+    let (swarm_id, addr, driver) = stock_swarm_listening().await;
 
     for (name, layering) in Layering::PRESETS {
         let endpoint = endpoint(layering);
@@ -205,14 +212,7 @@ async fn a_strict_tls_dialer_needs_the_muxer_in_alpn() {
                 .with_protocols([ping_protocol()]),
         )
     };
-    let mut swarm = stock_swarm();
-    let swarm_id = *swarm.local_peer_id();
-    let addr = listen(&mut swarm).await;
-    let driver = tokio::spawn(async move {
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
+    let (swarm_id, addr, driver) = stock_swarm_listening().await;
     let refused = bounded("strict dial", strict().dial(&addr, Some(swarm_id))).await;
     // rust-libp2p's server answers with the alert the ALPN spec names.
     assert!(

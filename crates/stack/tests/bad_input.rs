@@ -129,6 +129,17 @@ async fn a_wrong_peer_id_is_refused_by_the_dialer() {
     }
 }
 
+/// `dialed` failed because the remote proved `actual`, not `expected`.
+fn assert_mismatch<T: std::fmt::Debug>(dialed: Result<T, Error>, expected: PeerId, actual: PeerId) {
+    match dialed {
+        Err(Error::PeerIdMismatch(mismatch)) => {
+            assert_eq!(mismatch.expected, expected);
+            assert_eq!(mismatch.actual, actual);
+        }
+        other => panic!("expected a peer id mismatch, got {other:?}"),
+    }
+}
+
 async fn refuses_a_wrong_peer(layering: Layering) {
     let endpoint = Endpoint::new(config(layering));
     let (mut listener, addr) = tcp_listener(&endpoint).await;
@@ -138,13 +149,7 @@ async fn refuses_a_wrong_peer(layering: Layering) {
         tokio::join!(next(&mut listener), dialer.dial(&addr, Some(impostor)))
     })
     .await;
-    match dialed.unwrap_err() {
-        Error::PeerIdMismatch(mismatch) => {
-            assert_eq!(mismatch.expected, impostor);
-            assert_eq!(mismatch.actual, endpoint.local_peer_id());
-        }
-        err => panic!("{layering}: expected a peer id mismatch, got {err:?}"),
-    }
+    assert_mismatch(dialed, impostor, endpoint.local_peer_id());
     // The dialer hung up mid-handshake: the listener's side fails too.
     assert!(accepted.is_err(), "{layering}");
     // A /p2p/ component names the expected peer as well.
@@ -174,13 +179,7 @@ async fn a_wrong_peer_id_is_the_same_error_over_quic() {
         tokio::join!(next(&mut listener), dialer.dial(&addr, Some(impostor)))
     })
     .await;
-    match dialed.unwrap_err() {
-        Error::PeerIdMismatch(mismatch) => {
-            assert_eq!(mismatch.expected, impostor);
-            assert_eq!(mismatch.actual, endpoint.local_peer_id());
-        }
-        err => panic!("expected a peer id mismatch, got {err:?}"),
-    }
+    assert_mismatch(dialed, impostor, endpoint.local_peer_id());
     let (accepted, dialed) = bounded("dial", async {
         tokio::join!(next(&mut listener), dialer.dial(&addr, None))
     })
