@@ -89,6 +89,37 @@ async fn measure_all() -> Vec<Row> {
             exact_sizes: layering.security_protocol == Security::Noise,
         });
     }
+    let early_data = [
+        (
+            "tcp-tls-0rtt, reconnect",
+            ZeroRttServer::Accepts,
+            "stream, protocol and request as TLS early data with the ClientHello",
+        ),
+        (
+            "tcp-tls-0rtt, server refuses early data",
+            ZeroRttServer::Refuses,
+            "its tickets allow no early data: resumed, as `tcp-tls-onetrip`",
+        ),
+        (
+            "tcp-tls-0rtt, server rejects early data",
+            ZeroRttServer::Rejects,
+            "the early data is sent again after the handshake",
+        ),
+    ];
+    for (name, server, note) in early_data {
+        rows.push(Row {
+            name: format!("`{name}`"),
+            transport: "TCP",
+            note,
+            at: each_delay(|d| async move {
+                measure::tcp_resumed(Layering::TCP_TLS_0RTT, d, server, true)
+                    .await
+                    .expect(name)
+            })
+            .await,
+            exact_sizes: false,
+        });
+    }
     for stack in Libp2pTcp::ALL {
         rows.push(Row {
             name: format!("{stack}"),
@@ -190,6 +221,7 @@ fn tcp_note(layering: Layering) -> &'static str {
         Some("tcp-tls-onetrip") => {
             "`/tls/1.0.0` with the ClientHello, the muxer in ALPN, the stream protocol and request with the client's Finished"
         }
+        Some("tcp-tls-0rtt") => "first connection, no ticket yet: as `tcp-tls-onetrip`",
         _ => "a layering of no preset",
     }
 }

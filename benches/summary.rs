@@ -11,9 +11,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-/// The stacks compared, in table order: onetrip's ten presets, then
+/// The stacks compared, in table order: onetrip's eleven presets, then
 /// rust-libp2p's TCP and QUIC configurations.
-pub const STACKS: [&str; 15] = [
+pub const STACKS: [&str; 16] = [
     "tcp-classic",
     "tcp-optimistic-app",
     "tcp-libp2p-default",
@@ -21,6 +21,7 @@ pub const STACKS: [&str; 15] = [
     "tcp-onetrip",
     "tcp-tls-classic",
     "tcp-tls-onetrip",
+    "tcp-tls-0rtt",
     "quic",
     "quic-optimistic",
     "quic-0rtt",

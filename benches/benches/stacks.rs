@@ -254,12 +254,16 @@ fn handshake_virtual(c: &mut Criterion) {
                 measure::paused_runtime().block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
+                        // Early data (TLS, QUIC 0-RTT) shows on a reconnect.
+                        let server = ZeroRttServer::Accepts;
                         let measured = match preset {
-                            Preset::Tcp(layering) => measure::tcp(layering, VIRTUAL_DELAY).await,
+                            Preset::Tcp(layering) => {
+                                let reconnect = layering.early_data;
+                                measure::tcp_resumed(layering, VIRTUAL_DELAY, server, reconnect)
+                                    .await
+                            }
                             Preset::Quic(layering) => {
-                                // 0-RTT shows on a reconnect.
                                 let reconnect = layering.zero_rtt;
-                                let server = ZeroRttServer::Accepts;
                                 measure::quic(layering, VIRTUAL_DELAY, server, reconnect).await
                             }
                         };

@@ -69,11 +69,10 @@ pub struct Config {
     /// The QUIC identity (certificate, session tickets), before the
     /// settings above are applied.
     quic: onetrip_quic::Config,
-    /// TLS on TCP: the server configurations (ALPN `libp2p` only, and
-    /// `/yamux/1.0.0` first), made once from the same identity as QUIC's,
-    /// and the session tickets of TCP dials.
-    tls_server: Arc<rustls::ServerConfig>,
-    tls_server_early_muxer: Arc<rustls::ServerConfig>,
+    /// TLS on TCP: the server configurations, made once from the same
+    /// identity as QUIC's and one single-use session store, indexed by
+    /// `tls_server_index`; and the session tickets of TCP dials.
+    tls_servers: Arc<[Arc<rustls::ServerConfig>; 4]>,
     tls_tickets: Arc<TicketStore>,
 }
 
@@ -87,13 +86,7 @@ impl Config {
     pub fn new(keypair: Keypair) -> Result<Self, Error> {
         let noise = onetrip_noise::Config::new(&keypair)?;
         let quic = onetrip_quic::Config::new(keypair.clone())?;
-        let tls = quic.identity();
-        // One single-use session store for TLS on TCP, whichever ALPN list.
-        let sessions = Arc::new(ServerSessions::new(DEFAULT_SERVER_SESSIONS));
-        let no_muxer = onetrip_tls::alpn::protocols([] as [&str; 0]);
-        let tls_server = tls.server_config(no_muxer, sessions.clone())?;
-        let yamux = onetrip_tls::alpn::protocols([YAMUX]);
-        let tls_server_early_muxer = tls.server_config(yamux, sessions)?;
+        let tls_servers = tls_servers(quic.identity())?;
         Ok(Config {
             noise_early_muxer: noise.with_muxers([yamux_protocol()])?,
             noise_early_muxer_strict: noise
@@ -101,8 +94,7 @@ impl Config {
                 .with_policy(MuxerPolicy::Strict),
             muxer_policy: MuxerPolicy::Fallback,
             noise,
-            tls_server: Arc::new(tls_server),
-            tls_server_early_muxer: Arc::new(tls_server_early_muxer),
+            tls_servers: Arc::new(tls_servers),
             tls_tickets: Arc::new(TicketStore::new(DEFAULT_TICKET_PEERS)),
             quic,
             keypair,
@@ -144,8 +136,9 @@ impl Config {
         }
     }
 
-    /// As a QUIC server, accept 0-RTT data from resuming clients. Off by
-    /// default: 0-RTT data can be replayed (see `spec/quic.md`). Tickets
+    /// As a server, accept 0-RTT data from resuming clients: QUIC 0-RTT, and
+    /// TLS 1.3 early data on TCP. Off by default: early data can be
+    /// replayed (see `spec/quic.md` and `spec/tls.md`). Tickets
     /// are single use within the process; the inbound streams that came
     /// as 0-RTT data say so (`Stream::is_early`),
     /// and a protocol must refuse requests that are not idempotent there.
@@ -265,12 +258,11 @@ impl Config {
 
     /// The TLS server configuration for the TCP layering: it offers
     /// `/yamux/1.0.0` in ALPN before `libp2p` only when the muxer is
-    /// negotiated early.
+    /// negotiated early, and takes early data only when
+    /// [`Config::with_accept_0rtt`] says so.
     pub(crate) fn tls_server(&self) -> Arc<rustls::ServerConfig> {
-        match self.layering.muxer {
-            MuxerNegotiation::Early { .. } => self.tls_server_early_muxer.clone(),
-            MuxerNegotiation::Multistream(_) => self.tls_server.clone(),
-        }
+        let early_muxer = matches!(self.layering.muxer, MuxerNegotiation::Early { .. });
+        self.tls_servers[tls_server_index(early_muxer, self.accept_0rtt)].clone()
     }
 
     /// A TLS client configuration for one dial to `expected` (or anyone),
@@ -291,10 +283,11 @@ impl Config {
             }
             (MuxerNegotiation::Multistream(_), _) => onetrip_tls::alpn::protocols([] as [&str; 0]),
         };
-        let (config, dial) =
+        let (mut config, dial) =
             self.quic
                 .identity()
                 .client_config(alpn, self.tls_tickets.clone(), expected)?;
+        config.enable_early_data = self.layering.early_data;
         Ok((Arc::new(config), dial))
     }
 
@@ -347,6 +340,45 @@ impl Config {
             ));
         config
     }
+}
+
+/// The most early data a TLS server takes on a resumed connection: the
+/// stream openings, negotiations and requests of a first flight, which a
+/// TCP initial window (about 14 KB) carries anyway.
+pub const MAX_TLS_EARLY_DATA: u32 = 16 * 1024;
+
+/// The TLS server configurations, by [`tls_server_index`]: one identity and
+/// one single-use session store (a ticket resumes once, whichever
+/// configuration issued it).
+fn tls_servers(identity: &onetrip_tls::Identity) -> Result<[Arc<rustls::ServerConfig>; 4], Error> {
+    let sessions = Arc::new(ServerSessions::new(DEFAULT_SERVER_SESSIONS));
+    let mut servers = Vec::with_capacity(4);
+    for early_muxer in [false, true] {
+        let alpn = if early_muxer {
+            onetrip_tls::alpn::protocols([YAMUX])
+        } else {
+            onetrip_tls::alpn::protocols([] as [&str; 0])
+        };
+        for accept_early_data in [false, true] {
+            let mut config = identity.server_config(alpn.clone(), sessions.clone())?;
+            if accept_early_data {
+                config.max_early_data_size = MAX_TLS_EARLY_DATA;
+                // Answer early data at once, before the client's Finished.
+                config.send_half_rtt_data = true;
+            }
+            debug_assert_eq!(
+                servers.len(),
+                tls_server_index(early_muxer, accept_early_data)
+            );
+            servers.push(Arc::new(config));
+        }
+    }
+    Ok(servers.try_into().expect("four configurations"))
+}
+
+/// Where the TLS server configuration for these choices is.
+fn tls_server_index(early_muxer: bool, accept_early_data: bool) -> usize {
+    usize::from(early_muxer) * 2 + usize::from(accept_early_data)
 }
 
 /// `/yamux/1.0.0` as a [`Protocol`].

@@ -28,6 +28,7 @@ use tokio_util::{
 
 use crate::{
     Config, Error, Security,
+    tls_server::EarlyPhase,
     upgrade::{Secured, SessionIo},
 };
 
@@ -90,6 +91,7 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let early_muxer = secured.early_muxer();
+        let early_phase = secured.early_phase();
         let security = Some(secured.security());
         let streams = Arc::new(Semaphore::new(config.max_streams));
         let ended = CancellationToken::new();
@@ -100,7 +102,8 @@ impl Connection {
             session,
             commands: command_rx,
             opening: VecDeque::new(),
-            inbound: Inbound::new(inbound_tx, config, streams.clone(), Some(ended.clone())),
+            inbound: Inbound::new(inbound_tx, config, streams.clone(), Some(ended.clone()))
+                .with_early_phase(early_phase),
             closing: None,
             close_timeout: config.handshake_timeout,
             ended: ended.clone(),
@@ -296,6 +299,8 @@ pub struct Stream {
     ended: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// The stream's place under the connection's stream limit.
     _permit: OwnedSemaphorePermit,
+    /// A yamux stream opened by TLS early data.
+    early: bool,
 }
 
 impl Stream {
@@ -310,6 +315,7 @@ impl Stream {
             io,
             ended: ended.map(|ended| Box::pin(ended.cancelled_owned())),
             _permit: permit,
+            early: false,
         }
     }
 
@@ -319,13 +325,13 @@ impl Stream {
         &self.protocol
     }
 
-    /// Whether the stream began as QUIC 0-RTT data, which an attacker can
-    /// replay ([`onetrip_quic::Stream::is_early`]): on a listener that
-    /// accepts 0-RTT, the protocol serving such a stream must refuse any
-    /// request that is not idempotent. Never for a stream over TCP, whose
-    /// layerings send no early data.
+    /// Whether the stream began as early data, which an attacker can
+    /// replay: QUIC 0-RTT data ([`onetrip_quic::Stream::is_early`]), or, on
+    /// a TCP listener, a stream the client opened in TLS 1.3 early data. On
+    /// a listener that accepts early data, the protocol serving such a
+    /// stream must refuse any request that is not idempotent.
     pub fn is_early(&self) -> bool {
-        matches!(self.io.get_ref(), Either::Right(stream) if stream.is_early())
+        self.early || matches!(self.io.get_ref(), Either::Right(stream) if stream.is_early())
     }
 
     /// Turns a pending operation into an error once the session has ended.
@@ -398,6 +404,9 @@ struct Inbound {
     ended: Option<CancellationToken>,
     /// How long an inbound stream may take to name its protocol.
     negotiation_timeout: Duration,
+    /// For a TLS listener that took early data: whether what is read now
+    /// is early data.
+    early_phase: Option<EarlyPhase>,
 }
 
 impl Inbound {
@@ -414,7 +423,13 @@ impl Inbound {
             streams,
             ended,
             negotiation_timeout: config.handshake_timeout,
+            early_phase: None,
         }
+    }
+
+    fn with_early_phase(mut self, early_phase: Option<EarlyPhase>) -> Self {
+        self.early_phase = early_phase;
+        self
     }
 
     fn start(&mut self, io: StreamIo) {
@@ -429,10 +444,14 @@ impl Inbound {
         let protocols = self.protocols.clone();
         let ended = self.ended.clone();
         let deadline = Deadline::after(self.negotiation_timeout);
+        // The stream's opening was read just now: in early data or not.
+        let early = self.early_phase.as_ref().is_some_and(EarlyPhase::is_on);
         self.negotiating.push(
             async move {
                 let (protocol, io) = listener_select(io, protocols, deadline).await?;
-                Ok(Stream::new(protocol, io, ended, permit))
+                let mut stream = Stream::new(protocol, io, ended, permit);
+                stream.early = early;
+                Ok(stream)
             }
             .boxed(),
         );

@@ -37,6 +37,7 @@ mod endpoint;
 mod error;
 mod layering;
 mod tcp;
+mod tls_server;
 mod upgrade;
 
 #[cfg(feature = "libp2p")]
@@ -52,7 +53,7 @@ pub use crate::{
     addr::{TransportKind, multiaddr, parse_addr, quic_multiaddr, tcp_multiaddr, tcp_socket_addr},
     config::{
         Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PENDING_HANDSHAKES,
-        DEFAULT_MAX_STREAMS, MAX_STREAMS_LIMIT,
+        DEFAULT_MAX_STREAMS, MAX_STREAMS_LIMIT, MAX_TLS_EARLY_DATA,
     },
     connection::{Connection, Stream},
     endpoint::{Endpoint, Listener},

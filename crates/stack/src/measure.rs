@@ -110,34 +110,78 @@ fn serve(mut listener: crate::Listener) {
 /// # Errors
 /// Any [`Error`] of the stack (none is expected on a loss-free link).
 pub async fn tcp(layering: Layering, delay: Duration) -> Result<Measurement, Error> {
-    let network = Network::new(LinkConfig::with_delay(delay)).map_err(netsim)?;
-    let config = |seed| -> Result<Config, Error> {
-        Ok(Config::new(identity(seed))?
-            .with_layering(layering)?
-            .with_protocols([ping()]))
-    };
-    let server = Endpoint::new(config(2)?);
-    let server_id = server.local_peer_id();
-    let sim_listener = network.host(SERVER).listen(4001).map_err(netsim)?;
-    let server_addr = sim_listener.local_addr();
-    serve(listen_on_netsim(&server, sim_listener));
+    tcp_resumed(layering, delay, ZeroRttServer::Accepts, false).await
+}
 
-    let client = Endpoint::new(config(1)?);
+/// A TCP layering over a netsim stream link of one-way delay `delay`, the
+/// listener using the same layering and doing `server` about TLS early
+/// data. With `reconnect`, a first connection (with one request) leaves a
+/// session ticket and the second connection is measured; for
+/// [`ZeroRttServer::Rejects`], it goes to a second listener of the same
+/// identity and session store that takes no early data.
+///
+/// # Errors
+/// Any [`Error`] of the stack (none is expected on a loss-free link).
+pub async fn tcp_resumed(
+    layering: Layering,
+    delay: Duration,
+    server: ZeroRttServer,
+    reconnect: bool,
+) -> Result<Measurement, Error> {
+    let network = Network::new(LinkConfig::with_delay(delay)).map_err(netsim)?;
+    let server_config = Config::new(identity(2))?
+        .with_layering(layering)?
+        .with_accept_0rtt(server != ZeroRttServer::Refuses)
+        .with_protocols([ping()]);
+    let server_endpoint = Endpoint::new(server_config.clone());
+    let server_id = server_endpoint.local_peer_id();
+    let sim_listener = network.host(SERVER).listen(4001).map_err(netsim)?;
+    let mut server_addr = sim_listener.local_addr();
+    serve(listen_on_netsim(&server_endpoint, sim_listener));
+
+    let client = Endpoint::new(
+        Config::new(identity(1))?
+            .with_layering(layering)?
+            .with_protocols([ping()]),
+    );
+    let dial = |addr| {
+        let network = &network;
+        let client = &client;
+        async move {
+            let io = network.host(CLIENT).connect(addr).await.map_err(netsim)?;
+            client
+                .dial_io(io, tcp_multiaddr(addr), Some(server_id))
+                .await
+        }
+    };
+    if reconnect {
+        let first = dial(server_addr).await?;
+        request(&first).await?;
+        // The session ticket follows the handshake; let it land.
+        tokio::time::sleep(4 * delay).await;
+        first.close().await?;
+        if server == ZeroRttServer::Rejects {
+            let refusing = Endpoint::new(server_config.with_accept_0rtt(false));
+            let sim_listener = network.host(SERVER).listen(4002).map_err(netsim)?;
+            server_addr = sim_listener.local_addr();
+            serve(listen_on_netsim(&refusing, sim_listener));
+        }
+        tokio::time::sleep(4 * delay).await;
+    }
+
+    let offset = network.elapsed();
     let start = Instant::now();
-    let io = network
-        .host(CLIENT)
-        .connect(server_addr)
-        .await
-        .map_err(netsim)?;
-    let connection = client
-        .dial_io(io, tcp_multiaddr(server_addr), Some(server_id))
-        .await?;
+    let connection = dial(server_addr).await?;
     request(&connection).await?;
     let ttfb = start.elapsed();
     let measurement = Measurement {
         rtt: network.rtt(CLIENT.into(), SERVER.into()),
         ttfb,
-        recording: network.recorder().recording().until(ttfb),
+        recording: network
+            .recorder()
+            .recording()
+            .since(offset)
+            .until(offset + ttfb),
         early_muxer: connection.early_muxer(),
         zero_rtt: None,
     };
@@ -157,10 +201,11 @@ pub fn listen_on_netsim(endpoint: &Endpoint, listener: StreamListener) -> crate:
     endpoint.listen_on(incoming.boxed(), local_addr)
 }
 
-/// What a QUIC server does about 0-RTT.
+/// What a server does about early data: QUIC 0-RTT data, or TLS 1.3 early
+/// data on TCP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ZeroRttServer {
-    /// Accepts 0-RTT data.
+    /// Accepts early data.
     Accepts,
     /// Never accepts it: its tickets allow none, so clients do not try.
     Refuses,

@@ -6,17 +6,24 @@ use onetrip_multistream::{Deadline, Mode, Negotiated, Protocol, dialer_select, l
 use onetrip_noise::NoiseStream;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
+use tokio_rustls::{TlsConnector, client::TlsStream as TlsClient};
 use tokio_util::{
     compat::{Compat, TokioAsyncReadCompatExt},
     either::Either,
 };
 
-use crate::{Config, Error, MuxerNegotiation, Security, config::yamux_protocol};
+use crate::{
+    Config, Error, MuxerNegotiation, Security,
+    config::yamux_protocol,
+    tls_server::{EarlyPhase, TlsServer},
+};
 
 /// The secure channel over the stream the security protocol was negotiated
-/// on: Noise (`Left`) or TLS (`Right`).
-pub(crate) type SecureIo<T> = Either<NoiseStream<Negotiated<T>>, TlsStream<Negotiated<T>>>;
+/// on: Noise (`Left`) or TLS (`Right`), as client or server.
+pub(crate) type SecureIo<T> = Either<NoiseStream<Negotiated<T>>, TlsIo<Negotiated<T>>>;
+
+/// TLS as the client (`Left`) or the server (`Right`).
+pub(crate) type TlsIo<T> = Either<TlsClient<T>, TlsServer<T>>;
 
 /// What yamux runs on: the secure channel itself when the muxer was chosen
 /// inside the security handshake (`Left`), or the stream `/yamux/1.0.0` was
@@ -48,13 +55,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Secured<T> {
         matches!(self.io, Either::Left(_))
     }
 
-    /// The security protocol.
-    pub(crate) fn security(&self) -> Security {
-        let secure = match &self.io {
+    /// For a TLS server that took early data, whether what is read now is
+    /// early data.
+    pub(crate) fn early_phase(&self) -> Option<EarlyPhase> {
+        match self.secure_io() {
+            Either::Right(Either::Right(server)) => Some(server.early_phase()),
+            _ => None,
+        }
+    }
+
+    fn secure_io(&self) -> &SecureIo<T> {
+        match &self.io {
             Either::Left(secure) => secure,
             Either::Right(negotiated) => negotiated.get_ref(),
-        };
-        match secure {
+        }
+    }
+
+    /// The security protocol.
+    pub(crate) fn security(&self) -> Security {
+        match self.secure_io() {
             Either::Left(_) => Security::Noise,
             Either::Right(_) => Security::Tls,
         }
@@ -171,6 +190,7 @@ where
     let name = ServerName::try_from(dial.server_name().to_owned())
         .expect("a dial's server name is a DNS name");
     let stream = TlsConnector::from(client)
+        .early_data(config.layering.early_data)
         .connect(name, io)
         .await
         // The verifier's typed reason, if it refused the server.
@@ -178,14 +198,25 @@ where
             dial.refusal()
                 .map_or_else(|| tls_io_error(err), Error::from)
         })?;
-    let remote_peer_id = dial
-        .peer_id()
-        .expect("the verifier names the server of a completed handshake");
-    let muxer_chosen =
-        onetrip_tls::alpn::chosen_muxer(stream.get_ref().1.alpn_protocol()).is_some();
+    let session = stream.get_ref().1;
+    let (remote_peer_id, muxer_chosen) = if session.is_handshaking() {
+        // Resuming with early data: the connection is handed over before
+        // the handshake, so that the first streams travel with the
+        // ClientHello. Only a ticket of `expected` resumes, and the server
+        // takes early data only if it selects the ALPN protocol of that
+        // session again, which chose the muxer when our layering does.
+        let expected = expected.expect("early data resumes a ticket of the expected peer");
+        (expected, config.layering.early_muxer())
+    } else {
+        let remote_peer_id = dial
+            .peer_id()
+            .expect("the verifier names the server of a completed handshake");
+        let chosen = onetrip_tls::alpn::chosen_muxer(session.alpn_protocol()).is_some();
+        (remote_peer_id, chosen)
+    };
     Ok(Secure {
         remote_peer_id,
-        io: Either::Right(TlsStream::Client(stream)),
+        io: Either::Right(Either::Left(stream)),
         muxer_chosen,
     })
 }
@@ -196,11 +227,11 @@ async fn tls_inbound<T>(io: Negotiated<T>, config: &Config) -> Result<Secure<T>,
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let stream = TlsAcceptor::from(config.tls_server())
-        .accept(io)
+    let stream = TlsServer::accept(io, config.tls_server())
         .await
         .map_err(tls_io_error)?;
-    let connection = stream.get_ref().1;
+    let connection = stream.connection();
+    // A resumed session keeps the client's certificate chain.
     let remote_peer_id = match connection.peer_certificates() {
         Some([end_entity, intermediates @ ..]) => {
             onetrip_tls::peer_id(end_entity, intermediates).map_err(onetrip_tls::Error::from)?
@@ -215,7 +246,7 @@ where
     let muxer_chosen = onetrip_tls::alpn::chosen_muxer(connection.alpn_protocol()).is_some();
     Ok(Secure {
         remote_peer_id,
-        io: Either::Right(TlsStream::Server(stream)),
+        io: Either::Right(Either::Right(stream)),
         muxer_chosen,
     })
 }

@@ -36,12 +36,33 @@ async fn tcp_table(delay: Duration) {
         ("tcp-onetrip", 3, true),
         ("tcp-tls-classic", 6, false),
         ("tcp-tls-onetrip", 3, true),
+        ("tcp-tls-0rtt", 3, true),
     ];
     for (name, round_trips, early) in table {
         let layering: Layering = name.parse().unwrap();
         let measured = measure::tcp(layering, delay).await.unwrap();
         check(name, &measured, round_trips);
         assert_eq!(measured.early_muxer, early, "{name}");
+    }
+}
+
+/// TLS early data on TCP: a reconnect's first streams leave with the
+/// ClientHello (2 RTT); without a ticket, or when the server takes no early
+/// data, it is `tcp-tls-onetrip` (3 RTT).
+async fn tcp_early_data_table(delay: Duration) {
+    use ZeroRttServer::*;
+    let cases = [
+        ("tcp-tls-0rtt, first connection", Accepts, false, 3),
+        ("tcp-tls-0rtt, reconnect", Accepts, true, 2),
+        ("tcp-tls-0rtt, server refuses early data", Refuses, true, 3),
+        ("tcp-tls-0rtt, server rejects early data", Rejects, true, 3),
+    ];
+    for (name, server, reconnect, round_trips) in cases {
+        let measured = measure::tcp_resumed(Layering::TCP_TLS_0RTT, delay, server, reconnect)
+            .await
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        check(name, &measured, round_trips);
+        assert!(measured.early_muxer, "{name}");
     }
 }
 
@@ -107,6 +128,16 @@ async fn tcp_round_trips_at_10_ms() {
 #[tokio::test(start_paused = true)]
 async fn tcp_round_trips_at_50_ms() {
     tcp_table(Duration::from_millis(50)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_early_data_round_trips_at_10_ms() {
+    tcp_early_data_table(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_early_data_round_trips_at_50_ms() {
+    tcp_early_data_table(Duration::from_millis(50)).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -208,3 +208,73 @@ async fn a_quic_stream_that_came_as_0rtt_data_is_early() {
         dialed.close().await.unwrap();
     }
 }
+
+/// TLS 1.3 early data on TCP, on a netsim link in virtual time: on a
+/// reconnect the listener's first stream came as early data and says so,
+/// a stream opened after the handshake does not; and the client's first
+/// flight, captured and sent again by someone else, never reaches the
+/// application a second time (the ticket is spent: the copy meets a full
+/// handshake it cannot finish).
+#[tokio::test(start_paused = true)]
+async fn tls_early_data_is_flagged_and_its_replay_refused() {
+    use std::time::Duration;
+
+    use onetrip_netsim::{LinkConfig, Network};
+    use onetrip_stack::{Error, tcp_multiaddr};
+    use onetrip_testkit::Recorded;
+
+    let network = Network::new(LinkConfig::with_delay(Duration::from_millis(10))).unwrap();
+    let early = || {
+        config()
+            .with_layering(Layering::TCP_TLS_0RTT)
+            .unwrap()
+            .with_handshake_timeout(Duration::from_secs(5))
+    };
+    let server = Endpoint::new(early().with_accept_0rtt(true));
+    let sim_listener = network.host([10, 0, 0, 2]).listen(4001).unwrap();
+    let addr = sim_listener.local_addr();
+    let mut listener = onetrip_stack::measure::listen_on_netsim(&server, sim_listener);
+    let client = Endpoint::new(early());
+    let mut first_flight = Vec::new();
+    for reconnect in [false, true] {
+        let io = network.host([10, 0, 0, 1]).connect(addr).await.unwrap();
+        let (io, log) = Recorded::new(io);
+        let (dialed, accepted) = tokio::join!(
+            client.dial_io(io, tcp_multiaddr(addr), Some(server.local_peer_id())),
+            listener.accept()
+        );
+        let (dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+        for (n, early) in [(0u8, reconnect), (1, false)] {
+            let mut stream = dialed.open_stream(echo()).await.unwrap();
+            stream.write_all(&[n]).await.unwrap();
+            stream.flush().await.unwrap();
+            if reconnect && n == 0 {
+                // ClientHello and early data: all the client sent so far.
+                first_flight = log.bytes();
+            }
+            stream.shutdown().await.unwrap();
+            let (_, mut inbound) = accepted.accept_stream().await.unwrap();
+            assert_eq!(inbound.is_early(), early, "listener, stream {n}");
+            let mut byte = Vec::new();
+            inbound.read_to_end(&mut byte).await.unwrap();
+            assert_eq!(byte, [n]);
+        }
+        // The session ticket follows the handshake.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        dialed.close().await.unwrap();
+    }
+
+    // The replay: the same bytes from another host.
+    assert!(!first_flight.is_empty());
+    let mut attacker = network.host([10, 0, 0, 3]).connect(addr).await.unwrap();
+    attacker.write_all(&first_flight).await.unwrap();
+    let replayed = tokio::time::timeout(Duration::from_secs(30), listener.next())
+        .await
+        .expect("the listener gives up on the copy at its setup timeout")
+        .expect("the listener goes on");
+    assert!(
+        matches!(replayed, Err(Error::Timeout)),
+        "the copy must not get through: {replayed:?}"
+    );
+    drop(attacker);
+}

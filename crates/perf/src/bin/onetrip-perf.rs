@@ -49,7 +49,8 @@ struct Opts {
     download_bytes: Option<u64>,
     /// The layering preset: tcp-classic, tcp-optimistic-app,
     /// tcp-libp2p-default, tcp-early-muxer, tcp-onetrip, tcp-tls-classic,
-    /// tcp-tls-onetrip, quic, quic-optimistic, quic-0rtt. Default:
+    /// tcp-tls-onetrip, tcp-tls-0rtt, quic, quic-optimistic, quic-0rtt.
+    /// Default:
     /// tcp-onetrip over TCP,
     /// quic-optimistic over QUIC.
     #[arg(long)]
