@@ -5,7 +5,13 @@ use libp2p_identity::PeerId;
 use onetrip_multistream::{Deadline, Mode, Negotiated, Protocol, dialer_select, listener_select};
 use onetrip_noise::NoiseStream;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
 use tokio_rustls::{TlsConnector, client::TlsStream as TlsClient};
 use tokio_util::{
     compat::{Compat, TokioAsyncReadCompatExt},
@@ -23,7 +29,45 @@ use crate::{
 pub(crate) type SecureIo<T> = Either<NoiseStream<Negotiated<T>>, TlsIo<Negotiated<T>>>;
 
 /// TLS as the client (`Left`) or the server (`Right`).
-pub(crate) type TlsIo<T> = Either<TlsClient<T>, TlsServer<T>>;
+pub(crate) type TlsIo<T> = Either<TlsDialer<T>, TlsServer<T>>;
+
+/// The client side of TLS, with its dial's record: a connection handed over
+/// before its handshake (early data) may still meet the certificate
+/// verifier, if the server declines to resume, and the verifier reads the
+/// dial's record (whom it expects) for as long as the handshake runs.
+#[derive(Debug)]
+pub(crate) struct TlsDialer<T> {
+    stream: TlsClient<T>,
+    _dial: onetrip_tls::Dial,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsDialer<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsDialer<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
 
 /// What yamux runs on: the secure channel itself when the muxer was chosen
 /// inside the security handshake (`Left`), or the stream `/yamux/1.0.0` was
@@ -216,7 +260,10 @@ where
     };
     Ok(Secure {
         remote_peer_id,
-        io: Either::Right(Either::Left(stream)),
+        io: Either::Right(Either::Left(TlsDialer {
+            stream,
+            _dial: dial,
+        })),
         muxer_chosen,
     })
 }

@@ -278,3 +278,51 @@ async fn tls_early_data_is_flagged_and_its_replay_refused() {
     );
     drop(attacker);
 }
+
+/// A reconnect whose ticket the server no longer knows (it restarted, or
+/// evicted the session): the early data is rejected, the server runs a
+/// full handshake (the dialer still checks the certificate against the
+/// peer it expects), and the same bytes follow it: the request is served
+/// once, and not as early data.
+#[tokio::test(start_paused = true)]
+async fn tls_early_data_to_a_server_that_forgot_the_ticket_is_sent_again() {
+    use std::time::Duration;
+
+    use onetrip_netsim::{LinkConfig, Network};
+    use onetrip_stack::tcp_multiaddr;
+
+    let network = Network::new(LinkConfig::with_delay(Duration::from_millis(10))).unwrap();
+    let keypair = Keypair::generate_ed25519();
+    let early = |keypair: Keypair| {
+        Config::new(keypair)
+            .unwrap()
+            .with_layering(Layering::TCP_TLS_0RTT)
+            .unwrap()
+            .with_protocols([echo()])
+    };
+    let client = Endpoint::new(early(Keypair::generate_ed25519()));
+    for port in [4001, 4002] {
+        // The second server has the same identity and a new session store.
+        let server = Endpoint::new(early(keypair.clone()).with_accept_0rtt(true));
+        let sim_listener = network.host([10, 0, 0, 2]).listen(port).unwrap();
+        let addr = sim_listener.local_addr();
+        let mut listener = onetrip_stack::measure::listen_on_netsim(&server, sim_listener);
+        let io = network.host([10, 0, 0, 1]).connect(addr).await.unwrap();
+        let (dialed, accepted) = tokio::join!(
+            client.dial_io(io, tcp_multiaddr(addr), Some(server.local_peer_id())),
+            listener.accept()
+        );
+        let (dialed, mut accepted) = (dialed.unwrap(), accepted.unwrap());
+        let mut stream = dialed.open_stream(echo()).await.unwrap();
+        stream.write_all(&[port as u8]).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let (_, mut inbound) = accepted.accept_stream().await.unwrap();
+        assert!(!inbound.is_early(), "port {port}");
+        let mut byte = Vec::new();
+        inbound.read_to_end(&mut byte).await.unwrap();
+        assert_eq!(byte, [port as u8]);
+        // The session ticket follows the handshake.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        dialed.close().await.unwrap();
+    }
+}
