@@ -102,8 +102,13 @@ impl Connection {
             session,
             commands: command_rx,
             opening: VecDeque::new(),
-            inbound: Inbound::new(inbound_tx, config, streams.clone(), Some(ended.clone()))
-                .with_early_phase(early_phase),
+            inbound: Inbound::new(
+                inbound_tx,
+                config,
+                streams.clone(),
+                Some(ended.clone()),
+                early_phase,
+            ),
             closing: None,
             close_timeout: config.handshake_timeout,
             ended: ended.clone(),
@@ -137,7 +142,7 @@ impl Connection {
         let driver = QuicDriver {
             accept: async move { accepting.accept_bi().await }.boxed(),
             connection: connection.clone(),
-            inbound: Inbound::new(inbound_tx, config, streams.clone(), None),
+            inbound: Inbound::new(inbound_tx, config, streams.clone(), None, None),
             stop: Box::pin(stop.clone().cancelled_owned()),
             _permit: permit,
         };
@@ -229,7 +234,7 @@ impl Connection {
         let (protocol, io) = dialer_select(io, [protocol], mode, deadline)
             .await
             .map_err(Error::StreamNegotiation)?;
-        Ok(Stream::new(protocol, io, ended, permit))
+        Ok(Stream::new(protocol, io, ended, permit, false))
     }
 
     /// The next inbound stream whose protocol is one of the configured
@@ -309,13 +314,14 @@ impl Stream {
         io: Negotiated<StreamIo>,
         ended: Option<CancellationToken>,
         permit: OwnedSemaphorePermit,
+        early: bool,
     ) -> Self {
         Stream {
             protocol,
             io,
             ended: ended.map(|ended| Box::pin(ended.cancelled_owned())),
             _permit: permit,
-            early: false,
+            early,
         }
     }
 
@@ -415,6 +421,7 @@ impl Inbound {
         config: &Config,
         streams: Arc<Semaphore>,
         ended: Option<CancellationToken>,
+        early_phase: Option<EarlyPhase>,
     ) -> Self {
         Inbound {
             negotiating: FuturesUnordered::new(),
@@ -423,13 +430,8 @@ impl Inbound {
             streams,
             ended,
             negotiation_timeout: config.handshake_timeout,
-            early_phase: None,
+            early_phase,
         }
-    }
-
-    fn with_early_phase(mut self, early_phase: Option<EarlyPhase>) -> Self {
-        self.early_phase = early_phase;
-        self
     }
 
     fn start(&mut self, io: StreamIo) {
@@ -449,9 +451,7 @@ impl Inbound {
         self.negotiating.push(
             async move {
                 let (protocol, io) = listener_select(io, protocols, deadline).await?;
-                let mut stream = Stream::new(protocol, io, ended, permit);
-                stream.early = early;
-                Ok(stream)
+                Ok(Stream::new(protocol, io, ended, permit, early))
             }
             .boxed(),
         );

@@ -113,9 +113,11 @@ async fn upgrade(
             yamux::Mode::Server,
         ),
     };
-    // The Noise handshake checks this for a dialer; a hole-punching
-    // "listener" checks here.
-    PeerIdMismatch::check(expected, secured.remote_peer_id).map_err(Error::PeerIdMismatch)?;
+    // A dialer's handshake checked `expected` (Noise before our identity
+    // leaves, TLS in its verifier); a hole-punching "listener" checks here.
+    if role == Role::Listener {
+        PeerIdMismatch::check(expected, secured.remote_peer_id).map_err(Error::PeerIdMismatch)?;
+    }
     let (remote_peer_id, session) = secured.into_session(&config, mode);
     Ok((remote_peer_id, StreamMuxerBox::new(Muxer::new(session))))
 }

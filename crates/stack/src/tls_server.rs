@@ -162,10 +162,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsServer<IO> {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
             ready!(this.poll_receive(cx))?;
-            // Handshake messages (a session ticket) or alerts may follow.
-            if this.poll_send(cx)?.is_pending() {
-                // The socket is full: the writer's next flush sends it.
-            }
+            // Handshake messages (a session ticket) or alerts may follow;
+            // if the socket is full, the writer's next flush sends them.
+            let _ = this.poll_send(cx)?;
         }
     }
 }

@@ -163,6 +163,17 @@ async fn listener_speaks_first_on_every_preset() {
     }
 }
 
+/// Reads the connection's next inbound stream to its end, which must be the
+/// one byte `n`; says whether the stream came as early data.
+async fn receive_byte(connection: &mut onetrip_stack::Connection, n: u8) -> bool {
+    let (_, mut inbound) = connection.accept_stream().await.unwrap();
+    let early = inbound.is_early();
+    let mut byte = Vec::new();
+    inbound.read_to_end(&mut byte).await.unwrap();
+    assert_eq!(byte, [n]);
+    early
+}
+
 /// Over QUIC with 0-RTT, the listener's stream that came as 0-RTT data
 /// says so (as does the dialer's), and a stream opened after the
 /// handshake does not: what a protocol reads to refuse a request that is
@@ -197,11 +208,8 @@ async fn a_quic_stream_that_came_as_0rtt_data_is_early() {
             assert_eq!(stream.is_early(), early, "dialer, stream {n}");
             stream.write_all(&[n]).await.unwrap();
             stream.shutdown().await.unwrap();
-            let (_, mut inbound) = accepted.accept_stream().await.unwrap();
-            assert_eq!(inbound.is_early(), early, "listener, stream {n}");
-            let mut byte = Vec::new();
-            inbound.read_to_end(&mut byte).await.unwrap();
-            assert_eq!(byte, [n]);
+            let inbound_early = receive_byte(&mut accepted, n).await;
+            assert_eq!(inbound_early, early, "listener, stream {n}");
         }
         // The session tickets follow the handshake.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -253,11 +261,8 @@ async fn tls_early_data_is_flagged_and_its_replay_refused() {
                 first_flight = log.bytes();
             }
             stream.shutdown().await.unwrap();
-            let (_, mut inbound) = accepted.accept_stream().await.unwrap();
-            assert_eq!(inbound.is_early(), early, "listener, stream {n}");
-            let mut byte = Vec::new();
-            inbound.read_to_end(&mut byte).await.unwrap();
-            assert_eq!(byte, [n]);
+            let inbound_early = receive_byte(&mut accepted, n).await;
+            assert_eq!(inbound_early, early, "listener, stream {n}");
         }
         // The session ticket follows the handshake.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -316,11 +321,8 @@ async fn tls_early_data_to_a_server_that_forgot_the_ticket_is_sent_again() {
         let mut stream = dialed.open_stream(echo()).await.unwrap();
         stream.write_all(&[port as u8]).await.unwrap();
         stream.shutdown().await.unwrap();
-        let (_, mut inbound) = accepted.accept_stream().await.unwrap();
-        assert!(!inbound.is_early(), "port {port}");
-        let mut byte = Vec::new();
-        inbound.read_to_end(&mut byte).await.unwrap();
-        assert_eq!(byte, [port as u8]);
+        let inbound_early = receive_byte(&mut accepted, port as u8).await;
+        assert!(!inbound_early, "port {port}");
         // The session ticket follows the handshake.
         tokio::time::sleep(Duration::from_millis(100)).await;
         dialed.close().await.unwrap();
