@@ -39,7 +39,7 @@ use onetrip_stack::{
     measure::{self, ZeroRttServer},
     multiaddr, parse_addr,
 };
-use onetrip_testkit::js_peer::{JsPeer, PerfHandler};
+use onetrip_testkit::peer::{Encryption, Peer, PerfHandler};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -153,7 +153,7 @@ async fn relayed(target: &Multiaddr, delay: Duration) -> Multiaddr {
 
 /// onetrip with `preset` dials the js node through the relay: the median
 /// TTFB of a ping request, after one warm-up dial.
-async fn onetrip_dials_js(js: &JsPeer, preset: Preset, delay: Duration) -> Duration {
+async fn onetrip_dials_js(js: &Peer, preset: Preset, delay: Duration) -> Duration {
     let target = match preset {
         Preset::Tcp(_) => &js.tcp,
         Preset::Quic(_) => &js.quic,
@@ -164,7 +164,7 @@ async fn onetrip_dials_js(js: &JsPeer, preset: Preset, delay: Duration) -> Durat
 
 /// The js node dials onetrip through the relay and measures its own TTFB
 /// of a ping request; the median after one warm-up dial.
-async fn js_dials_onetrip(js: &mut JsPeer, target: &Multiaddr, optimistic: bool) -> Duration {
+async fn js_dials_onetrip(js: &mut Peer, target: &Multiaddr, optimistic: bool) -> Duration {
     let mut samples = Vec::new();
     for run in 0..=RUNS {
         let answer = js
@@ -184,7 +184,7 @@ async fn js_dials_onetrip(js: &mut JsPeer, target: &Multiaddr, optimistic: bool)
 /// Measures against js-libp2p and renders the section of
 /// `spec/round-trips.md`.
 async fn js_section(server: &OnetripServer) -> String {
-    let mut js = JsPeer::start(PerfHandler::Stock).await;
+    let mut js = Peer::js(PerfHandler::Stock, Encryption::Noise).await;
     let rtt = 2 * JS_DELAY;
     // (dialer, listener, transport, measured RTTs, netsim count)
     let mut rows: Vec<(String, String, &str, f64, Option<f64>)> = Vec::new();

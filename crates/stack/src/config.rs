@@ -242,6 +242,12 @@ impl Config {
         self.quic_layering
     }
 
+    /// The session tickets that this endpoint's TCP + TLS dials keep, per
+    /// peer (the QUIC ones are in [`Config::quic`]'s store).
+    pub fn tls_ticket_store(&self) -> &Arc<TicketStore> {
+        &self.tls_tickets
+    }
+
     /// The QUIC configuration these settings imply: the identity's
     /// certificate, its session tickets and the server's single-use
     /// session store (shared by every QUIC endpoint of this

@@ -37,8 +37,10 @@ use crate::{
 const INBOUND_QUEUE: usize = 64;
 
 /// Inbound streams negotiating their protocol at once per connection;
-/// beyond this, new ones are reset.
-const MAX_NEGOTIATING: usize = 64;
+/// beyond this, new ones are reset. rust-libp2p's default for the same
+/// bound (`max_negotiating_inbound_streams`): a peer that opens 64
+/// streams at once also opens Identify beside them.
+const MAX_NEGOTIATING: usize = 128;
 
 /// An established libp2p connection: authenticated and multiplexed, over
 /// TCP (yamux) or QUIC.
@@ -254,7 +256,9 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::Yamux`], [`Error::Io`] or [`Error::Timeout`] if closing
-    /// failed; closing an already closed connection succeeds.
+    /// failed; closing an already closed connection succeeds, and so does
+    /// one that the peer closes or resets meanwhile (a peer may close the
+    /// connection as soon as it reads yamux's GoAway).
     pub async fn close(self) -> Result<(), Error> {
         match &self.transport {
             Transport::Yamux { commands, .. } => {
@@ -549,6 +553,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> YamuxDriver<T> {
             return Poll::Pending;
         };
         let result = match self.session.poll_close(cx) {
+            Poll::Ready(Err(yamux::ConnectionError::Io(err))) if closed_by_peer(&err) => {
+                tracing::debug!(%err, "the peer closed the connection first");
+                Ok(())
+            }
             Poll::Ready(result) => result.map_err(Error::from),
             Poll::Pending if deadline.as_mut().poll(cx).is_ready() => Err(Error::Timeout),
             Poll::Pending => return Poll::Pending,
@@ -558,6 +566,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> YamuxDriver<T> {
         }
         Poll::Ready(())
     }
+}
+
+/// Whether `err`, met while closing, says the peer has closed its end.
+fn closed_by_peer(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::NotConnected
+    )
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Future for YamuxDriver<T> {

@@ -2,8 +2,8 @@
 
 #[cfg(feature = "certificates")]
 pub mod certificates;
-#[cfg(feature = "js-peer")]
-pub mod js_peer;
+#[cfg(feature = "peers")]
+pub mod peer;
 
 use std::{
     io,

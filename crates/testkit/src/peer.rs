@@ -1,10 +1,10 @@
-//! A stock js-libp2p 3 node (`tests/js-peer`), driven by JSON lines: the
-//! real peer of the js-libp2p interoperability tests and of the
-//! real-socket round-trip cross-check.
+//! Stock libp2p nodes of other implementations, js-libp2p 3
+//! (`tests/js-peer`) and go-libp2p (`tests/go-peer`), driven by JSON lines:
+//! the real peers of the interoperability tests and of the real-socket
+//! round-trip cross-check.
 //!
-//! The node runs on the Node.js 22 its package pins; it is installed with
-//! `npm ci --prefix tests/js-peer`. Every wait is bounded: a peer that hangs
-//! fails the caller with a message instead of stalling it.
+//! Every wait is bounded: a peer that hangs fails the caller with a message
+//! instead of stalling it.
 
 use std::{
     collections::VecDeque,
@@ -43,7 +43,7 @@ pub enum PerfHandler {
     Checked,
 }
 
-/// The connection encrypter the node proposes when it dials over TCP.
+/// The connection encrypter a node proposes (first) when it dials over TCP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encryption {
     /// `/noise` (@chainsafe/libp2p-noise).
@@ -52,11 +52,55 @@ pub enum Encryption {
     Tls,
 }
 
-/// The js-libp2p node, driven by JSON lines.
-pub struct JsPeer {
+/// A libp2p implementation the tests run as a real peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Implementation {
+    /// js-libp2p 3 (`tests/js-peer/peer.mjs`, on the Node.js 22 its
+    /// package pins), installed with `npm ci --prefix tests/js-peer`.
+    Js,
+    /// go-libp2p (`tests/go-peer`, a Go module), built with
+    /// `go build -C tests/go-peer -o go-peer .`.
+    Go,
+}
+
+impl Implementation {
+    /// The program to run and its first arguments, or why it cannot run.
+    fn program(self) -> (PathBuf, Vec<String>) {
+        let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests");
+        let (program, args, install) = match self {
+            Implementation::Js => {
+                let dir = tests.join("js-peer");
+                let script = dir.join("peer.mjs").display().to_string();
+                (
+                    dir.join("node_modules/.bin/node"),
+                    vec![script],
+                    "npm ci --prefix tests/js-peer",
+                )
+            }
+            Implementation::Go => (
+                tests.join("go-peer/go-peer"),
+                vec![],
+                "go build -C tests/go-peer -o go-peer .",
+            ),
+        };
+        assert!(
+            program.exists(),
+            "the {self:?} libp2p peer is not installed ({} is missing): run `{install}`",
+            program.display()
+        );
+        (program, args)
+    }
+}
+
+/// A stock libp2p node in a child process, driven by JSON lines: the same
+/// commands and events for every [`Implementation`] (see
+/// `tests/js-peer/peer.mjs` and `tests/go-peer/main.go`).
+pub struct Peer {
     child: Child,
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
+    /// Which implementation runs.
+    pub implementation: Implementation,
     /// The node's peer id.
     pub peer_id: PeerId,
     /// Its TCP listening address, with `/p2p`.
@@ -67,41 +111,40 @@ pub struct JsPeer {
     events: VecDeque<Value>,
 }
 
-impl JsPeer {
-    /// Starts the node, listening on loopback TCP and QUIC; it proposes
-    /// Noise when it dials over TCP.
+impl Peer {
+    /// Starts the js-libp2p node, listening on loopback TCP and QUIC,
+    /// proposing `encryption` when it dials over TCP (it answers both).
     ///
     /// # Panics
     /// If the node is not installed, or does not start.
-    pub async fn start(handler: PerfHandler) -> JsPeer {
-        Self::start_proposing(handler, Encryption::Noise).await
-    }
-
-    /// Starts the node, proposing `encryption` when it dials over TCP (it
-    /// answers both).
-    ///
-    /// # Panics
-    /// If the node is not installed, or does not start.
-    pub async fn start_proposing(handler: PerfHandler, encryption: Encryption) -> JsPeer {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/js-peer");
-        let node = dir.join("node_modules/.bin/node");
-        assert!(
-            node.exists(),
-            "the js-libp2p peer is not installed ({} is missing): run `npm ci --prefix tests/js-peer`",
-            node.display()
-        );
+    pub async fn js(handler: PerfHandler, encryption: Encryption) -> Peer {
         let handler = match handler {
             PerfHandler::Stock => "--perf-handler=stock",
             PerfHandler::Checked => "--perf-handler=checked",
         };
+        Self::start(Implementation::Js, encryption, &[handler]).await
+    }
+
+    /// Starts the go-libp2p node, listening on loopback TCP and QUIC,
+    /// proposing `encryption` first when it dials over TCP (it answers
+    /// both).
+    ///
+    /// # Panics
+    /// If the node is not built, or does not start.
+    pub async fn go(encryption: Encryption) -> Peer {
+        Self::start(Implementation::Go, encryption, &[]).await
+    }
+
+    async fn start(implementation: Implementation, encryption: Encryption, extra: &[&str]) -> Peer {
+        let (program, args) = implementation.program();
         let security = match encryption {
             Encryption::Noise => "--security=noise",
             Encryption::Tls => "--security=tls",
         };
-        let mut child = Command::new(node)
-            .arg(dir.join("peer.mjs"))
+        let mut child = Command::new(program)
+            .args(args)
+            .args(extra)
             .args([
-                handler,
                 security,
                 "/ip4/127.0.0.1/tcp/0",
                 "/ip4/127.0.0.1/udp/0/quic-v1",
@@ -111,21 +154,23 @@ impl JsPeer {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("cannot start the js-libp2p peer");
+            .unwrap_or_else(|err| panic!("cannot start the {implementation:?} libp2p peer: {err}"));
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut peer = JsPeer {
+        let mut peer = Peer {
             child,
             stdin,
             stdout,
+            implementation,
             peer_id: PeerId::random(),
             tcp: Multiaddr::empty(),
             quic: Multiaddr::empty(),
             events: VecDeque::new(),
         };
-        let listening = bounded("the js peer's start", peer.next_line()).await;
+        let listening = bounded("the peer's start", peer.next_line()).await;
         assert_eq!(listening["event"], "listening", "{listening}");
         peer.peer_id = listening["peer_id"].as_str().unwrap().parse().unwrap();
+        let with_id = multiaddr::Protocol::P2p(peer.peer_id);
         let addrs: Vec<Multiaddr> = listening["addrs"]
             .as_array()
             .unwrap()
@@ -133,11 +178,21 @@ impl JsPeer {
             .map(|a| a.as_str().unwrap().parse().unwrap())
             .collect();
         let find = |kind: &str| {
-            addrs
+            let addr = addrs
                 .iter()
                 .find(|a| a.to_string().contains(kind))
-                .unwrap_or_else(|| panic!("the js peer does not listen on {kind}: {addrs:?}"))
-                .clone()
+                .unwrap_or_else(|| {
+                    panic!("the {implementation:?} peer does not listen on {kind}: {addrs:?}")
+                })
+                .clone();
+            if addr
+                .iter()
+                .any(|p| matches!(p, multiaddr::Protocol::P2p(_)))
+            {
+                addr
+            } else {
+                addr.with(with_id.clone())
+            }
         };
         peer.tcp = find("/tcp/");
         peer.quic = find("/quic-v1");
@@ -149,8 +204,8 @@ impl JsPeer {
             .stdout
             .next_line()
             .await
-            .expect("reading the js peer")
-            .expect("the js peer exited");
+            .expect("reading the peer")
+            .expect("the peer exited");
         serde_json::from_str(&line).unwrap_or_else(|err| panic!("{err}: {line}"))
     }
 
@@ -166,19 +221,23 @@ impl JsPeer {
         let line = format!("{command}\n");
         self.stdin.write_all(line.as_bytes()).await.unwrap();
         self.stdin.flush().await.unwrap();
-        let answer = bounded(&format!("js command {command}"), async {
-            loop {
-                let value = self.next_line().await;
-                if value["id"] == id {
-                    return value;
+        let answer = bounded(
+            &format!("{:?} command {command}", self.implementation),
+            async {
+                loop {
+                    let value = self.next_line().await;
+                    if value["id"] == id {
+                        return value;
+                    }
+                    self.events.push_back(value);
                 }
-                self.events.push_back(value);
-            }
-        })
+            },
+        )
         .await;
         if let Some(err) = answer.get("error") {
             panic!(
-                "js command {command} failed: {}",
+                "{:?} command {command} failed: {}",
+                self.implementation,
                 err.as_str().unwrap_or_default()
             );
         }
@@ -192,12 +251,15 @@ impl JsPeer {
     /// If they do not come in time.
     pub async fn events_of(&mut self, kind: &str, want: usize) -> Vec<Value> {
         let seen = |events: &VecDeque<Value>| events.iter().filter(|e| e["event"] == kind).count();
-        bounded(&format!("{want} js {kind} events"), async {
-            while seen(&self.events) < want {
-                let value = self.next_line().await;
-                self.events.push_back(value);
-            }
-        })
+        bounded(
+            &format!("{want} {:?} {kind} events", self.implementation),
+            async {
+                while seen(&self.events) < want {
+                    let value = self.next_line().await;
+                    self.events.push_back(value);
+                }
+            },
+        )
         .await;
         let (matching, rest) = self.events.drain(..).partition(|e| e["event"] == kind);
         self.events = rest;
@@ -205,7 +267,7 @@ impl JsPeer {
     }
 }
 
-impl Drop for JsPeer {
+impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
