@@ -7,8 +7,19 @@
 //! to the server. Only payload is delayed, so a TCP time to first byte
 //! through the relay lacks the one RTT that SYN and SYN-ACK cost; callers
 //! add it (see `crosscheck`).
+//!
+//! A TCP relay can also log what it forwards ([`tcp_logged`]): the
+//! flights of a peer the netsim flight recorder cannot run, such as
+//! go-libp2p or js-libp2p, for a ladder ([`FlightLog::ladder`]).
 
-use std::{collections::HashMap, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt::Write,
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -36,10 +47,124 @@ async fn hold_until(due: Instant) {
 /// # Errors
 /// If binding fails.
 pub async fn tcp(server: SocketAddr, delay: Duration) -> io::Result<SocketAddr> {
+    relay_tcp(server, delay, None).await
+}
+
+/// As [`tcp`], and every chunk forwarded is written into `log`.
+///
+/// # Errors
+/// If binding fails.
+pub async fn tcp_logged(
+    server: SocketAddr,
+    delay: Duration,
+    log: FlightLog,
+) -> io::Result<SocketAddr> {
+    relay_tcp(server, delay, Some(log)).await
+}
+
+/// Which way a chunk crossed the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// From the dialer to the listener.
+    Out,
+    /// From the listener to the dialer.
+    Back,
+}
+
+/// One chunk as the relay read it.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// When the relay read it (it leaves the relay `delay` later).
+    pub at: Instant,
+    /// Which way.
+    pub way: Way,
+    /// Its length.
+    pub len: usize,
+    /// Its first [`FlightLog::HEAD`] bytes.
+    pub head: Vec<u8>,
+}
+
+/// The chunks a logged relay read, in order, over all its connections.
+/// Cloning shares the log.
+#[derive(Debug, Clone, Default)]
+pub struct FlightLog(Arc<Mutex<Vec<Chunk>>>);
+
+impl FlightLog {
+    /// Bytes of each chunk kept.
+    pub const HEAD: usize = 96;
+
+    fn push(&self, way: Way, bytes: &[u8]) {
+        let chunk = Chunk {
+            at: Instant::now(),
+            way,
+            len: bytes.len(),
+            head: bytes[..bytes.len().min(Self::HEAD)].to_vec(),
+        };
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(chunk);
+    }
+
+    /// The chunks so far.
+    pub fn chunks(&self) -> Vec<Chunk> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The chunks read before `until`, as a ladder: the time each was read
+    /// (from the first), its direction and size, and the protocol names it
+    /// carries in the clear (multistream-select before the security
+    /// handshake); and how many round trips they span (each turn from
+    /// `←` back to `→` starts one).
+    pub fn ladder(&self, until: Instant) -> (String, usize) {
+        let chunks: Vec<Chunk> = self.chunks().into_iter().filter(|c| c.at < until).collect();
+        let Some(first) = chunks.first().map(|c| c.at) else {
+            return (String::new(), 0);
+        };
+        let mut out = String::from("   ms\n");
+        let mut round_trips = 0;
+        let mut last = None;
+        for chunk in &chunks {
+            if chunk.way == Way::Out && last != Some(Way::Out) {
+                round_trips += 1;
+            }
+            last = Some(chunk.way);
+            let ms = (chunk.at - first).as_secs_f64() * 1e3;
+            let arrow = match chunk.way {
+                Way::Out => "→",
+                Way::Back => "    ←",
+            };
+            let names = clear_names(&chunk.head);
+            let _ = writeln!(out, "{ms:5.0}  {arrow} {} B{names}", chunk.len);
+        }
+        (out, round_trips)
+    }
+}
+
+/// The protocol names in `bytes` if they are multistream-select messages
+/// in the clear (runs of protocol-name characters that start with `/`,
+/// or `na`), with a leading space; empty otherwise.
+fn clear_names(bytes: &[u8]) -> String {
+    let name_byte = |b: &u8| b.is_ascii_alphanumeric() || b"/._-".contains(b);
+    let names: Vec<&str> = bytes
+        .split(|b| !name_byte(b))
+        .filter(|run| (run.len() >= 4 && run[0] == b'/') || *run == b"na")
+        .filter_map(|run| std::str::from_utf8(run).ok())
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("  {}", names.join(" "))
+    }
+}
+
+async fn relay_tcp(
+    server: SocketAddr,
+    delay: Duration,
+    log: Option<FlightLog>,
+) -> io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
+            let log = log.clone();
             tokio::spawn(async move {
                 let Ok(upstream) = TcpStream::connect(server).await else {
                     return;
@@ -47,9 +172,10 @@ pub async fn tcp(server: SocketAddr, delay: Duration) -> io::Result<SocketAddr> 
                 let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = upstream.into_split();
+                let back = log.clone().map(|log| (log, Way::Back));
                 tokio::join!(
-                    pipe(client_read, server_write, delay),
-                    pipe(server_read, client_write, delay)
+                    pipe(client_read, server_write, delay, log.map(|log| (log, Way::Out))),
+                    pipe(server_read, client_write, delay, back)
                 );
             });
         }
@@ -57,18 +183,24 @@ pub async fn tcp(server: SocketAddr, delay: Duration) -> io::Result<SocketAddr> 
     Ok(addr)
 }
 
-/// Moves bytes from `from` to `to`, each chunk `delay` after it was read;
-/// the end of the stream too.
+/// Moves bytes from `from` to `to`, each chunk `delay` after it was read
+/// (and logged, if asked); the end of the stream too.
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
+    log: Option<(FlightLog, Way)>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let reader = async move {
         let mut buf = vec![0; 64 * 1024];
         loop {
             let n = from.read(&mut buf).await.unwrap_or(0);
+            if let Some((log, way)) = &log
+                && n > 0
+            {
+                log.push(*way, &buf[..n]);
+            }
             // An empty chunk stands for the end of the stream.
             if tx
                 .send((Instant::now() + delay, buf[..n].to_vec()))

@@ -25,24 +25,24 @@ struct Row {
 }
 
 /// Opens the section of `spec/round-trips.md` that the real-socket
-/// cross-check against js-libp2p writes (`crosscheck`); the generator keeps
-/// it as it is.
-pub const JS_SECTION_BEGIN: &str = "<!-- The js-libp2p cross-check: written by `cargo run --release -p onetrip-bench --bin crosscheck`, kept as it is by spec-tables. -->";
+/// cross-check against the other libp2p implementations writes
+/// (`crosscheck`); the generator keeps it as it is.
+pub const PEERS_SECTION_BEGIN: &str = "<!-- The cross-check across libp2p implementations: written by `cargo run --release -p onetrip-bench --bin crosscheck`, kept as it is by spec-tables. -->";
 
 /// Closes that section.
-pub const JS_SECTION_END: &str = "<!-- End of the js-libp2p cross-check. -->";
+pub const PEERS_SECTION_END: &str = "<!-- End of the cross-check across libp2p implementations. -->";
 
-/// The js-libp2p cross-check section of `doc`, markers included.
-pub fn js_section(doc: &str) -> Option<&str> {
-    let start = doc.find(JS_SECTION_BEGIN)?;
-    let end = start + doc[start..].find(JS_SECTION_END)? + JS_SECTION_END.len();
+/// The cross-check section of `doc`, markers included.
+pub fn peers_section(doc: &str) -> Option<&str> {
+    let start = doc.find(PEERS_SECTION_BEGIN)?;
+    let end = start + doc[start..].find(PEERS_SECTION_END)? + PEERS_SECTION_END.len();
     Some(&doc[start..end])
 }
 
-/// `doc` with its js-libp2p cross-check section replaced by `section`, or
-/// with `section` inserted before the ladders.
-pub fn with_js_section(doc: &str, section: &str) -> String {
-    if let Some(old) = js_section(doc) {
+/// `doc` with its cross-check section replaced by `section`, or with
+/// `section` inserted before the ladders.
+pub fn with_peers_section(doc: &str, section: &str) -> String {
+    if let Some(old) = peers_section(doc) {
         return doc.replacen(old, section, 1);
     }
     match doc.find(LADDERS) {
@@ -51,15 +51,15 @@ pub fn with_js_section(doc: &str, section: &str) -> String {
     }
 }
 
-/// [`round_trips_md`], keeping the js-libp2p cross-check section of the
+/// [`round_trips_md`], keeping the real-socket cross-check section of the
 /// `committed` document.
 ///
 /// # Panics
 /// As [`round_trips_md`].
 pub fn round_trips_md_keeping(committed: &str) -> String {
     let generated = round_trips_md();
-    match js_section(committed) {
-        Some(section) => with_js_section(&generated, section),
+    match peers_section(committed) {
+        Some(section) => with_peers_section(&generated, section),
         None => generated,
     }
 }

@@ -17,15 +17,19 @@
 //! virtual one by 0 to 5 ms at both RTTs: well under a round trip at
 //! 20 ms. The exit status says whether they did.
 //!
-//! Then, against a stock js-libp2p node (`tests/js-peer`, installed with
-//! `npm ci --prefix tests/js-peer`), at RTT 50 ms: onetrip dialing it and it
-//! dialing onetrip, in whole round trips. Those rows go into their own
-//! section of `spec/round-trips.md`, which this program rewrites (netsim
-//! cannot run js-libp2p, so nothing checks them against virtual time).
+//! Then, across libp2p implementations at RTT 50 ms: onetrip, rust-libp2p,
+//! a stock js-libp2p node (`tests/js-peer`, installed with `npm ci --prefix
+//! tests/js-peer`) and a stock go-libp2p node (`tests/go-peer`, built with
+//! `go build -C tests/go-peer -o go-peer .`), each dialing itself and
+//! onetrip, and onetrip dialing each, in whole round trips, with ladders
+//! of go-libp2p's TCP dials as the relay saw them. Those rows go into their
+//! own section of `spec/round-trips.md`, which this program rewrites
+//! (netsim cannot run js-libp2p or go-libp2p, so nothing checks them
+//! against virtual time).
 
 use std::{fmt::Write, path::PathBuf, process::ExitCode, time::Duration};
 
-use libp2p_identity::Keypair;
+use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use multistream_select::Version;
 use onetrip_bench::{
@@ -138,8 +142,8 @@ async fn libp2p_quic_real(delay: Duration, substreams: Version) -> Duration {
     median(samples)
 }
 
-/// The one-way delay of the js-libp2p rows: RTT 50 ms.
-const JS_DELAY: Duration = Duration::from_millis(25);
+/// The one-way delay of the rows across implementations: RTT 50 ms.
+const PEERS_DELAY: Duration = Duration::from_millis(25);
 
 /// Through a relay to `target` (TCP or QUIC, from the address's kind).
 async fn relayed(target: &Multiaddr, delay: Duration) -> Multiaddr {
@@ -151,72 +155,202 @@ async fn relayed(target: &Multiaddr, delay: Duration) -> Multiaddr {
     multiaddr(kind, relayed)
 }
 
-/// onetrip with `preset` dials the js node through the relay: the median
-/// TTFB of a ping request, after one warm-up dial.
-async fn onetrip_dials_js(js: &Peer, preset: Preset, delay: Duration) -> Duration {
-    let target = match preset {
-        Preset::Tcp(_) => &js.tcp,
-        Preset::Quic(_) => &js.quic,
-    };
-    let addr = relayed(target, delay).await;
-    onetrip_ttfb(preset, &addr, js.peer_id, delay, true).await
+/// `addr` with `/p2p/{peer}`.
+fn with_peer(addr: Multiaddr, peer: PeerId) -> Multiaddr {
+    addr.with(multiaddr::Protocol::P2p(peer))
 }
 
-/// The js node dials onetrip through the relay and measures its own TTFB
-/// of a ping request; the median after one warm-up dial.
-async fn js_dials_onetrip(js: &mut Peer, target: &Multiaddr, optimistic: bool) -> Duration {
+/// onetrip with `preset` dials the peer through the relay: the median
+/// TTFB of a ping request, after one warm-up dial.
+async fn onetrip_dials_peer(peer: &Peer, preset: Preset, delay: Duration) -> Duration {
+    let target = match preset {
+        Preset::Tcp(_) => &peer.tcp,
+        Preset::Quic(_) => &peer.quic,
+    };
+    let addr = relayed(target, delay).await;
+    onetrip_ttfb(preset, &addr, peer.peer_id, delay, true).await
+}
+
+/// The peer dials `target` (with `/p2p`) and measures its own TTFB of a
+/// ping request, in milliseconds.
+async fn peer_ttfb_once(peer: &mut Peer, target: &Multiaddr, optimistic: bool) -> Duration {
+    let answer = peer
+        .call(json!({ "op": "ttfb", "addr": target.to_string(), "optimistic": optimistic }))
+        .await;
+    let millis = answer["millis"].as_f64().expect("the peer answers millis");
+    Duration::from_secs_f64(millis / 1e3)
+}
+
+/// [`peer_ttfb_once`]: the median of [`RUNS`] dials after a warm-up.
+async fn peer_ttfb(peer: &mut Peer, target: &Multiaddr, optimistic: bool) -> Duration {
     let mut samples = Vec::new();
     for run in 0..=RUNS {
-        let answer = js
-            .call(json!({ "op": "ttfb", "addr": target.to_string(), "optimistic": optimistic }))
-            .await;
-        let millis = answer["millis"]
-            .as_f64()
-            .expect("the js peer answers millis");
+        let ttfb = peer_ttfb_once(peer, target, optimistic).await;
         if run > 0 {
-            samples.push(Duration::from_secs_f64(millis / 1e3));
+            samples.push(ttfb);
         }
-        tokio::time::sleep(4 * JS_DELAY).await;
+        tokio::time::sleep(4 * PEERS_DELAY).await;
     }
     median(samples)
 }
 
-/// Measures against js-libp2p and renders the section of
-/// `spec/round-trips.md`.
-async fn js_section(server: &OnetripServer) -> String {
+/// Who dials in a ladder.
+enum LadderDialer<'a> {
+    Onetrip(Preset),
+    Peer(&'a mut Peer, bool),
+}
+
+/// One TCP dial through a relay that logs it: the ladder of what crossed
+/// the relay until the first response byte, and the round trips it spans
+/// (the SYN's added).
+async fn tcp_ladder(dialer: LadderDialer<'_>, target: &Multiaddr, peer: PeerId) -> (String, usize) {
+    let (_, socket, _) = parse_addr(target).unwrap();
+    let log = relay::FlightLog::default();
+    let relayed = relay::tcp_logged(socket, PEERS_DELAY, log.clone())
+        .await
+        .unwrap();
+    let addr = with_peer(multiaddr(TransportKind::Tcp, relayed), peer);
+    let start = Instant::now();
+    let ttfb = match dialer {
+        LadderDialer::Onetrip(preset) => {
+            let client = fixtures::client(preset).unwrap();
+            let connection = client.dial(&addr, Some(peer)).await.unwrap();
+            measure::request(&connection).await.unwrap();
+            let ttfb = start.elapsed();
+            tokio::time::sleep(4 * PEERS_DELAY).await;
+            connection.close().await.unwrap();
+            ttfb
+        }
+        LadderDialer::Peer(dialer, optimistic) => {
+            peer_ttfb_once(dialer, &addr, optimistic).await
+        }
+    };
+    // The relay read the response's first byte one delay before the
+    // dialer did.
+    let (ladder, round_trips) = log.ladder(start + ttfb - PEERS_DELAY + Duration::from_millis(2));
+    (ladder, round_trips + 1)
+}
+
+/// A row of the section: dialer, listener, transport, measured RTTs, the
+/// netsim count of the same onetrip layering.
+type PeerRow = (String, String, &'static str, f64, Option<f64>);
+
+/// Measures across implementations (onetrip, rust-libp2p, js-libp2p,
+/// go-libp2p) and renders the section of `spec/round-trips.md`.
+async fn peers_section(server: &OnetripServer) -> String {
     let mut js = Peer::js(PerfHandler::Stock, Encryption::Noise).await;
-    let rtt = 2 * JS_DELAY;
-    // (dialer, listener, transport, measured RTTs, netsim count)
-    let mut rows: Vec<(String, String, &str, f64, Option<f64>)> = Vec::new();
-    for name in ["tcp-classic", "tcp-onetrip", "quic", "quic-optimistic"] {
+    let js_listener = Peer::js(PerfHandler::Stock, Encryption::Noise).await;
+    let mut go = Peer::go(Encryption::Noise).await;
+    let mut go_tls = Peer::go(Encryption::Tls).await;
+    let go_listener = Peer::go(Encryption::Noise).await;
+    let rtt = 2 * PEERS_DELAY;
+    let transport_of = |preset: Preset| match preset {
+        Preset::Tcp(_) => ("TCP", 1.0),
+        Preset::Quic(_) => ("QUIC", 0.0),
+    };
+    let mut rows: Vec<PeerRow> = Vec::new();
+
+    // Each implementation dialing itself.
+    for name in ["tcp-onetrip", "tcp-tls-onetrip", "quic-optimistic", "quic-0rtt"] {
         let preset: Preset = name.parse().unwrap();
-        let real = onetrip_dials_js(&js, preset, JS_DELAY).await;
-        let (transport, handshake) = match preset {
-            Preset::Tcp(_) => ("TCP", 1.0),
-            Preset::Quic(_) => ("QUIC", 0.0),
+        let real = onetrip_real(server, preset, PEERS_DELAY).await;
+        let (transport, handshake) = transport_of(preset);
+        let virtual_count = tokio::task::spawn_blocking(move || virtual_rtts(preset, PEERS_DELAY))
+            .await
+            .unwrap();
+        let name = if name == "quic-0rtt" {
+            "`quic-0rtt`, reconnect".into()
+        } else {
+            format!("`{name}`")
         };
         rows.push((
-            format!("onetrip `{name}`"),
-            "js-libp2p".into(),
+            format!("onetrip {name}"),
+            "onetrip".into(),
             transport,
             rtts(real, rtt) + handshake,
-            Some(
-                tokio::task::spawn_blocking(move || virtual_rtts(preset, JS_DELAY))
-                    .await
-                    .unwrap(),
-            ),
+            Some(virtual_count),
         ));
     }
-    let with_peer = |addr: &Multiaddr| addr.clone().with(multiaddr::Protocol::P2p(server.peer));
+    for stack in [Libp2pTcp::Defaults, Libp2pTcp::TlsLazySubstreams] {
+        let real = libp2p_tcp_real(stack, PEERS_DELAY).await;
+        rows.push((stack.to_string(), "rust-libp2p".into(), "TCP", rtts(real, rtt) + 1.0, None));
+    }
+    for (name, substreams) in [("`V1`", Version::V1), ("`V1Lazy`", Version::V1Lazy)] {
+        let real = libp2p_quic_real(PEERS_DELAY, substreams).await;
+        rows.push((
+            format!("rust-libp2p 0.57 libp2p-quic, {name} substreams"),
+            "rust-libp2p".into(),
+            "QUIC",
+            rtts(real, rtt),
+            None,
+        ));
+    }
+    let go_listens = [
+        ("TCP", go_listener.tcp.clone(), 1.0),
+        ("QUIC", go_listener.quic.clone(), 0.0),
+    ];
+    for (transport, target, handshake) in &go_listens {
+        let addr = with_peer(relayed(target, PEERS_DELAY).await, go_listener.peer_id);
+        let real = peer_ttfb(&mut go, &addr, false).await;
+        rows.push((
+            "go-libp2p, Noise".into(),
+            "go-libp2p".into(),
+            transport,
+            rtts(real, rtt) + handshake,
+            None,
+        ));
+        if *transport == "TCP" {
+            let real = peer_ttfb(&mut go_tls, &addr, false).await;
+            rows.push((
+                "go-libp2p, TLS".into(),
+                "go-libp2p".into(),
+                transport,
+                rtts(real, rtt) + handshake,
+                None,
+            ));
+        }
+    }
+    for (transport, target, handshake) in [
+        ("TCP", js_listener.tcp.clone(), 1.0),
+        ("QUIC", js_listener.quic.clone(), 0.0),
+    ] {
+        let addr = with_peer(relayed(&target, PEERS_DELAY).await, js_listener.peer_id);
+        for (optimistic, mode) in [(false, "default"), (true, "`negotiateFully: false`")] {
+            let real = peer_ttfb(&mut js, &addr, optimistic).await;
+            rows.push((
+                format!("js-libp2p, {mode}"),
+                "js-libp2p".into(),
+                transport,
+                rtts(real, rtt) + handshake,
+                None,
+            ));
+        }
+    }
+
+    // onetrip dialing the others.
+    for name in ["tcp-classic", "tcp-onetrip", "tcp-tls-onetrip", "quic", "quic-optimistic"] {
+        let preset: Preset = name.parse().unwrap();
+        let (transport, handshake) = transport_of(preset);
+        let virtual_count = tokio::task::spawn_blocking(move || virtual_rtts(preset, PEERS_DELAY))
+            .await
+            .unwrap();
+        for (listener, peer) in [("js-libp2p", &js_listener), ("go-libp2p", &go_listener)] {
+            let real = onetrip_dials_peer(peer, preset, PEERS_DELAY).await;
+            rows.push((
+                format!("onetrip `{name}`"),
+                listener.into(),
+                transport,
+                rtts(real, rtt) + handshake,
+                Some(virtual_count),
+            ));
+        }
+    }
+
+    // The others dialing onetrip (listening with its defaults).
     for (transport, target, handshake) in [("TCP", &server.tcp, 1.0), ("QUIC", &server.quic, 0.0)] {
-        let addr = with_peer(&relayed(target, JS_DELAY).await);
-        for optimistic in [false, true] {
-            let real = js_dials_onetrip(&mut js, &addr, optimistic).await;
-            let mode = if optimistic {
-                "`negotiateFully: false`"
-            } else {
-                "default (`negotiateFully: true`)"
-            };
+        let addr = with_peer(relayed(target, PEERS_DELAY).await, server.peer);
+        for (optimistic, mode) in [(false, "default"), (true, "`negotiateFully: false`")] {
+            let real = peer_ttfb(&mut js, &addr, optimistic).await;
             rows.push((
                 format!("js-libp2p, {mode}"),
                 "onetrip".into(),
@@ -225,31 +359,78 @@ async fn js_section(server: &OnetripServer) -> String {
                 None,
             ));
         }
+        for (optimistic, mode) in [(false, "stock"), (true, "ping known to its peer store")] {
+            let real = peer_ttfb(&mut go, &addr, optimistic).await;
+            rows.push((
+                format!("go-libp2p, {mode}"),
+                "onetrip".into(),
+                transport,
+                rtts(real, rtt) + handshake,
+                None,
+            ));
+        }
     }
+
+    // Ladders of go-libp2p's TCP dials, and of onetrip's for comparison.
+    let go_tcp = go_listener.tcp.clone();
+    let go_peer = go_listener.peer_id;
+    let onetrip_tcp = server.tcp.clone();
+    let ladders = [
+        (
+            "go-libp2p dials go-libp2p",
+            tcp_ladder(LadderDialer::Peer(&mut go, false), &go_tcp, go_peer).await,
+        ),
+        (
+            "go-libp2p dials onetrip (stock)",
+            tcp_ladder(LadderDialer::Peer(&mut go, false), &onetrip_tcp, server.peer).await,
+        ),
+        (
+            "onetrip `tcp-onetrip` dials go-libp2p",
+            tcp_ladder(
+                LadderDialer::Onetrip("tcp-onetrip".parse().unwrap()),
+                &go_tcp,
+                go_peer,
+            )
+            .await,
+        ),
+    ];
+    render_peers_section(&rows, &ladders)
+}
+
+fn render_peers_section(rows: &[PeerRow], ladders: &[(&str, (String, usize))]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", spec::JS_SECTION_BEGIN);
+    let _ = writeln!(out, "{}", spec::PEERS_SECTION_BEGIN);
     let _ = write!(
         out,
-        "## Against js-libp2p over real sockets (a cross-check)
+        "## Across libp2p implementations over real sockets (a cross-check)
 
 Not from netsim and not checked by a test: measured by `cargo run --release -p
 onetrip-bench --bin crosscheck` over loopback sockets through the userspace
-delay relay at RTT {} ms, against the stock js-libp2p node of `tests/js-peer`
+delay relay at RTT {} ms, against rust-libp2p 0.57 (composed from its
+crates, as in the benches), the stock js-libp2p node of `tests/js-peer`
 (libp2p 3.3.11, @chainsafe/libp2p-noise 17, @chainsafe/libp2p-yamux 8,
-@chainsafe/libp2p-quic 2.1; it offers its muxers inside the Noise
-handshake). TTFB as above, a 32-byte ping on a fresh stream; the median of
-{RUNS} dials after a warm-up. Over TCP one round trip is added for the SYN and
-SYN-ACK, which the relay cannot delay. Whole round trips are the measured
-figure rounded down: the rest is CPU time (mostly js-libp2p's), well under a
-round trip at this RTT. onetrip listens with its defaults (`tcp-onetrip`,
-which answers every layering and lists its muxer in the Noise handshake).
-The last column is what the same dialer layering measures against onetrip in
-virtual time.
+@chainsafe/libp2p-quic 2.1) and the stock go-libp2p node of `tests/go-peer`
+(go-libp2p 0.51). All of them, and onetrip, measured the same way: TTFB as
+above, from the dial to the first byte of the echo of a 32-byte ping on a
+fresh stream; the median of {RUNS} dials after a warm-up. Over TCP one round
+trip is added for the SYN and SYN-ACK, which the relay cannot delay. Whole
+round trips are the measured figure rounded down: the rest is CPU time
+(mostly the peer's), well under a round trip at this RTT. onetrip listens
+with its defaults (`tcp-onetrip`, which answers every layering and lists
+its muxer in the Noise handshake). The last column is what the same onetrip
+layering measures against onetrip in virtual time.
+
+js-libp2p's `negotiateFully: false` proposes the stream protocol
+optimistically. go-libp2p's `NewStream` first waits for the connection's
+Identify exchange, then proposes the protocol optimistically if its peer
+store says the peer speaks it (as Identify does, from a js-libp2p or
+go-libp2p listener), and interactively otherwise; \"ping known to its peer
+store\" stands for a peer it met before.
 
 | dialer | listener | transport | TTFB, real sockets | whole round trips | netsim, onetrip to onetrip |
 |---|---|---|---|---|---|
 ",
-        rtt.as_millis()
+        (2 * PEERS_DELAY).as_millis()
     );
     for (dialer, listener, transport, real, virtual_count) in rows {
         let _ = writeln!(
@@ -259,7 +440,22 @@ virtual time.
             virtual_count.map_or("—".into(), |v| format!("{} RTT", spec::fmt_rtts(v))),
         );
     }
-    let _ = write!(out, "{}", spec::JS_SECTION_END);
+    let _ = write!(
+        out,
+        "
+### Ladders through the relay
+
+What the relay forwarded on one TCP dial, until it read the first byte of
+the response: the time it read each chunk (from the first), its direction
+(`→` from the dialer), its size, and the protocol names it carries in the
+clear (multistream-select, before the security handshake). The SYN and
+SYN-ACK come before the first line and count one round trip of the total.
+"
+    );
+    for (title, (ladder, round_trips)) in ladders {
+        let _ = write!(out, "\n#### {title}: {round_trips} round trips\n\n```\n{ladder}```\n");
+    }
+    let _ = write!(out, "{}", spec::PEERS_SECTION_END);
     out
 }
 
@@ -326,12 +522,12 @@ fn main() -> ExitCode {
             );
         }
     }
-    let section = runtime.block_on(js_section(&server));
+    let section = runtime.block_on(peers_section(&server));
     println!("\n{section}");
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/round-trips.md");
     let doc = std::fs::read_to_string(&path).expect("spec/round-trips.md exists");
-    std::fs::write(&path, spec::with_js_section(&doc, &section)).expect("writing the spec");
-    println!("wrote the js-libp2p section of {}", path.display());
+    std::fs::write(&path, spec::with_peers_section(&doc, &section)).expect("writing the spec");
+    println!("wrote the cross-implementation section of {}", path.display());
     if agree {
         println!("the two methods agree: real sockets are 0 to {TOLERANCE:?} slower");
         ExitCode::SUCCESS
