@@ -60,14 +60,19 @@ fn rtts(ttfb: Duration, rtt: Duration) -> f64 {
     ttfb.as_secs_f64() / rtt.as_secs_f64()
 }
 
-/// The netsim count for `preset` at one-way `delay`.
+/// The netsim count for `preset` at one-way `delay`: of a reconnect for a
+/// preset that sends early data, as the real-socket measurement (which
+/// warms up first).
 fn virtual_rtts(preset: Preset, delay: Duration) -> f64 {
     measure::paused_runtime().block_on(async {
+        let accepts = ZeroRttServer::Accepts;
         let measured = match preset {
+            Preset::Tcp(layering) if layering.early_data => {
+                measure::tcp_resumed(layering, delay, accepts, true).await
+            }
             Preset::Tcp(layering) => measure::tcp(layering, delay).await,
             Preset::Quic(layering) => {
-                let reconnect = layering.zero_rtt;
-                measure::quic(layering, delay, ZeroRttServer::Accepts, reconnect).await
+                measure::quic(layering, delay, accepts, layering.zero_rtt).await
             }
         };
         measured.expect("a netsim measurement").ttfb_rtts()
@@ -76,8 +81,9 @@ fn virtual_rtts(preset: Preset, delay: Duration) -> f64 {
 
 async fn onetrip_real(server: &OnetripServer, preset: Preset, delay: Duration) -> Duration {
     let addr = relayed(server.addr(preset), delay).await;
-    // For 0-RTT, a first connection leaves the tickets the measured ones use.
-    let warm_up = matches!(preset, Preset::Quic(layering) if layering.zero_rtt);
+    // For early data, a first connection leaves the tickets the measured
+    // ones use.
+    let warm_up = preset.sends_early_data();
     onetrip_ttfb(preset, &addr, server.peer, delay, warm_up).await
 }
 
@@ -251,15 +257,21 @@ async fn peers_section(server: &OnetripServer) -> String {
     let mut rows: Vec<PeerRow> = Vec::new();
 
     // Each implementation dialing itself.
-    for name in ["tcp-onetrip", "tcp-tls-onetrip", "quic-optimistic", "quic-0rtt"] {
+    for name in [
+        "tcp-onetrip",
+        "tcp-tls-onetrip",
+        "tcp-tls-0rtt",
+        "quic-optimistic",
+        "quic-0rtt",
+    ] {
         let preset: Preset = name.parse().unwrap();
         let real = onetrip_real(server, preset, PEERS_DELAY).await;
         let (transport, handshake) = transport_of(preset);
         let virtual_count = tokio::task::spawn_blocking(move || virtual_rtts(preset, PEERS_DELAY))
             .await
             .unwrap();
-        let name = if name == "quic-0rtt" {
-            "`quic-0rtt`, reconnect".into()
+        let name = if preset.sends_early_data() {
+            format!("`{name}`, reconnect")
         } else {
             format!("`{name}`")
         };
@@ -342,6 +354,22 @@ async fn peers_section(server: &OnetripServer) -> String {
                 transport,
                 rtts(real, rtt) + handshake,
                 Some(virtual_count),
+            ));
+        }
+    }
+    // Neither sends tickets that allow early data: a reconnect falls back
+    // to a full handshake (go-libp2p) or a resumed one (js-libp2p).
+    for name in ["tcp-tls-0rtt", "quic-0rtt"] {
+        let preset: Preset = name.parse().unwrap();
+        let (transport, handshake) = transport_of(preset);
+        for (listener, peer) in [("js-libp2p", &js_listener), ("go-libp2p", &go_listener)] {
+            let real = onetrip_dials_peer(peer, preset, PEERS_DELAY).await;
+            rows.push((
+                format!("onetrip `{name}`, reconnect"),
+                listener.into(),
+                transport,
+                rtts(real, rtt) + handshake,
+                None,
             ));
         }
     }

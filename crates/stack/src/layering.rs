@@ -300,6 +300,16 @@ impl Preset {
                     .map(|(name, layering)| (name, Preset::Quic(layering))),
             )
     }
+
+    /// Whether a reconnect sends its first flight as early data (TLS 1.3
+    /// early data on TCP, 0-RTT on QUIC), given a session ticket from an
+    /// earlier connection.
+    pub fn sends_early_data(&self) -> bool {
+        match self {
+            Preset::Tcp(layering) => layering.early_data,
+            Preset::Quic(layering) => layering.zero_rtt,
+        }
+    }
 }
 
 impl FromStr for Preset {
