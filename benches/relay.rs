@@ -174,7 +174,12 @@ async fn relay_tcp(
                 let (server_read, server_write) = upstream.into_split();
                 let back = log.clone().map(|log| (log, Way::Back));
                 tokio::join!(
-                    pipe(client_read, server_write, delay, log.map(|log| (log, Way::Out))),
+                    pipe(
+                        client_read,
+                        server_write,
+                        delay,
+                        log.map(|log| (log, Way::Out))
+                    ),
                     pipe(server_read, client_write, delay, back)
                 );
             });

@@ -30,7 +30,8 @@ struct Row {
 pub const PEERS_SECTION_BEGIN: &str = "<!-- The cross-check across libp2p implementations: written by `cargo run --release -p onetrip-bench --bin crosscheck`, kept as it is by spec-tables. -->";
 
 /// Closes that section.
-pub const PEERS_SECTION_END: &str = "<!-- End of the cross-check across libp2p implementations. -->";
+pub const PEERS_SECTION_END: &str =
+    "<!-- End of the cross-check across libp2p implementations. -->";
 
 /// The cross-check section of `doc`, markers included.
 pub fn peers_section(doc: &str) -> Option<&str> {

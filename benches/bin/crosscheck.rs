@@ -227,9 +227,7 @@ async fn tcp_ladder(dialer: LadderDialer<'_>, target: &Multiaddr, peer: PeerId) 
             connection.close().await.unwrap();
             ttfb
         }
-        LadderDialer::Peer(dialer, optimistic) => {
-            peer_ttfb_once(dialer, &addr, optimistic).await
-        }
+        LadderDialer::Peer(dialer, optimistic) => peer_ttfb_once(dialer, &addr, optimistic).await,
     };
     // The relay read the response's first byte one delay before the
     // dialer did.
@@ -285,7 +283,13 @@ async fn peers_section(server: &OnetripServer) -> String {
     }
     for stack in [Libp2pTcp::Defaults, Libp2pTcp::TlsLazySubstreams] {
         let real = libp2p_tcp_real(stack, PEERS_DELAY).await;
-        rows.push((stack.to_string(), "rust-libp2p".into(), "TCP", rtts(real, rtt) + 1.0, None));
+        rows.push((
+            stack.to_string(),
+            "rust-libp2p".into(),
+            "TCP",
+            rtts(real, rtt) + 1.0,
+            None,
+        ));
     }
     for (name, substreams) in [("`V1`", Version::V1), ("`V1Lazy`", Version::V1Lazy)] {
         let real = libp2p_quic_real(PEERS_DELAY, substreams).await;
@@ -340,7 +344,13 @@ async fn peers_section(server: &OnetripServer) -> String {
     }
 
     // onetrip dialing the others.
-    for name in ["tcp-classic", "tcp-onetrip", "tcp-tls-onetrip", "quic", "quic-optimistic"] {
+    for name in [
+        "tcp-classic",
+        "tcp-onetrip",
+        "tcp-tls-onetrip",
+        "quic",
+        "quic-optimistic",
+    ] {
         let preset: Preset = name.parse().unwrap();
         let (transport, handshake) = transport_of(preset);
         let virtual_count = tokio::task::spawn_blocking(move || virtual_rtts(preset, PEERS_DELAY))
@@ -410,7 +420,12 @@ async fn peers_section(server: &OnetripServer) -> String {
         ),
         (
             "go-libp2p dials onetrip (stock)",
-            tcp_ladder(LadderDialer::Peer(&mut go, false), &onetrip_tcp, server.peer).await,
+            tcp_ladder(
+                LadderDialer::Peer(&mut go, false),
+                &onetrip_tcp,
+                server.peer,
+            )
+            .await,
         ),
         (
             "onetrip `tcp-onetrip` dials go-libp2p",
@@ -481,7 +496,10 @@ SYN-ACK come before the first line and count one round trip of the total.
 "
     );
     for (title, (ladder, round_trips)) in ladders {
-        let _ = write!(out, "\n#### {title}: {round_trips} round trips\n\n```\n{ladder}```\n");
+        let _ = write!(
+            out,
+            "\n#### {title}: {round_trips} round trips\n\n```\n{ladder}```\n"
+        );
     }
     let _ = write!(out, "{}", spec::PEERS_SECTION_END);
     out
@@ -555,7 +573,10 @@ fn main() -> ExitCode {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/round-trips.md");
     let doc = std::fs::read_to_string(&path).expect("spec/round-trips.md exists");
     std::fs::write(&path, spec::with_peers_section(&doc, &section)).expect("writing the spec");
-    println!("wrote the cross-implementation section of {}", path.display());
+    println!(
+        "wrote the cross-implementation section of {}",
+        path.display()
+    );
     if agree {
         println!("the two methods agree: real sockets are 0 to {TOLERANCE:?} slower");
         ExitCode::SUCCESS
