@@ -235,9 +235,64 @@ async fn tcp_ladder(dialer: LadderDialer<'_>, target: &Multiaddr, peer: PeerId) 
     (ladder, round_trips + 1)
 }
 
-/// A row of the section: dialer, listener, transport, measured RTTs, the
-/// netsim count of the same onetrip layering.
-type PeerRow = (String, String, &'static str, f64, Option<f64>);
+/// A transport of the section, and the round trips the relay cannot delay
+/// (TCP's SYN and SYN-ACK).
+#[derive(Debug, Clone, Copy)]
+struct Path {
+    name: &'static str,
+    undelayed: f64,
+}
+
+const TCP: Path = Path {
+    name: "TCP",
+    undelayed: 1.0,
+};
+const QUIC: Path = Path {
+    name: "QUIC",
+    undelayed: 0.0,
+};
+
+fn path_of(preset: Preset) -> Path {
+    match preset {
+        Preset::Tcp(_) => TCP,
+        Preset::Quic(_) => QUIC,
+    }
+}
+
+/// A row of the section.
+struct PeerRow {
+    dialer: String,
+    listener: &'static str,
+    path: Path,
+    /// The measured TTFB in RTTs, the undelayed round trips added.
+    rtts: f64,
+    /// The netsim count of the same onetrip layering, onetrip to onetrip.
+    netsim: Option<f64>,
+}
+
+impl PeerRow {
+    fn new(
+        dialer: impl Into<String>,
+        listener: &'static str,
+        path: Path,
+        ttfb: Duration,
+        netsim: Option<f64>,
+    ) -> Self {
+        PeerRow {
+            dialer: dialer.into(),
+            listener,
+            path,
+            rtts: rtts(ttfb, 2 * PEERS_DELAY) + path.undelayed,
+            netsim,
+        }
+    }
+}
+
+/// The netsim count of `preset` at [`PEERS_DELAY`], off the async runtime.
+async fn netsim_count(preset: Preset) -> Option<f64> {
+    let count = tokio::task::spawn_blocking(move || virtual_rtts(preset, PEERS_DELAY));
+    Some(count.await.unwrap())
+}
 
 /// Measures across implementations (onetrip, rust-libp2p, js-libp2p,
 /// go-libp2p) and renders the section of `spec/round-trips.md`.
@@ -247,11 +302,6 @@ async fn peers_section(server: &OnetripServer) -> String {
     let mut go = Peer::go(Encryption::Noise).await;
     let mut go_tls = Peer::go(Encryption::Tls).await;
     let go_listener = Peer::go(Encryption::Noise).await;
-    let rtt = 2 * PEERS_DELAY;
-    let transport_of = |preset: Preset| match preset {
-        Preset::Tcp(_) => ("TCP", 1.0),
-        Preset::Quic(_) => ("QUIC", 0.0),
-    };
     let mut rows: Vec<PeerRow> = Vec::new();
 
     // Each implementation dialing itself.
@@ -264,148 +314,111 @@ async fn peers_section(server: &OnetripServer) -> String {
     ] {
         let preset: Preset = name.parse().unwrap();
         let real = onetrip_real(server, preset, PEERS_DELAY).await;
-        let (transport, handshake) = transport_of(preset);
-        let virtual_count = tokio::task::spawn_blocking(move || virtual_rtts(preset, PEERS_DELAY))
-            .await
-            .unwrap();
-        let name = if preset.sends_early_data() {
-            format!("`{name}`, reconnect")
+        let dialer = if preset.sends_early_data() {
+            format!("onetrip `{name}`, reconnect")
         } else {
-            format!("`{name}`")
+            format!("onetrip `{name}`")
         };
-        rows.push((
-            format!("onetrip {name}"),
-            "onetrip".into(),
-            transport,
-            rtts(real, rtt) + handshake,
-            Some(virtual_count),
+        let netsim = netsim_count(preset).await;
+        rows.push(PeerRow::new(
+            dialer,
+            "onetrip",
+            path_of(preset),
+            real,
+            netsim,
         ));
     }
     for stack in [Libp2pTcp::Defaults, Libp2pTcp::TlsLazySubstreams] {
         let real = libp2p_tcp_real(stack, PEERS_DELAY).await;
-        rows.push((
+        rows.push(PeerRow::new(
             stack.to_string(),
-            "rust-libp2p".into(),
-            "TCP",
-            rtts(real, rtt) + 1.0,
+            "rust-libp2p",
+            TCP,
+            real,
             None,
         ));
     }
     for (name, substreams) in [("`V1`", Version::V1), ("`V1Lazy`", Version::V1Lazy)] {
         let real = libp2p_quic_real(PEERS_DELAY, substreams).await;
-        rows.push((
-            format!("rust-libp2p 0.57 libp2p-quic, {name} substreams"),
-            "rust-libp2p".into(),
-            "QUIC",
-            rtts(real, rtt),
-            None,
-        ));
+        let dialer = format!("rust-libp2p 0.57 libp2p-quic, {name} substreams");
+        rows.push(PeerRow::new(dialer, "rust-libp2p", QUIC, real, None));
     }
-    let go_listens = [
-        ("TCP", go_listener.tcp.clone(), 1.0),
-        ("QUIC", go_listener.quic.clone(), 0.0),
-    ];
-    for (transport, target, handshake) in &go_listens {
+    for (path, target) in [(TCP, &go_listener.tcp), (QUIC, &go_listener.quic)] {
         let addr = with_peer(relayed(target, PEERS_DELAY).await, go_listener.peer_id);
         let real = peer_ttfb(&mut go, &addr, false).await;
-        rows.push((
-            "go-libp2p, Noise".into(),
-            "go-libp2p".into(),
-            transport,
-            rtts(real, rtt) + handshake,
+        rows.push(PeerRow::new(
+            "go-libp2p, Noise",
+            "go-libp2p",
+            path,
+            real,
             None,
         ));
-        if *transport == "TCP" {
+        if path.name == TCP.name {
             let real = peer_ttfb(&mut go_tls, &addr, false).await;
-            rows.push((
-                "go-libp2p, TLS".into(),
-                "go-libp2p".into(),
-                transport,
-                rtts(real, rtt) + handshake,
+            rows.push(PeerRow::new(
+                "go-libp2p, TLS",
+                "go-libp2p",
+                path,
+                real,
                 None,
             ));
         }
     }
-    for (transport, target, handshake) in [
-        ("TCP", js_listener.tcp.clone(), 1.0),
-        ("QUIC", js_listener.quic.clone(), 0.0),
-    ] {
-        let addr = with_peer(relayed(&target, PEERS_DELAY).await, js_listener.peer_id);
+    for (path, target) in [(TCP, &js_listener.tcp), (QUIC, &js_listener.quic)] {
+        let addr = with_peer(relayed(target, PEERS_DELAY).await, js_listener.peer_id);
         for (optimistic, mode) in [(false, "default"), (true, "`negotiateFully: false`")] {
             let real = peer_ttfb(&mut js, &addr, optimistic).await;
-            rows.push((
-                format!("js-libp2p, {mode}"),
-                "js-libp2p".into(),
-                transport,
-                rtts(real, rtt) + handshake,
-                None,
-            ));
+            let dialer = format!("js-libp2p, {mode}");
+            rows.push(PeerRow::new(dialer, "js-libp2p", path, real, None));
         }
     }
 
-    // onetrip dialing the others.
-    for name in [
+    // onetrip dialing the others; then its 0-RTT presets, which fall back:
+    // neither sends tickets that allow early data, so a reconnect is a
+    // full handshake (go-libp2p) or a resumed one (js-libp2p).
+    let presets = [
         "tcp-classic",
         "tcp-onetrip",
         "tcp-tls-onetrip",
         "quic",
         "quic-optimistic",
-    ] {
+    ];
+    for name in presets.into_iter().chain(["tcp-tls-0rtt", "quic-0rtt"]) {
         let preset: Preset = name.parse().unwrap();
-        let (transport, handshake) = transport_of(preset);
-        let virtual_count = tokio::task::spawn_blocking(move || virtual_rtts(preset, PEERS_DELAY))
-            .await
-            .unwrap();
+        let (dialer, netsim) = if preset.sends_early_data() {
+            (format!("onetrip `{name}`, reconnect"), None)
+        } else {
+            (format!("onetrip `{name}`"), netsim_count(preset).await)
+        };
         for (listener, peer) in [("js-libp2p", &js_listener), ("go-libp2p", &go_listener)] {
             let real = onetrip_dials_peer(peer, preset, PEERS_DELAY).await;
-            rows.push((
-                format!("onetrip `{name}`"),
-                listener.into(),
-                transport,
-                rtts(real, rtt) + handshake,
-                Some(virtual_count),
-            ));
-        }
-    }
-    // Neither sends tickets that allow early data: a reconnect falls back
-    // to a full handshake (go-libp2p) or a resumed one (js-libp2p).
-    for name in ["tcp-tls-0rtt", "quic-0rtt"] {
-        let preset: Preset = name.parse().unwrap();
-        let (transport, handshake) = transport_of(preset);
-        for (listener, peer) in [("js-libp2p", &js_listener), ("go-libp2p", &go_listener)] {
-            let real = onetrip_dials_peer(peer, preset, PEERS_DELAY).await;
-            rows.push((
-                format!("onetrip `{name}`, reconnect"),
-                listener.into(),
-                transport,
-                rtts(real, rtt) + handshake,
-                None,
+            rows.push(PeerRow::new(
+                dialer.clone(),
+                listener,
+                path_of(preset),
+                real,
+                netsim,
             ));
         }
     }
 
     // The others dialing onetrip (listening with its defaults).
-    for (transport, target, handshake) in [("TCP", &server.tcp, 1.0), ("QUIC", &server.quic, 0.0)] {
+    for (path, target) in [(TCP, &server.tcp), (QUIC, &server.quic)] {
         let addr = with_peer(relayed(target, PEERS_DELAY).await, server.peer);
-        for (optimistic, mode) in [(false, "default"), (true, "`negotiateFully: false`")] {
-            let real = peer_ttfb(&mut js, &addr, optimistic).await;
-            rows.push((
-                format!("js-libp2p, {mode}"),
-                "onetrip".into(),
-                transport,
-                rtts(real, rtt) + handshake,
-                None,
-            ));
-        }
-        for (optimistic, mode) in [(false, "stock"), (true, "ping known to its peer store")] {
-            let real = peer_ttfb(&mut go, &addr, optimistic).await;
-            rows.push((
-                format!("go-libp2p, {mode}"),
-                "onetrip".into(),
-                transport,
-                rtts(real, rtt) + handshake,
-                None,
-            ));
+        let modes = [
+            ("js-libp2p, default", false),
+            ("js-libp2p, `negotiateFully: false`", true),
+            ("go-libp2p, stock", false),
+            ("go-libp2p, ping known to its peer store", true),
+        ];
+        for (name, optimistic) in modes {
+            let dialer = if name.starts_with("js") {
+                &mut js
+            } else {
+                &mut go
+            };
+            let real = peer_ttfb(dialer, &addr, optimistic).await;
+            rows.push(PeerRow::new(name, "onetrip", path, real, None));
         }
     }
 
@@ -475,12 +488,17 @@ store\" stands for a peer it met before.
 ",
         (2 * PEERS_DELAY).as_millis()
     );
-    for (dialer, listener, transport, real, virtual_count) in rows {
+    for row in rows {
         let _ = writeln!(
             out,
-            "| {dialer} | {listener} | {transport} | {real:.2} RTT | {} | {} |",
-            (real + 0.05).floor(),
-            virtual_count.map_or("—".into(), |v| format!("{} RTT", spec::fmt_rtts(v))),
+            "| {} | {} | {} | {:.2} RTT | {} | {} |",
+            row.dialer,
+            row.listener,
+            row.path.name,
+            row.rtts,
+            (row.rtts + 0.05).floor(),
+            row.netsim
+                .map_or("—".into(), |v| format!("{} RTT", spec::fmt_rtts(v))),
         );
     }
     let _ = write!(
