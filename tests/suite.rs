@@ -228,6 +228,7 @@ pub(crate) async fn dials_onetrip(noise: &mut Peer, tls: &mut Peer) {
                     }))
                     .await;
                 assert_eq!(result["downloaded"], json!([size]), "{name}");
+                assert_eq!(result["protocols"], json!(["/perf/1.0.0"]), "{name}");
                 let muxer = match preset {
                     Preset::Tcp(_) => json!("/yamux/1.0.0"),
                     Preset::Quic(_) => known(who).quic_muxer,
@@ -269,6 +270,7 @@ pub(crate) async fn many_streams_on_one_connection(peer: &mut Peer) {
             }))
             .await;
         assert_eq!(result["downloaded"], json!(vec![SIZE; STREAMS]));
+        assert_eq!(result["protocols"], json!(vec!["/perf/1.0.0"; STREAMS]));
     }
 }
 

@@ -14,7 +14,9 @@
 //
 //	{"op":"perf","addr":A,"upload":N,"download":N,"optimistic":B,"streams":K}
 //	    dial A (a new connection each time), then K (default 1) perf runs at
-//	    once on that connection, each on its own stream
+//	    once on that connection, each on its own stream; answers the bytes
+//	    each downloaded, each stream's protocol, the connection's muxer and
+//	    security protocol
 //	{"op":"ttfb","addr":A,"optimistic":B}
 //	    dial A, open a ping stream, send 32 bytes; answers the milliseconds
 //	    from before the dial to the first byte of the echo
@@ -159,25 +161,26 @@ func sendZeros(w io.Writer, count uint64) error {
 }
 
 // The perf client: header and upload, close the write side, count the
-// download to its end.
-func perfClient(ctx context.Context, h host.Host, p peer.ID, upload, download uint64) (int64, error) {
+// download to its end; the stream's protocol, as negotiated.
+func perfClient(ctx context.Context, h host.Host, p peer.ID, upload, download uint64) (int64, protocol.ID, error) {
 	s, err := h.NewStream(ctx, p, perfID)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer s.Close()
 	var header [8]byte
 	binary.BigEndian.PutUint64(header[:], download)
 	if _, err := s.Write(header[:]); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if err := sendZeros(s, upload); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if err := s.CloseWrite(); err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return io.Copy(io.Discard, s)
+	downloaded, err := io.Copy(io.Discard, s)
+	return downloaded, s.Protocol(), err
 }
 
 type command struct {
@@ -232,11 +235,12 @@ func run(h host.Host, c *command) (map[string]any, error) {
 		defer conn.Close()
 		streams := max(c.Streams, 1)
 		downloaded := make([]int64, streams)
+		protocols := make([]protocol.ID, streams)
 		errs := make([]error, streams)
 		var wg sync.WaitGroup
 		for i := range streams {
 			wg.Go(func() {
-				downloaded[i], errs[i] = perfClient(ctx, h, conn.RemotePeer(), c.Upload, c.Download)
+				downloaded[i], protocols[i], errs[i] = perfClient(ctx, h, conn.RemotePeer(), c.Upload, c.Download)
 			})
 		}
 		wg.Wait()
@@ -246,6 +250,7 @@ func run(h host.Host, c *command) (map[string]any, error) {
 		state := conn.ConnState()
 		return map[string]any{
 			"downloaded": downloaded,
+			"protocols":  protocols,
 			"muxer":      orNull(state.StreamMultiplexer),
 			"encryption": orNull(state.Security),
 		}, nil
@@ -280,7 +285,7 @@ func run(h host.Host, c *command) (map[string]any, error) {
 		if result := <-ping.Ping(ctx, h, conn.RemotePeer()); result.Error != nil {
 			pinged = result.Error.Error()
 		}
-		downloaded, err := perfClient(ctx, h, conn.RemotePeer(), 100, 100)
+		downloaded, _, err := perfClient(ctx, h, conn.RemotePeer(), 100, 100)
 		if err != nil {
 			return nil, err
 		}

@@ -13,7 +13,9 @@
 //   {"op":"perf","addr":A,"upload":N,"download":N,"optimistic":B,"streams":K}
 //       dial A (a new connection each time), then K (default 1) perf runs at
 //       once on that connection, each on its own stream; the stream protocol
-//       is negotiated optimistically when B is true
+//       is negotiated optimistically when B is true; answers the bytes each
+//       downloaded, each stream's protocol, the connection's muxer and
+//       encryption
 //   {"op":"ttfb","addr":A,"optimistic":B}
 //       dial A, open a ping stream (negotiated optimistically when B is
 //       true), send 32 bytes; answers the milliseconds from before the dial
@@ -126,7 +128,7 @@ function concat (a, b) {
 }
 
 // The perf client: header and upload, close the write side, count the
-// download to its end.
+// download to its end; the stream's protocol, as negotiated.
 async function perfClient (connection, upload, download, optimistic) {
   const stream = await connection.newStream(PERF, { negotiateFully: !optimistic })
   const header = new Uint8Array(8)
@@ -140,7 +142,7 @@ async function perfClient (connection, upload, download, optimistic) {
   for await (const chunk of stream) {
     downloaded += chunk.byteLength
   }
-  return downloaded
+  return { downloaded, protocol: stream.protocol }
 }
 
 const options = Object.fromEntries(process.argv.slice(2)
@@ -180,9 +182,14 @@ async function run (command) {
       const connection = await node.dial(addr, { force: true })
       const runs = Array.from({ length: command.streams ?? 1 }, () =>
         perfClient(connection, command.upload, command.download, command.optimistic === true))
-      const downloaded = await Promise.all(runs)
+      const results = await Promise.all(runs)
       await connection.close()
-      return { downloaded, muxer: connection.multiplexer ?? null, encryption: connection.encryption ?? null }
+      return {
+        downloaded: results.map((run) => run.downloaded),
+        protocols: results.map((run) => run.protocol),
+        muxer: connection.multiplexer ?? null,
+        encryption: connection.encryption ?? null
+      }
     }
     case 'ttfb': {
       const start = performance.now()
@@ -205,7 +212,7 @@ async function run (command) {
       } catch (err) {
         ping = String(err)
       }
-      const downloaded = await perfClient(connection, 100, 100, false)
+      const { downloaded } = await perfClient(connection, 100, 100, false)
       await connection.close()
       return { ping, downloaded }
     }
