@@ -28,6 +28,9 @@ pub struct LinkConfig {
     pub schedule: Option<DeliveryTrace>,
     /// Bytes a stream sender may have in flight before its writes wait.
     pub stream_buffer: usize,
+    /// A middlebox on this path drops TCP SYNs that carry data (TCP Fast
+    /// Open); other SYNs pass.
+    pub drops_syn_data: bool,
 }
 
 impl LinkConfig {
@@ -40,6 +43,7 @@ impl LinkConfig {
             loss: LossModel::None,
             schedule: None,
             stream_buffer: DEFAULT_STREAM_BUFFER,
+            drops_syn_data: false,
         }
     }
 
@@ -52,6 +56,12 @@ impl LinkConfig {
     /// Sets the loss model.
     pub fn loss(mut self, loss: LossModel) -> Self {
         self.loss = loss;
+        self
+    }
+
+    /// Puts a middlebox on the path that drops SYNs carrying data.
+    pub fn drop_syn_data(mut self) -> Self {
+        self.drops_syn_data = true;
         self
     }
 

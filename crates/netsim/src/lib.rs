@@ -8,6 +8,9 @@
 //!   stand in for TCP: connecting costs one RTT (SYN, SYN-ACK), bytes arrive
 //!   in order after the one-way delay (plus serialization at the link's
 //!   bandwidth), and a half-close arrives like data.
+//!   With TCP Fast Open ([`Host::listen_fast_open`],
+//!   [`Host::connect_fast_open`], the [`fast_open`] module) a reconnect's
+//!   first bytes ride in the SYN.
 //! - **Datagram links** ([`Host::bind_udp`], [`SimUdpSocket`]) stand in for
 //!   UDP and implement quinn's `AsyncUdpSocket`, so a real quinn endpoint
 //!   runs over them. Loss: none, Bernoulli, Gilbert-Elliott (bursty), or a
@@ -52,6 +55,7 @@
 mod config;
 mod datagram;
 mod error;
+pub mod fast_open;
 mod link;
 mod loss;
 mod network;
@@ -68,6 +72,7 @@ pub use crate::{
     config::{DEFAULT_MTU, DEFAULT_STREAM_BUFFER, LinkConfig},
     datagram::{RECEIVE_QUEUE_LIMIT, SimUdpSocket},
     error::Error,
+    fast_open::{MAX_SYN_DATA, SYN_RTO},
     loss::{Fate, GilbertElliott, LossModel, LossProcess},
     network::{Host, INJECTED, Network, NetworkBuilder},
     recorder::{Carrier, DEFAULT_RECORD_CAPACITY, Flight, Record, Recorder, Recording},

@@ -12,6 +12,7 @@ use tokio::{sync::mpsc, time::Instant};
 use crate::{
     Error, LinkConfig, Recorder,
     datagram::{Datagrams, SimUdpSocket},
+    fast_open::{ListenerEntry, PendingSyn, SharedJar},
     link::{Links, Transmission},
     recorder::{Carrier, DEFAULT_RECORD_CAPACITY},
     stream::{PendingConnection, SimStream, StreamListener},
@@ -42,13 +43,15 @@ struct Inner {
     links: Arc<Links>,
     datagrams: Arc<Datagrams>,
     state: Mutex<State>,
+    /// TCP Fast Open: the dialers' cookies and the servers' keys.
+    fast_open: SharedJar,
 }
 
 /// Who holds which address, and the next ephemeral port of each host.
 #[derive(Debug, Default)]
 struct State {
     next_port: HashMap<IpAddr, u16>,
-    listeners: HashMap<SocketAddr, mpsc::Sender<PendingConnection>>,
+    listeners: HashMap<SocketAddr, ListenerEntry>,
 }
 
 /// Builds a [`Network`] with per-direction links.
@@ -117,6 +120,7 @@ impl NetworkBuilder {
                 datagrams: Arc::new(Datagrams::new(links.clone())),
                 links,
                 state: Mutex::new(State::default()),
+                fast_open: SharedJar::default(),
             }),
         })
     }
@@ -182,6 +186,19 @@ impl Network {
             .datagrams
             .send(from, to, data, Some(Arc::from(INJECTED)));
     }
+
+    /// Changes the TCP Fast Open key of host `server`: the cookies it gave
+    /// out before are refused (a dialer's next SYN data is not taken, and
+    /// it gets a new cookie), as after a key rotation or when another
+    /// machine answers at the address.
+    pub fn rotate_fast_open_key(&self, server: IpAddr) {
+        crate::fast_open::lock(&self.inner.fast_open).rotate(server);
+    }
+
+    /// Whether host `client` holds a TCP Fast Open cookie for `server`.
+    pub fn holds_fast_open_cookie(&self, client: IpAddr, server: SocketAddr) -> bool {
+        crate::fast_open::lock(&self.inner.fast_open).holds(client, server)
+    }
 }
 
 impl Inner {
@@ -193,7 +210,7 @@ impl Inner {
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.listeners.retain(|_, queue| !queue.is_closed());
+        state.listeners.retain(|_, entry| !entry.queue.is_closed());
         state
     }
 }
@@ -238,6 +255,21 @@ impl Host {
     /// # Errors
     /// [`Error::AddrInUse`].
     pub fn listen(&self, port: u16) -> Result<StreamListener, Error> {
+        self.listen_with(port, false)
+    }
+
+    /// Listens on `port` with TCP Fast Open on (`TCP_FASTOPEN` on a Linux
+    /// listening socket): it issues cookies, and accepts a connection whose
+    /// SYN carries data with a valid cookie as soon as the SYN arrives, its
+    /// data readable at once (see [`Host::connect_fast_open`]).
+    ///
+    /// # Errors
+    /// [`Error::AddrInUse`].
+    pub fn listen_fast_open(&self, port: u16) -> Result<StreamListener, Error> {
+        self.listen_with(port, true)
+    }
+
+    fn listen_with(&self, port: u16, fast_open: bool) -> Result<StreamListener, Error> {
         let mut state = self.network.inner.lock();
         let addr = if port == 0 {
             self.ephemeral(&mut state)
@@ -247,9 +279,44 @@ impl Host {
         if state.listeners.contains_key(&addr) {
             return Err(Error::AddrInUse(addr));
         }
-        let (tx, rx) = mpsc::channel(ACCEPT_BACKLOG);
-        state.listeners.insert(addr, tx);
+        let (queue, rx) = mpsc::channel(ACCEPT_BACKLOG);
+        state
+            .listeners
+            .insert(addr, ListenerEntry { queue, fast_open });
         Ok(StreamListener::new(addr, rx))
+    }
+
+    /// Opens a stream connection to `to` with TCP Fast Open, as a Linux
+    /// socket with `TCP_FASTOPEN_CONNECT` does: it returns at once, and the
+    /// SYN leaves with the first write (or shutdown), carrying up to
+    /// [`MAX_SYN_DATA`](crate::MAX_SYN_DATA) of its bytes if this host
+    /// holds a valid cookie for `to` and the listener has Fast Open on; a
+    /// plain handshake otherwise, the bytes following it. Reading before
+    /// the first write waits, as on Linux: nothing has been sent. See the
+    /// [`fast_open`](crate::fast_open) module for the whole model.
+    ///
+    /// # Errors
+    /// [`Error::ConnectionRefused`] after one RTT if nothing listens there
+    /// (Linux reports it on the first read or write instead).
+    pub async fn connect_fast_open(&self, to: SocketAddr) -> Result<SimStream, Error> {
+        let inner = &self.network.inner;
+        let (local, listener) = {
+            let mut state = inner.lock();
+            let local = self.ephemeral(&mut state);
+            (local, state.listeners.get(&to).cloned())
+        };
+        let Some(listener) = listener else {
+            return self.connect(to).await;
+        };
+        let (dialer, listener_side) = SimStream::pair(inner.links.clone(), local, to);
+        Ok(dialer.with_pending_syn(PendingSyn {
+            links: inner.links.clone(),
+            jar: inner.fast_open.clone(),
+            listener,
+            listener_side,
+            local,
+            to,
+        }))
     }
 
     /// Opens a stream connection to `to`, as TCP would: the SYN takes one
@@ -297,7 +364,7 @@ impl Host {
                 stream: listener_side,
                 peer: local,
             };
-            listener.try_send(pending).ok().map(|()| dialer)
+            listener.queue.try_send(pending).ok().map(|()| dialer)
         });
         let reply = if accepted.is_some() { "SYN-ACK" } else { "RST" };
         control(to, local, syn_at, syn_ack_at, reply);

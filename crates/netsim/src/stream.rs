@@ -18,6 +18,7 @@ use tokio::{
 
 use crate::{
     LinkConfig,
+    fast_open::PendingSyn,
     link::{Links, Transmission},
     recorder::Carrier,
 };
@@ -117,13 +118,18 @@ impl Pipe {
         }))
     }
 
-    /// When bytes handed to the link now arrive: after serialization behind
-    /// what is queued, then the propagation delay. Never before earlier bytes.
-    fn arrival(&mut self, bytes: usize) -> Instant {
-        let now = Instant::now();
-        let start = self.free_at.max(now);
+    /// When bytes handed to the link now leave and arrive: after what is
+    /// queued (or, on a connection still opening, after its handshake),
+    /// then serialization and the propagation delay. Never before earlier
+    /// bytes.
+    fn send_times(&mut self, bytes: usize) -> (Instant, Instant) {
+        let start = self.free_at.max(Instant::now());
         self.free_at = start + self.link.serialization(bytes);
-        self.free_at + self.link.delay
+        (start, self.free_at + self.link.delay)
+    }
+
+    fn arrival(&mut self, bytes: usize) -> Instant {
+        self.send_times(bytes).1
     }
 
     fn shut(&mut self) -> Instant {
@@ -154,6 +160,8 @@ pub struct SimStream {
     local: SocketAddr,
     peer: SocketAddr,
     timer: Pin<Box<Sleep>>,
+    /// A TCP Fast Open dialer's SYN, until its first write sends it.
+    syn: Option<Box<PendingSyn>>,
 }
 
 /// Sets the label recorded with a stream's next writes; a handle that can
@@ -192,10 +200,41 @@ impl SimStream {
             local,
             peer,
             timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            syn: None,
         };
         let a = end(&up, &down, dialer, listener);
         let b = end(&down, &up, listener, dialer);
         (a, b)
+    }
+
+    /// Makes this dialer's end send `syn` with its first write.
+    pub(crate) fn with_pending_syn(mut self, syn: PendingSyn) -> Self {
+        self.syn = Some(Box::new(syn));
+        self
+    }
+
+    /// Sends a pending Fast Open SYN with (some of) `data`; how many of its
+    /// bytes the SYN carried.
+    fn send_syn(&mut self, data: &[u8]) -> usize {
+        let Some(syn) = self.syn.take() else {
+            return 0;
+        };
+        let sent = syn.send(data);
+        let mut pipe = lock(&self.tx);
+        pipe.free_at = pipe.free_at.max(sent.established);
+        let Some((n, arrives)) = sent.carried else {
+            return 0;
+        };
+        pipe.queue.push_back(Segment {
+            arrives,
+            data: data[..n].to_vec(),
+            read: 0,
+        });
+        pipe.buffered += n;
+        if let Some(w) = pipe.reader.take() {
+            w.wake();
+        }
+        n
     }
 
     /// This end's address.
@@ -277,6 +316,12 @@ impl AsyncWrite for SimStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.syn.is_some() && !buf.is_empty() {
+            let carried = this.send_syn(buf);
+            if carried > 0 {
+                return Poll::Ready(Ok(carried));
+            }
+        }
         let mut pipe = lock(&this.tx);
         if pipe.reader_gone {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
@@ -296,8 +341,7 @@ impl AsyncWrite for SimStream {
             return Poll::Pending;
         }
         let n = room.min(buf.len());
-        let sent = Instant::now();
-        let arrives = pipe.arrival(n);
+        let (sent, arrives) = pipe.send_times(n);
         pipe.queue.push_back(Segment {
             arrives,
             data: buf[..n].to_vec(),
@@ -328,9 +372,10 @@ impl AsyncWrite for SimStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        this.send_syn(&[]);
         let mut pipe = lock(&this.tx);
         let already = pipe.fin_at.is_some();
-        let (sent, fin) = (Instant::now(), pipe.shut());
+        let (sent, fin) = (pipe.free_at.max(Instant::now()), pipe.shut());
         let (from, to) = (pipe.from, pipe.to);
         drop(pipe);
         if !already {
