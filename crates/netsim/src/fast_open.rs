@@ -5,9 +5,12 @@
 //!
 //! - **Cookies.** A dialer without a cookie sends a cookie request in its
 //!   SYN; a Fast Open listener answers with a cookie in its SYN-ACK, which
-//!   the dialer keeps per server address (Linux keeps it per destination in
-//!   its TCP metrics). The cookie is valid while the server's key is the
-//!   one it was made with ([`Network::rotate_fast_open_key`]).
+//!   the dialer keeps per server host (Linux keeps it per destination
+//!   address in its TCP metrics, whatever the port). The server makes it
+//!   from the dialer's address with its host's key (Linux: one key per
+//!   network namespace by default), so it is good for any of that host's
+//!   Fast Open listeners while the key stays
+//!   ([`Network::rotate_fast_open_key`]).
 //! - **The SYN's data.** At most [`MAX_SYN_DATA`] bytes. The listener's
 //!   application can accept the connection and read them as soon as the
 //!   SYN arrives, and answer at once: its bytes follow its SYN-ACK. The
@@ -51,9 +54,9 @@ pub const SYN_RTO: Duration = Duration::from_secs(1);
 pub(crate) struct CookieJar {
     /// Each server host's key, as a generation number.
     keys: HashMap<IpAddr, u64>,
-    /// The cookie a dialer host holds for a server address: the key
+    /// The cookie a dialer host holds for a server host: the key
     /// generation it was made with.
-    cookies: HashMap<(IpAddr, SocketAddr), u64>,
+    cookies: HashMap<(IpAddr, IpAddr), u64>,
 }
 
 impl CookieJar {
@@ -67,7 +70,7 @@ impl CookieJar {
     }
 
     /// Whether `client` holds a cookie for `server`, valid or not.
-    pub(crate) fn holds(&self, client: IpAddr, server: SocketAddr) -> bool {
+    pub(crate) fn holds(&self, client: IpAddr, server: IpAddr) -> bool {
         self.cookies.contains_key(&(client, server))
     }
 }
@@ -118,7 +121,7 @@ impl PendingSyn {
         let back = links.link(server, client).delay;
         let now = Instant::now();
         let mut jar = lock(&self.jar);
-        let cookie = jar.cookies.get(&(client, self.to)).copied();
+        let cookie = jar.cookies.get(&(client, server)).copied();
         let key = jar.key(server);
         let offered = data.len().min(MAX_SYN_DATA);
         let with_data = cookie.is_some() && offered > 0;
@@ -165,7 +168,7 @@ impl PendingSyn {
         // It sends a cookie to a dialer that asked, or whose cookie failed.
         let issues = listening && cookie != Some(key);
         if issues {
-            jar.cookies.insert((client, self.to), key);
+            jar.cookies.insert((client, server), key);
         }
         drop(jar);
         let reply = if issues {

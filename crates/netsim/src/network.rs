@@ -195,8 +195,9 @@ impl Network {
         crate::fast_open::lock(&self.inner.fast_open).rotate(server);
     }
 
-    /// Whether host `client` holds a TCP Fast Open cookie for `server`.
-    pub fn holds_fast_open_cookie(&self, client: IpAddr, server: SocketAddr) -> bool {
+    /// Whether host `client` holds a TCP Fast Open cookie for host
+    /// `server`.
+    pub fn holds_fast_open_cookie(&self, client: IpAddr, server: IpAddr) -> bool {
         crate::fast_open::lock(&self.inner.fast_open).holds(client, server)
     }
 }

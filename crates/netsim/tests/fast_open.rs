@@ -72,9 +72,9 @@ async fn a_reconnect_with_a_cookie_is_answered_within_one_rtt() {
     let to = fast_open_echo(&network, request.len());
 
     // First connection: a cookie request, a plain handshake, then the data.
-    assert!(!network.holds_fast_open_cookie(CLIENT.into(), to));
+    assert!(!network.holds_fast_open_cookie(CLIENT.into(), SERVER.into()));
     assert_eq!(exchange(&network, to, request).await, 2 * RTT);
-    assert!(network.holds_fast_open_cookie(CLIENT.into(), to));
+    assert!(network.holds_fast_open_cookie(CLIENT.into(), SERVER.into()));
     let first = labelled(&network, 0, "SYN");
     let labels: Vec<_> = first.iter().map(|r| r.label.as_deref().unwrap()).collect();
     assert_eq!(labels, ["SYN (cookie request)", "SYN-ACK (cookie)"]);
@@ -96,6 +96,17 @@ async fn a_reconnect_with_a_cookie_is_answered_within_one_rtt() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_cookie_is_good_for_every_listener_of_the_host() {
+    let network = Network::new(LinkConfig::with_delay(DELAY)).unwrap();
+    let first = fast_open_echo(&network, 4);
+    exchange(&network, first, b"ping").await;
+    let listener = network.host(SERVER).listen_fast_open(4002).unwrap();
+    let second = listener.local_addr();
+    serve_echo(listener, 4);
+    assert_eq!(exchange(&network, second, b"ping").await, RTT);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_listener_without_fast_open_gives_no_cookie() {
     let network = Network::new(LinkConfig::with_delay(DELAY)).unwrap();
     let listener = network.host(SERVER).listen(4001).unwrap();
@@ -104,7 +115,7 @@ async fn a_listener_without_fast_open_gives_no_cookie() {
     for _ in 0..2 {
         assert_eq!(exchange(&network, to, b"ping").await, 2 * RTT);
     }
-    assert!(!network.holds_fast_open_cookie(CLIENT.into(), to));
+    assert!(!network.holds_fast_open_cookie(CLIENT.into(), SERVER.into()));
     let offset = records(&network);
     exchange(&network, to, b"ping").await;
     assert_eq!(labelled(&network, offset, "SYN-ACK (cookie)").len(), 0);

@@ -28,6 +28,7 @@ use tokio_util::{
 
 use crate::{
     Config, Error, Security,
+    first_flight::FirstFlight,
     tls_server::EarlyPhase,
     upgrade::{Secured, SessionIo},
 };
@@ -58,6 +59,9 @@ pub struct Connection {
     streams: Arc<Semaphore>,
     transport: Transport,
     inbound: mpsc::Receiver<Stream>,
+    /// A Fast Open dialer's first flight, held until the application uses
+    /// the connection (TLS early data).
+    first_flight: Option<FirstFlight>,
 }
 
 #[derive(Debug)]
@@ -94,6 +98,7 @@ impl Connection {
     {
         let early_muxer = secured.early_muxer();
         let early_phase = secured.early_phase();
+        let first_flight = secured.first_flight.clone();
         let security = Some(secured.security());
         let streams = Arc::new(Semaphore::new(config.max_streams));
         let ended = CancellationToken::new();
@@ -114,6 +119,7 @@ impl Connection {
             closing: None,
             close_timeout: config.handshake_timeout,
             ended: ended.clone(),
+            first_flight: first_flight.clone(),
             _permit: permit,
         };
         tokio::spawn(driver);
@@ -127,6 +133,7 @@ impl Connection {
             streams,
             transport: Transport::Yamux { commands, ended },
             inbound,
+            first_flight,
         }
     }
 
@@ -159,6 +166,7 @@ impl Connection {
             streams,
             transport: Transport::Quic { connection, stop },
             inbound,
+            first_flight: None,
         }
     }
 
@@ -236,7 +244,9 @@ impl Connection {
         let (protocol, io) = dialer_select(io, [protocol], mode, deadline)
             .await
             .map_err(Error::StreamNegotiation)?;
-        Ok(Stream::new(protocol, io, ended, permit, false))
+        let mut stream = Stream::new(protocol, io, ended, permit, false);
+        stream.first_flight = self.first_flight.clone();
+        Ok(stream)
     }
 
     /// The next inbound stream whose protocol is one of the configured
@@ -245,6 +255,9 @@ impl Connection {
     /// # Errors
     /// [`Error::ConnectionClosed`] once the connection is closed.
     pub async fn accept_stream(&mut self) -> Result<(Protocol, Stream), Error> {
+        if let Some(flight) = &self.first_flight {
+            flight.request_release();
+        }
         let stream = self.inbound.recv().await.ok_or(Error::ConnectionClosed)?;
         Ok((stream.protocol.clone(), stream))
     }
@@ -310,6 +323,9 @@ pub struct Stream {
     _permit: OwnedSemaphorePermit,
     /// A yamux stream opened by TLS early data.
     early: bool,
+    /// An outbound stream of a connection whose first flight is held: its
+    /// first flush, read or shutdown releases it.
+    first_flight: Option<FirstFlight>,
 }
 
 impl Stream {
@@ -326,6 +342,14 @@ impl Stream {
             ended: ended.map(|ended| Box::pin(ended.cancelled_owned())),
             _permit: permit,
             early,
+            first_flight: None,
+        }
+    }
+
+    /// The application used this stream: a held first flight may go.
+    fn release_first_flight(&mut self) {
+        if let Some(flight) = self.first_flight.take() {
+            flight.request_release();
         }
     }
 
@@ -371,6 +395,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_read(cx, buf);
+        this.release_first_flight();
         this.check_ended(cx, poll)
     }
 }
@@ -389,12 +414,14 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.release_first_flight();
         this.check_ended(cx, poll)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let poll = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.release_first_flight();
         this.check_ended(cx, poll)
     }
 }
@@ -489,6 +516,9 @@ struct YamuxDriver<T> {
     closing: Option<(Vec<CloseReply>, Pin<Box<Sleep>>)>,
     close_timeout: Duration,
     ended: CancellationToken,
+    /// A Fast Open dialer's first flight while the application may still
+    /// add to it.
+    first_flight: Option<FirstFlight>,
     /// Held while the connection lives: a listener's connection slot.
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -502,7 +532,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> YamuxDriver<T> {
                     self.opening.push_back(reply);
                     continue;
                 }
-                Poll::Ready(Some(Command::Close(reply))) => vec![reply],
+                Poll::Ready(Some(Command::Close(reply))) => {
+                    if let Some(flight) = self.first_flight.take() {
+                        flight.release();
+                    }
+                    vec![reply]
+                }
                 // The `Connection` is gone: nobody can use the session.
                 Poll::Ready(None) => Vec::new(),
                 Poll::Pending => return,
@@ -581,6 +616,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for YamuxDriver<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // A release asked for before this pass: what the application wrote
+        // before asking reaches the held flight during the pass.
+        let release = this.first_flight.as_ref().map(FirstFlight::requested);
         this.poll_commands(cx);
         if this.closing.is_some() {
             return this.poll_closing(cx);
@@ -596,6 +634,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for YamuxDriver<T> {
         }
         // Polls the negotiations just started, too.
         this.inbound.poll(cx);
+        if let (Some(flight), Some(requested)) = (&this.first_flight, release) {
+            flight.poll_release(cx, requested);
+            if requested {
+                this.first_flight = None;
+            }
+        }
         let Poll::Ready(result) = ended else {
             return Poll::Pending;
         };

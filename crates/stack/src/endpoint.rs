@@ -3,7 +3,7 @@
 use std::{
     io,
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, Once},
 };
 
 use futures_util::{FutureExt, Stream, StreamExt, future::BoxFuture, stream::BoxStream};
@@ -50,6 +50,8 @@ pub struct Endpoint {
     config: Arc<Config>,
     /// QUIC endpoints: the listening ones, and those bound for dialing.
     quic: Arc<Mutex<Vec<onetrip_quic::Endpoint>>>,
+    /// Whether the kernel's refusal of TCP Fast Open has been reported.
+    fast_open_reported: Arc<Once>,
 }
 
 impl Endpoint {
@@ -58,7 +60,20 @@ impl Endpoint {
         Endpoint {
             config: Arc::new(config),
             quic: Arc::default(),
+            fast_open_reported: Arc::new(Once::new()),
         }
+    }
+
+    /// Whether the layering asks for TCP Fast Open; if so, and the kernel
+    /// does not allow it on this side, says so once per endpoint (a
+    /// warning; connections go on with a plain handshake).
+    fn fast_open(&self, listener: bool) -> bool {
+        let wanted = self.config.layering.fast_open;
+        if wanted && let Err(err) = tcp::fast_open_status(listener) {
+            self.fast_open_reported
+                .call_once(|| tracing::warn!(%err, "TCP Fast Open"));
+        }
+        wanted
     }
 
     /// The configuration.
@@ -91,7 +106,7 @@ impl Endpoint {
         match transport {
             TransportKind::Tcp => {
                 let deadline = self.config.setup_deadline();
-                let socket = tcp::connect(socket_addr, deadline).await?;
+                let socket = tcp::connect(socket_addr, deadline, self.fast_open(false)).await?;
                 self.dial_io_by(socket, tcp_multiaddr(socket_addr), expected, deadline)
                     .await
             }
@@ -211,7 +226,7 @@ impl Endpoint {
         let (transport, socket_addr, _) = parse_addr(addr)?;
         match transport {
             TransportKind::Tcp => {
-                let mut acceptor = tcp::Acceptor::bind(socket_addr)?;
+                let mut acceptor = tcp::Acceptor::bind(socket_addr, self.fast_open(true))?;
                 let local_addr = acceptor.local_addr().clone();
                 let incoming =
                     futures_util::stream::poll_fn(move |cx| acceptor.poll_accept(cx).map(Some));

@@ -68,6 +68,21 @@ pub enum Error {
     /// An invalid configuration value.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The kernel does not let TCP Fast Open work on this side: its
+    /// `net.ipv4.tcp_fastopen` (`None` if unreadable) lacks the bit for it
+    /// (0x1 to dial, 0x2 to listen). Connections fall back to a plain
+    /// handshake; this is a report, not a failure of any connection.
+    #[error(
+        "TCP Fast Open is off for the {side}: net.ipv4.tcp_fastopen is {}, needs {}",
+        sysctl.map_or("unreadable".into(), |v| format!("{v:#x}")),
+        if *side == "listener" { "0x2" } else { "0x1" }
+    )]
+    FastOpenUnavailable {
+        /// `dialer` or `listener`.
+        side: &'static str,
+        /// The sysctl's value, if it could be read.
+        sysctl: Option<u32>,
+    },
 }
 
 /// A configuration value out of its range.

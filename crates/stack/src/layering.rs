@@ -70,6 +70,12 @@ pub struct Layering {
     /// early data when a ticket of the dialed peer allows it (see
     /// `spec/tls.md`). Noise has no early data: ignored.
     pub early_data: bool,
+    /// TCP Fast Open (RFC 7413): a dialer's first flight rides in the SYN
+    /// once the listener has given it a cookie, and a listener with this
+    /// layering accepts such SYNs (see `spec/tcp-stack.md`). Where the
+    /// kernel does not allow it, connections fall back to a plain
+    /// handshake.
+    pub fast_open: bool,
 }
 
 impl Layering {
@@ -82,6 +88,7 @@ impl Layering {
         muxer: MuxerNegotiation::Multistream(Mode::Interactive),
         app: Mode::Interactive,
         early_data: false,
+        fast_open: false,
     };
 
     /// [`Layering::TCP_CLASSIC`] with the stream protocol proposed together
@@ -100,6 +107,7 @@ impl Layering {
         muxer: MuxerNegotiation::Multistream(Mode::Optimistic),
         app: Mode::Interactive,
         early_data: false,
+        fast_open: false,
     };
 
     /// `/noise` interactive, the muxer inside the Noise handshake, the
@@ -112,6 +120,7 @@ impl Layering {
         },
         app: Mode::Optimistic,
         early_data: false,
+        fast_open: false,
     };
 
     /// Every saving at once: `/noise` with message 1, the muxer inside the
@@ -125,6 +134,7 @@ impl Layering {
         },
         app: Mode::Optimistic,
         early_data: false,
+        fast_open: false,
     };
 
     /// TLS 1.3 instead of Noise, every step interactive: TCP,
@@ -153,8 +163,27 @@ impl Layering {
         ..Layering::TCP_TLS_ONETRIP
     };
 
+    /// [`Layering::TCP_ONETRIP`] with TCP Fast Open: on a reconnect to a
+    /// listener that gave a cookie, `/noise` and Noise message 1 ride in
+    /// the SYN: 2 RTT. A first connection is a plain one (3 RTT) that
+    /// fetches the cookie.
+    pub const TCP_ONETRIP_TFO: Layering = Layering {
+        fast_open: true,
+        ..Layering::TCP_ONETRIP
+    };
+
+    /// [`Layering::TCP_TLS_0RTT`] with TCP Fast Open: on a reconnect with
+    /// a session ticket and a cookie, `/tls/1.0.0`, the ClientHello and the
+    /// early data (stream, protocol, request) ride in the SYN, and the
+    /// response follows the server's first flight: 1 RTT, TCP's physical
+    /// limit.
+    pub const TCP_TLS_0RTT_TFO: Layering = Layering {
+        fast_open: true,
+        ..Layering::TCP_TLS_0RTT
+    };
+
     /// The named presets, in the order of the round-trip table.
-    pub const PRESETS: [(&'static str, Layering); 8] = [
+    pub const PRESETS: [(&'static str, Layering); 10] = [
         ("tcp-classic", Layering::TCP_CLASSIC),
         ("tcp-optimistic-app", Layering::TCP_OPTIMISTIC_APP),
         ("tcp-libp2p-default", Layering::TCP_LIBP2P_DEFAULT),
@@ -163,6 +192,8 @@ impl Layering {
         ("tcp-tls-classic", Layering::TCP_TLS_CLASSIC),
         ("tcp-tls-onetrip", Layering::TCP_TLS_ONETRIP),
         ("tcp-tls-0rtt", Layering::TCP_TLS_0RTT),
+        ("tcp-onetrip-tfo", Layering::TCP_ONETRIP_TFO),
+        ("tcp-tls-0rtt-tfo", Layering::TCP_TLS_0RTT_TFO),
     ];
 
     /// The preset's name, if this layering is one.
@@ -302,11 +333,11 @@ impl Preset {
     }
 
     /// Whether a reconnect sends its first flight as early data (TLS 1.3
-    /// early data on TCP, 0-RTT on QUIC), given a session ticket from an
-    /// earlier connection.
+    /// early data or data in the SYN on TCP, 0-RTT on QUIC), given what an
+    /// earlier connection left (a session ticket, a Fast Open cookie).
     pub fn sends_early_data(&self) -> bool {
         match self {
-            Preset::Tcp(layering) => layering.early_data,
+            Preset::Tcp(layering) => layering.early_data || layering.fast_open,
             Preset::Quic(layering) => layering.zero_rtt,
         }
     }
@@ -316,7 +347,8 @@ impl FromStr for Preset {
     type Err = Error;
 
     /// A preset by name: `tcp-classic` … `tcp-onetrip`, `tcp-tls-classic`,
-    /// `tcp-tls-onetrip`, `tcp-tls-0rtt`, `quic`, `quic-optimistic`, `quic-0rtt`.
+    /// `tcp-tls-onetrip`, `tcp-tls-0rtt`, `tcp-onetrip-tfo`,
+    /// `tcp-tls-0rtt-tfo`, `quic`, `quic-optimistic`, `quic-0rtt`.
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         named(Self::all(), name)
     }
@@ -369,7 +401,7 @@ mod tests {
             assert_eq!(name.parse::<Preset>().unwrap(), preset);
             assert_eq!(preset.to_string(), name);
         }
-        assert_eq!(Preset::all().count(), 11);
+        assert_eq!(Preset::all().count(), 13);
     }
 
     #[test]

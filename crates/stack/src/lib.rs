@@ -35,6 +35,7 @@ mod config;
 mod connection;
 mod endpoint;
 mod error;
+mod first_flight;
 mod layering;
 mod tcp;
 mod tls_server;
@@ -59,6 +60,7 @@ pub use crate::{
     endpoint::{Endpoint, Listener},
     error::{ConfigError, Error},
     layering::{Layering, MuxerNegotiation, Preset, QuicLayering, Security, TLS_PROTOCOL_ID},
+    tcp::fast_open_status,
 };
 pub use onetrip_multistream::{Mode, Protocol};
 pub use onetrip_noise::MuxerPolicy;

@@ -38,10 +38,15 @@ use libp2p_core::{
 use libp2p_identity::PeerId;
 use onetrip_common::PeerIdMismatch;
 use onetrip_multistream::Deadline;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::muxer::Muxer;
-use crate::{Config, Error, addr::tcp_socket_addr, tcp, upgrade};
+use crate::{
+    Config, Error,
+    addr::tcp_socket_addr,
+    tcp::{self, TcpSocket},
+    upgrade::{self, Secured},
+};
 
 /// What the Swarm gets for each connection.
 pub type Output = (PeerId, StreamMuxerBox);
@@ -97,29 +102,41 @@ impl Transport {
 /// Runs the upgrade in `role` by `deadline` and starts yamux on the
 /// channel, with the same settings as the stack's own connections.
 async fn upgrade(
-    socket: TcpStream,
+    socket: TcpSocket,
     config: Arc<Config>,
     role: Role,
     expected: Option<PeerId>,
     deadline: Deadline,
 ) -> Result<Output, Error> {
-    let (secured, mode) = match role {
-        Role::Dialer => (
-            upgrade::outbound(socket, &config, expected, deadline).await?,
-            yamux::Mode::Client,
-        ),
-        Role::Listener => (
-            upgrade::inbound(socket, &config, deadline).await?,
-            yamux::Mode::Server,
-        ),
-    };
-    // A dialer's handshake checked `expected` (Noise before our identity
-    // leaves, TLS in its verifier); a hole-punching "listener" checks here.
-    if role == Role::Listener {
-        PeerIdMismatch::check(expected, secured.remote_peer_id).map_err(Error::PeerIdMismatch)?;
+    match role {
+        Role::Dialer => {
+            let secured = upgrade::outbound(socket, &config, expected, deadline).await?;
+            // The Swarm's streams cannot say when a held first flight
+            // (TCP Fast Open with TLS early data) is complete: send it now.
+            if let Some(flight) = &secured.first_flight {
+                flight.release();
+            }
+            Ok(output(secured, &config, yamux::Mode::Client))
+        }
+        Role::Listener => {
+            let secured = upgrade::inbound(socket, &config, deadline).await?;
+            // A dialer's handshake checked `expected` (Noise before our
+            // identity leaves, TLS in its verifier); a hole-punching
+            // "listener" checks here.
+            PeerIdMismatch::check(expected, secured.remote_peer_id)
+                .map_err(Error::PeerIdMismatch)?;
+            Ok(output(secured, &config, yamux::Mode::Server))
+        }
     }
-    let (remote_peer_id, session) = secured.into_session(&config, mode);
-    Ok((remote_peer_id, StreamMuxerBox::new(Muxer::new(session))))
+}
+
+/// The peer and its yamux session as the Swarm takes them.
+fn output<T>(secured: Secured<T>, config: &Config, mode: yamux::Mode) -> Output
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (remote_peer_id, session) = secured.into_session(config, mode);
+    (remote_peer_id, StreamMuxerBox::new(Muxer::new(session)))
 }
 
 impl libp2p_core::Transport for Transport {
@@ -135,8 +152,9 @@ impl libp2p_core::Transport for Transport {
     ) -> Result<(), TransportError<Self::Error>> {
         let (socket_addr, _) =
             tcp_socket_addr(&addr).map_err(|_| TransportError::MultiaddrNotSupported(addr))?;
-        let acceptor =
-            tcp::Acceptor::bind(socket_addr).map_err(|err| TransportError::Other(err.into()))?;
+        let fast_open = self.config.layering.fast_open;
+        let acceptor = tcp::Acceptor::bind(socket_addr, fast_open)
+            .map_err(|err| TransportError::Other(err.into()))?;
         let listen_addr = acceptor.local_addr().clone();
         self.listeners.push(ListenerEntry { id, acceptor });
         self.push(TransportEvent::NewAddress {
@@ -172,7 +190,7 @@ impl libp2p_core::Transport for Transport {
         let config = self.config.clone();
         Ok(async move {
             let deadline = config.setup_deadline();
-            let socket = tcp::connect(socket_addr, deadline).await?;
+            let socket = tcp::connect(socket_addr, deadline, config.layering.fast_open).await?;
             upgrade(socket, config, opts.role, expected, deadline).await
         }
         .boxed())

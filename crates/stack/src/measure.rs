@@ -114,9 +114,10 @@ pub async fn tcp(layering: Layering, delay: Duration) -> Result<Measurement, Err
 }
 
 /// A TCP layering over a netsim stream link of one-way delay `delay`, the
-/// listener using the same layering and doing `server` about TLS early
-/// data. With `reconnect`, a first connection (with one request) leaves a
-/// session ticket and the second connection is measured; for
+/// listener using the same layering (TCP Fast Open on if it asks for it)
+/// and doing `server` about TLS early data. With `reconnect`, a first
+/// connection (with one request) leaves a session ticket and a Fast Open
+/// cookie, and the second connection is measured; for
 /// [`ZeroRttServer::Rejects`], it goes to a second listener of the same
 /// identity and session store that takes no early data.
 ///
@@ -135,7 +136,16 @@ pub async fn tcp_resumed(
         .with_protocols([ping()]);
     let server_endpoint = Endpoint::new(server_config.clone());
     let server_id = server_endpoint.local_peer_id();
-    let sim_listener = network.host(SERVER).listen(4001).map_err(netsim)?;
+    // The listener has TCP Fast Open on when the layering asks for it.
+    let listen = |port| {
+        let host = network.host(SERVER);
+        if layering.fast_open {
+            host.listen_fast_open(port)
+        } else {
+            host.listen(port)
+        }
+    };
+    let sim_listener = listen(4001).map_err(netsim)?;
     let mut server_addr = sim_listener.local_addr();
     serve(listen_on_netsim(&server_endpoint, sim_listener));
 
@@ -148,7 +158,13 @@ pub async fn tcp_resumed(
         let network = &network;
         let client = &client;
         async move {
-            let io = network.host(CLIENT).connect(addr).await.map_err(netsim)?;
+            let host = network.host(CLIENT);
+            let io = if layering.fast_open {
+                host.connect_fast_open(addr).await
+            } else {
+                host.connect(addr).await
+            };
+            let io = io.map_err(netsim)?;
             client
                 .dial_io(io, tcp_multiaddr(addr), Some(server_id))
                 .await
@@ -162,7 +178,7 @@ pub async fn tcp_resumed(
         first.close().await?;
         if server == ZeroRttServer::Rejects {
             let refusing = Endpoint::new(server_config.with_accept_0rtt(false));
-            let sim_listener = network.host(SERVER).listen(4002).map_err(netsim)?;
+            let sim_listener = listen(4002).map_err(netsim)?;
             server_addr = sim_listener.local_addr();
             serve(listen_on_netsim(&refusing, sim_listener));
         }

@@ -1,6 +1,15 @@
 //! The TCP front end that [`Endpoint`](crate::Endpoint) and the libp2p
-//! `Transport` share: connecting by the setup deadline, and accepting with
-//! a pause after a socket error.
+//! `Transport` share: connecting by the setup deadline, with or without
+//! TCP Fast Open, and accepting with a pause after a socket error.
+//!
+//! TCP Fast Open (RFC 7413) on Linux: a dialing socket gets
+//! `TCP_FASTOPEN_CONNECT` (its connect returns at once, and the SYN leaves
+//! with the first write, carrying it when the kernel holds a cookie for the
+//! server), a listening socket `TCP_FASTOPEN` (it issues cookies and
+//! accepts data in SYNs), both through `tokio-tfo`. The kernel's
+//! `net.ipv4.tcp_fastopen` must allow each side ([`fast_open_status`]);
+//! where it does not, or where the path or the peer refuses, a connection
+//! falls back to a plain handshake by itself.
 
 use std::{
     io,
@@ -16,8 +25,48 @@ use tokio::{
     net::{TcpListener, TcpStream},
     time::Sleep,
 };
+use tokio_tfo::{TfoListener, TfoStream};
+use tokio_util::either::Either;
 
 use crate::{Error, addr::tcp_multiaddr};
+
+/// A TCP connection's byte stream: a plain socket, or one opened or
+/// accepted with TCP Fast Open.
+pub(crate) type TcpSocket = Either<TcpStream, TfoStream>;
+
+/// The sysctl that allows TCP Fast Open, per network namespace.
+const FAST_OPEN_SYSCTL: &str = "/proc/sys/net/ipv4/tcp_fastopen";
+
+/// `net.ipv4.tcp_fastopen` bits (Linux Documentation/networking/ip-sysctl.rst):
+/// sending data in the SYN as a client, accepting it as a server.
+const FAST_OPEN_CLIENT: u32 = 0x1;
+const FAST_OPEN_SERVER: u32 = 0x2;
+
+/// Whether this host's kernel lets TCP Fast Open work for a dialer
+/// (`listener == false`) or a listener: `Ok` if `net.ipv4.tcp_fastopen`
+/// (read now, in the calling thread's network namespace) has the needed
+/// bit, [`Error::FastOpenUnavailable`] otherwise. Connections go on
+/// without it either way, with a plain handshake.
+///
+/// # Errors
+/// [`Error::FastOpenUnavailable`].
+pub fn fast_open_status(listener: bool) -> Result<(), Error> {
+    let (bit, side) = if listener {
+        (FAST_OPEN_SERVER, "listener")
+    } else {
+        (FAST_OPEN_CLIENT, "dialer")
+    };
+    let value = std::fs::read_to_string(FAST_OPEN_SYSCTL)
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok());
+    match value {
+        Some(value) if value & bit != 0 => Ok(()),
+        value => Err(Error::FastOpenUnavailable {
+            side,
+            sysctl: value,
+        }),
+    }
+}
 
 /// How long a listener pauses after its socket fails to accept (out of
 /// file descriptors, say), as libp2p-tcp does, instead of spinning.
@@ -46,31 +95,63 @@ impl ErrorPause {
 }
 
 /// Connects to `addr` by `deadline`, with `TCP_NODELAY` (every flight of a
-/// handshake is small and waited for).
-pub(crate) async fn connect(addr: SocketAddr, deadline: Deadline) -> Result<TcpStream, Error> {
+/// handshake is small and waited for), and with TCP Fast Open if
+/// `fast_open`: then this returns at once, and the SYN leaves with the
+/// first write.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    deadline: Deadline,
+    fast_open: bool,
+) -> Result<TcpSocket, Error> {
     let connect = async {
-        let socket = TcpStream::connect(addr).await?;
-        socket.set_nodelay(true)?;
-        Ok::<_, Error>(socket)
+        if fast_open {
+            let socket = TfoStream::connect(addr).await?;
+            socket.set_nodelay(true)?;
+            Ok::<_, Error>(Either::Right(socket))
+        } else {
+            let socket = TcpStream::connect(addr).await?;
+            socket.set_nodelay(true)?;
+            Ok(Either::Left(socket))
+        }
     };
     deadline.run(connect).await.map_err(|_| Error::Timeout)?
+}
+
+/// A listening socket, plain or with TCP Fast Open.
+enum Listening {
+    Plain(TcpListener),
+    FastOpen(TfoListener),
+}
+
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Listening::Plain(_) => "Plain",
+            Listening::FastOpen(_) => "FastOpen",
+        })
+    }
 }
 
 /// A listening TCP socket.
 #[derive(Debug)]
 pub(crate) struct Acceptor {
-    listener: TcpListener,
+    listener: Listening,
     local_addr: Multiaddr,
     paused: ErrorPause,
 }
 
 impl Acceptor {
-    /// Listens on `addr` (port 0: any free port).
-    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
+    /// Listens on `addr` (port 0: any free port), with TCP Fast Open if
+    /// `fast_open`.
+    pub(crate) fn bind(addr: SocketAddr, fast_open: bool) -> io::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(listener)?;
         let local_addr = tcp_multiaddr(listener.local_addr()?);
+        let listener = if fast_open {
+            Listening::FastOpen(TfoListener::from_std(listener)?)
+        } else {
+            Listening::Plain(TcpListener::from_std(listener)?)
+        };
         Ok(Acceptor {
             listener,
             local_addr,
@@ -88,16 +169,25 @@ impl Acceptor {
     pub(crate) fn poll_accept(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<io::Result<(TcpStream, Multiaddr)>> {
+    ) -> Poll<io::Result<(TcpSocket, Multiaddr)>> {
         std::task::ready!(self.paused.poll_over(cx));
-        let accepted = match self.listener.poll_accept(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(accepted) => accepted,
+        let accepted = match &self.listener {
+            Listening::Plain(listener) => listener.poll_accept(cx).map_ok(|(socket, remote)| {
+                socket
+                    .set_nodelay(true)
+                    .map(|()| (Either::Left(socket), remote))
+            }),
+            Listening::FastOpen(listener) => listener.poll_accept(cx).map_ok(|(socket, remote)| {
+                socket
+                    .set_nodelay(true)
+                    .map(|()| (Either::Right(socket), remote))
+            }),
         };
-        let accepted = accepted.and_then(|(socket, remote)| {
-            socket.set_nodelay(true)?;
-            Ok((socket, tcp_multiaddr(remote)))
-        });
+        let accepted = match accepted {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(accepted) => accepted.and_then(|inner| inner),
+        };
+        let accepted = accepted.map(|(socket, remote)| (socket, tcp_multiaddr(remote)));
         if accepted.is_err() {
             self.paused.start();
         }

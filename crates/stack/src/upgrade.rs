@@ -21,6 +21,7 @@ use tokio_util::{
 use crate::{
     Config, Error, MuxerNegotiation, Security,
     config::yamux_protocol,
+    first_flight::{FirstFlight, FirstFlightIo},
     tls_server::{EarlyPhase, TlsServer},
 };
 
@@ -87,6 +88,8 @@ struct Secure<T> {
 pub(crate) struct Secured<T> {
     pub(crate) remote_peer_id: PeerId,
     pub(crate) io: MuxerIo<T>,
+    /// A Fast Open dialer's first flight, if it is still held.
+    pub(crate) first_flight: Option<FirstFlight>,
 }
 
 /// What a yamux session runs on: the secure channel, its writes gathered
@@ -157,7 +160,8 @@ fn security_protocol(security: Security) -> Protocol {
 
 /// Sets up the dialer's side by `deadline`. With `expected`, a listener
 /// with another peer id is refused before our identity leaves (Noise) or in
-/// the handshake (TLS).
+/// the handshake (TLS). With TCP Fast Open, the first flight is held and
+/// written at once (see [`FirstFlight`]).
 ///
 /// The deadline bounds the whole setup, whichever step is slow: the steps
 /// themselves run without one of their own.
@@ -166,11 +170,12 @@ pub(crate) async fn outbound<T>(
     config: &Config,
     expected: Option<PeerId>,
     deadline: Deadline,
-) -> Result<Secured<T>, Error>
+) -> Result<Secured<FirstFlightIo<T>>, Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let layering = config.layering;
+    let (io, first_flight) = FirstFlight::wrap(io, layering.fast_open);
     let setup = async {
         let security = layering.security_protocol;
         let (_, io) = dialer_select(
@@ -192,7 +197,7 @@ where
                     muxer_chosen: output.muxer.is_some(),
                 }
             }
-            Security::Tls => tls_outbound(io, config, expected).await?,
+            Security::Tls => tls_outbound(io, config, expected, first_flight.as_ref()).await?,
         };
         let io = if secure.muxer_chosen {
             Either::Left(secure.io)
@@ -215,6 +220,7 @@ where
         Ok(Secured {
             remote_peer_id: secure.remote_peer_id,
             io,
+            first_flight: first_flight.clone(),
         })
     };
     deadline.run(setup).await.map_err(|_| Error::Timeout)?
@@ -222,10 +228,14 @@ where
 
 /// The TLS client handshake: the muxer in ALPN, the server's peer id
 /// derived (and checked against `expected`) by the certificate verifier.
+/// Handing the connection over before the handshake (early data), it
+/// holds a Fast Open dialer's first flight for the application's first
+/// streams.
 async fn tls_outbound<T>(
     io: Negotiated<T>,
     config: &Config,
     expected: Option<PeerId>,
+    first_flight: Option<&FirstFlight>,
 ) -> Result<Secure<T>, Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -250,6 +260,9 @@ where
         // takes early data only if it selects the ALPN protocol of that
         // session again, which chose the muxer when our layering does.
         let expected = expected.expect("early data resumes a ticket of the expected peer");
+        if let Some(flight) = first_flight {
+            flight.hold_for_application();
+        }
         (expected, config.layering.early_muxer())
     } else {
         let remote_peer_id = dial
@@ -347,6 +360,7 @@ where
         Ok(Secured {
             remote_peer_id: secure.remote_peer_id,
             io,
+            first_flight: None,
         })
     };
     deadline.run(setup).await.map_err(|_| Error::Timeout)?

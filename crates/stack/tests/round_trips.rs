@@ -37,6 +37,8 @@ async fn tcp_table(delay: Duration) {
         ("tcp-tls-classic", 6, false),
         ("tcp-tls-onetrip", 3, true),
         ("tcp-tls-0rtt", 3, true),
+        ("tcp-onetrip-tfo", 3, true),
+        ("tcp-tls-0rtt-tfo", 3, true),
     ];
     for (name, round_trips, early) in table {
         let layering: Layering = name.parse().unwrap();
@@ -63,6 +65,54 @@ async fn tcp_early_data_table(delay: Duration) {
             .unwrap_or_else(|err| panic!("{name}: {err}"));
         check(name, &measured, round_trips);
         assert!(measured.early_muxer, "{name}");
+    }
+}
+
+/// TCP Fast Open: a reconnect's first flight rides in the SYN. With Noise
+/// that is `/noise` and message 1 (2 RTT); with TLS early data the
+/// ClientHello and the request (1 RTT); a server that takes no early data
+/// still answers the ClientHello from the SYN (2 RTT).
+async fn tcp_fast_open_table(delay: Duration) {
+    use ZeroRttServer::*;
+    let cases = [
+        (
+            "tcp-onetrip-tfo, reconnect",
+            Layering::TCP_ONETRIP_TFO,
+            Accepts,
+            2,
+        ),
+        (
+            "tcp-tls-0rtt-tfo, reconnect",
+            Layering::TCP_TLS_0RTT_TFO,
+            Accepts,
+            1,
+        ),
+        (
+            "tcp-tls-0rtt-tfo, server refuses early data",
+            Layering::TCP_TLS_0RTT_TFO,
+            Refuses,
+            2,
+        ),
+        (
+            "tcp-tls-0rtt-tfo, server rejects early data",
+            Layering::TCP_TLS_0RTT_TFO,
+            Rejects,
+            2,
+        ),
+    ];
+    for (name, layering, server, round_trips) in cases {
+        let measured = measure::tcp_resumed(layering, delay, server, true)
+            .await
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        check(name, &measured, round_trips);
+        assert!(measured.early_muxer, "{name}");
+        let syn = measured
+            .recording
+            .records
+            .iter()
+            .find(|r| r.label.as_deref() == Some("SYN"));
+        let syn = syn.unwrap_or_else(|| panic!("{name}: no SYN"));
+        assert!(syn.bytes > 0, "{name}: the SYN carries the first flight");
     }
 }
 
@@ -138,6 +188,16 @@ async fn tcp_early_data_round_trips_at_10_ms() {
 #[tokio::test(start_paused = true)]
 async fn tcp_early_data_round_trips_at_50_ms() {
     tcp_early_data_table(Duration::from_millis(50)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_fast_open_round_trips_at_10_ms() {
+    tcp_fast_open_table(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_fast_open_round_trips_at_50_ms() {
+    tcp_fast_open_table(Duration::from_millis(50)).await;
 }
 
 #[tokio::test(start_paused = true)]
