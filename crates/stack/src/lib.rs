@@ -60,7 +60,7 @@ pub use crate::{
     endpoint::{Endpoint, Listener},
     error::{ConfigError, Error},
     layering::{Layering, MuxerNegotiation, Preset, QuicLayering, Security, TLS_PROTOCOL_ID},
-    tcp::fast_open_status,
+    tcp::{TcpSocket, fast_open_status, tcp_connect},
 };
 pub use onetrip_multistream::{Mode, Protocol};
 pub use onetrip_noise::MuxerPolicy;

@@ -32,7 +32,7 @@ use crate::{Error, addr::tcp_multiaddr};
 
 /// A TCP connection's byte stream: a plain socket, or one opened or
 /// accepted with TCP Fast Open.
-pub(crate) type TcpSocket = Either<TcpStream, TfoStream>;
+pub type TcpSocket = Either<TcpStream, TfoStream>;
 
 /// The sysctl that allows TCP Fast Open, per network namespace.
 const FAST_OPEN_SYSCTL: &str = "/proc/sys/net/ipv4/tcp_fastopen";
@@ -105,16 +105,33 @@ pub(crate) async fn connect(
 ) -> Result<TcpSocket, Error> {
     let connect = async {
         if fast_open {
-            let socket = TfoStream::connect(addr).await?;
-            socket.set_nodelay(true)?;
-            Ok::<_, Error>(Either::Right(socket))
-        } else {
-            let socket = TcpStream::connect(addr).await?;
-            socket.set_nodelay(true)?;
-            Ok(Either::Left(socket))
+            match TfoStream::connect(addr).await {
+                Ok(socket) => {
+                    socket.set_nodelay(true)?;
+                    return Ok::<_, Error>(Either::Right(socket));
+                }
+                // The kernel refuses `TCP_FASTOPEN_CONNECT` where its sysctl
+                // allows no Fast Open: connect without it.
+                Err(err) if err.kind() == io::ErrorKind::Unsupported => {}
+                Err(err) => return Err(err.into()),
+            }
         }
+        let socket = TcpStream::connect(addr).await?;
+        socket.set_nodelay(true)?;
+        Ok(Either::Left(socket))
     };
     deadline.run(connect).await.map_err(|_| Error::Timeout)?
+}
+
+/// Opens the TCP socket that [`Endpoint::dial`](crate::Endpoint::dial)
+/// opens, for [`Endpoint::dial_io`](crate::Endpoint::dial_io): with
+/// `TCP_NODELAY`, and with TCP Fast Open if `fast_open` (this then returns
+/// at once, and the SYN leaves with the first write).
+///
+/// # Errors
+/// [`Error::Io`] if the connection fails.
+pub async fn tcp_connect(addr: SocketAddr, fast_open: bool) -> Result<TcpSocket, Error> {
+    connect(addr, Deadline::NONE, fast_open).await
 }
 
 /// A listening socket, plain or with TCP Fast Open.

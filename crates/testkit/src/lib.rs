@@ -2,6 +2,8 @@
 
 #[cfg(feature = "certificates")]
 pub mod certificates;
+#[cfg(feature = "netns")]
+pub mod netns;
 #[cfg(feature = "peers")]
 pub mod peer;
 
