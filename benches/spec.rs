@@ -90,35 +90,62 @@ async fn measure_all() -> Vec<Row> {
             exact_sizes: layering.security_protocol == Security::Noise,
         });
     }
-    let early_data = [
+    let reconnects = [
         (
             "tcp-tls-0rtt, reconnect",
+            Layering::TCP_TLS_0RTT,
             ZeroRttServer::Accepts,
             "stream, protocol and request as TLS early data with the ClientHello",
         ),
         (
             "tcp-tls-0rtt, server refuses early data",
+            Layering::TCP_TLS_0RTT,
             ZeroRttServer::Refuses,
             "its tickets allow no early data: resumed, as `tcp-tls-onetrip`",
         ),
         (
             "tcp-tls-0rtt, server rejects early data",
+            Layering::TCP_TLS_0RTT,
             ZeroRttServer::Rejects,
             "the early data is sent again after the handshake",
         ),
+        (
+            "tcp-onetrip-tfo, reconnect",
+            Layering::TCP_ONETRIP_TFO,
+            ZeroRttServer::Accepts,
+            "`/noise` and Noise message 1 in the SYN (TCP Fast Open)",
+        ),
+        (
+            "tcp-tls-0rtt-tfo, reconnect",
+            Layering::TCP_TLS_0RTT_TFO,
+            ZeroRttServer::Accepts,
+            "`/tls/1.0.0`, the ClientHello and the early data (stream, protocol, request) in the SYN: TCP's limit",
+        ),
+        (
+            "tcp-tls-0rtt-tfo, server refuses early data",
+            Layering::TCP_TLS_0RTT_TFO,
+            ZeroRttServer::Refuses,
+            "the ClientHello in the SYN, the request with the client's Finished",
+        ),
+        (
+            "tcp-tls-0rtt-tfo, server rejects early data",
+            Layering::TCP_TLS_0RTT_TFO,
+            ZeroRttServer::Rejects,
+            "the ClientHello in the SYN; the early data sent again with the client's Finished",
+        ),
     ];
-    for (name, server, note) in early_data {
+    for (name, layering, server, note) in reconnects {
         rows.push(Row {
             name: format!("`{name}`"),
             transport: "TCP",
             note,
             at: each_delay(|d| async move {
-                measure::tcp_resumed(Layering::TCP_TLS_0RTT, d, server, true)
+                measure::tcp_resumed(layering, d, server, true)
                     .await
                     .expect(name)
             })
             .await,
-            exact_sizes: false,
+            exact_sizes: layering.security_protocol == Security::Noise,
         });
     }
     for stack in Libp2pTcp::ALL {
@@ -223,6 +250,12 @@ fn tcp_note(layering: Layering) -> &'static str {
             "`/tls/1.0.0` with the ClientHello, the muxer in ALPN, the stream protocol and request with the client's Finished"
         }
         Some("tcp-tls-0rtt") => "first connection, no ticket yet: as `tcp-tls-onetrip`",
+        Some("tcp-onetrip-tfo") => {
+            "first connection: the SYN asks for a Fast Open cookie; as `tcp-onetrip`"
+        }
+        Some("tcp-tls-0rtt-tfo") => {
+            "first connection, no cookie or ticket yet: as `tcp-tls-onetrip`"
+        }
         _ => "a layering of no preset",
     }
 }
@@ -307,6 +340,11 @@ fn ladder(recording: &Recording, exact_sizes: bool) -> String {
             "    ←"
         };
         let what = match (&record.label, record.carrier) {
+            // A SYN that carries data (TCP Fast Open).
+            (Some(label), Carrier::Stream) if record.bytes > 0 && exact_sizes => {
+                format!("{label} + {} B", record.bytes)
+            }
+            (Some(label), Carrier::Stream) if record.bytes > 0 => format!("{label} + data"),
             (Some(label), _) => label.to_string(),
             (None, Carrier::Stream) if exact_sizes => format!("{} B", record.bytes),
             (None, Carrier::Stream) => "segment".into(),

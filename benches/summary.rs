@@ -11,9 +11,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-/// The stacks compared, in table order: onetrip's eleven presets, then
+/// The stacks compared, in table order: onetrip's thirteen presets, then
 /// rust-libp2p's TCP and QUIC configurations.
-pub const STACKS: [&str; 16] = [
+pub const STACKS: [&str; 18] = [
     "tcp-classic",
     "tcp-optimistic-app",
     "tcp-libp2p-default",
@@ -22,6 +22,8 @@ pub const STACKS: [&str; 16] = [
     "tcp-tls-classic",
     "tcp-tls-onetrip",
     "tcp-tls-0rtt",
+    "tcp-onetrip-tfo",
+    "tcp-tls-0rtt-tfo",
     "quic",
     "quic-optimistic",
     "quic-0rtt",

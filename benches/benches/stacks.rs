@@ -254,16 +254,16 @@ fn handshake_virtual(c: &mut Criterion) {
                 measure::paused_runtime().block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        // Early data (TLS, QUIC 0-RTT) shows on a reconnect.
+                        // Early data (TLS, data in the SYN, QUIC 0-RTT)
+                        // shows on a reconnect.
                         let server = ZeroRttServer::Accepts;
+                        let reconnect = preset.sends_early_data();
                         let measured = match preset {
                             Preset::Tcp(layering) => {
-                                let reconnect = layering.early_data;
                                 measure::tcp_resumed(layering, VIRTUAL_DELAY, server, reconnect)
                                     .await
                             }
                             Preset::Quic(layering) => {
-                                let reconnect = layering.zero_rtt;
                                 measure::quic(layering, VIRTUAL_DELAY, server, reconnect).await
                             }
                         };

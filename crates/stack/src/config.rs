@@ -66,6 +66,7 @@ pub struct Config {
     pub(crate) max_streams: usize,
     pub(crate) quic_layering: QuicLayering,
     accept_0rtt: bool,
+    fast_open_listener: bool,
     /// The QUIC identity (certificate, session tickets), before the
     /// settings above are applied.
     quic: onetrip_quic::Config,
@@ -101,6 +102,7 @@ impl Config {
             layering: Layering::default(),
             quic_layering: QuicLayering::default(),
             accept_0rtt: false,
+            fast_open_listener: false,
             protocols: Arc::from([]),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -145,6 +147,24 @@ impl Config {
     pub fn with_accept_0rtt(mut self, accept: bool) -> Self {
         self.accept_0rtt = accept;
         self
+    }
+
+    /// As a server, take data in TCP SYNs (TCP Fast Open, `TCP_FASTOPEN`
+    /// on the listening sockets): dialers with a Fast Open layering then
+    /// send their first flight in the SYN on a reconnect. On for a layering
+    /// with [`Layering::fast_open`]; off by default otherwise. SYN data can
+    /// be duplicated by the network: see `spec/tcp-stack.md` for what may
+    /// ride in it. The kernel must allow it too
+    /// ([`fast_open_status`](crate::fast_open_status)).
+    pub fn with_fast_open_listener(mut self, on: bool) -> Self {
+        self.fast_open_listener = on;
+        self
+    }
+
+    /// Whether listeners take data in SYNs (see
+    /// [`Config::with_fast_open_listener`]).
+    pub fn fast_open_listener(&self) -> bool {
+        self.fast_open_listener || self.layering.fast_open
     }
 
     /// What an early muxer negotiation does when the peer lists muxers but

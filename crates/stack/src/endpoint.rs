@@ -64,11 +64,15 @@ impl Endpoint {
         }
     }
 
-    /// Whether the layering asks for TCP Fast Open; if so, and the kernel
-    /// does not allow it on this side, says so once per endpoint (a
+    /// Whether the configuration asks for TCP Fast Open on this side; if
+    /// so, and the kernel does not allow it, says so once per endpoint (a
     /// warning; connections go on with a plain handshake).
     fn fast_open(&self, listener: bool) -> bool {
-        let wanted = self.config.layering.fast_open;
+        let wanted = if listener {
+            self.config.fast_open_listener()
+        } else {
+            self.config.layering.fast_open
+        };
         if wanted && let Err(err) = tcp::fast_open_status(listener) {
             self.fast_open_reported
                 .call_once(|| tracing::warn!(%err, "TCP Fast Open"));

@@ -72,8 +72,9 @@ pub struct Layering {
     pub early_data: bool,
     /// TCP Fast Open (RFC 7413): a dialer's first flight rides in the SYN
     /// once the listener has given it a cookie, and a listener with this
-    /// layering accepts such SYNs (see `spec/tcp-stack.md`). Where the
-    /// kernel does not allow it, connections fall back to a plain
+    /// layering accepts such SYNs (any listener can:
+    /// `Config::with_fast_open_listener`; see `spec/tcp-stack.md`). Where
+    /// the kernel does not allow it, connections fall back to a plain
     /// handshake.
     pub fast_open: bool,
 }

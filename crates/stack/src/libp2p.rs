@@ -152,7 +152,7 @@ impl libp2p_core::Transport for Transport {
     ) -> Result<(), TransportError<Self::Error>> {
         let (socket_addr, _) =
             tcp_socket_addr(&addr).map_err(|_| TransportError::MultiaddrNotSupported(addr))?;
-        let fast_open = self.config.layering.fast_open;
+        let fast_open = self.config.fast_open_listener();
         let acceptor = tcp::Acceptor::bind(socket_addr, fast_open)
             .map_err(|err| TransportError::Other(err.into()))?;
         let listen_addr = acceptor.local_addr().clone();

@@ -49,7 +49,8 @@ struct Opts {
     download_bytes: Option<u64>,
     /// The layering preset: tcp-classic, tcp-optimistic-app,
     /// tcp-libp2p-default, tcp-early-muxer, tcp-onetrip, tcp-tls-classic,
-    /// tcp-tls-onetrip, tcp-tls-0rtt, quic, quic-optimistic, quic-0rtt.
+    /// tcp-tls-onetrip, tcp-tls-0rtt, tcp-onetrip-tfo, tcp-tls-0rtt-tfo,
+    /// quic, quic-optimistic, quic-0rtt.
     /// Default:
     /// tcp-onetrip over TCP,
     /// quic-optimistic over QUIC.
@@ -75,6 +76,10 @@ struct Opts {
     /// As a server, accept 0-RTT data (replayable: see spec/quic.md).
     #[arg(long)]
     accept_0rtt: bool,
+    /// As a server, take data in TCP SYNs (TCP Fast Open, for the -tfo
+    /// layerings; see spec/tcp-stack.md).
+    #[arg(long)]
+    fast_open: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,7 +174,8 @@ fn keypair(seed: Option<u8>) -> Keypair {
 async fn server(opts: &Opts) -> Result<(), onetrip_perf::Error> {
     let config = Config::new(keypair(opts.secret_key_seed))?
         .with_protocols([runner::perf_protocol()])
-        .with_accept_0rtt(opts.accept_0rtt);
+        .with_accept_0rtt(opts.accept_0rtt)
+        .with_fast_open_listener(opts.fast_open);
     let endpoint = Endpoint::new(config);
     let tcp = endpoint
         .listen(&multiaddr(TransportKind::Tcp, opts.server_address))
