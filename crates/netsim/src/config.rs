@@ -31,6 +31,12 @@ pub struct LinkConfig {
     /// A middlebox on this path drops TCP SYNs that carry data (TCP Fast
     /// Open); other SYNs pass.
     pub drops_syn_data: bool,
+    /// The network delivers a copy of each SYN that carries data this long
+    /// after the original (RFC 7413 §6.3.1): the listener sees a second
+    /// connection with the same first flight, whose dialer is gone (its
+    /// answers are lost, and it ends one RTT later, as the dialer's host
+    /// resets it).
+    pub duplicates_syn_data: Option<Duration>,
 }
 
 impl LinkConfig {
@@ -44,6 +50,7 @@ impl LinkConfig {
             schedule: None,
             stream_buffer: DEFAULT_STREAM_BUFFER,
             drops_syn_data: false,
+            duplicates_syn_data: None,
         }
     }
 
@@ -62,6 +69,12 @@ impl LinkConfig {
     /// Puts a middlebox on the path that drops SYNs carrying data.
     pub fn drop_syn_data(mut self) -> Self {
         self.drops_syn_data = true;
+        self
+    }
+
+    /// Delivers a copy of each SYN with data `after` the original.
+    pub fn duplicate_syn_data(mut self, after: Duration) -> Self {
+        self.duplicates_syn_data = Some(after);
         self
     }
 

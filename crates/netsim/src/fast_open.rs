@@ -18,6 +18,11 @@
 //! - **Fallback.** Without a cookie, with a cookie the server no longer
 //!   honours, or to a listener without Fast Open, nothing rides in the SYN:
 //!   a plain handshake, and the bytes follow it, as after a plain connect.
+//! - **A network that duplicates a SYN with data**
+//!   ([`LinkConfig::duplicates_syn_data`]): the listener gets the first
+//!   flight a second time, on a connection of its own whose dialer is gone:
+//!   its answers are lost, and its end comes one RTT later (the dialer's
+//!   host resets the connection it does not know).
 //! - **A path that drops SYNs with data** ([`LinkConfig::drops_syn_data`]):
 //!   the SYN is lost; Linux retransmits it after the initial RTO without the
 //!   data (which it queued apart from the SYN), and the data follows the
@@ -25,6 +30,7 @@
 //!
 //! [`Network::rotate_fast_open_key`]: crate::Network::rotate_fast_open_key
 //! [`LinkConfig::drops_syn_data`]: crate::LinkConfig::drops_syn_data
+//! [`LinkConfig::duplicates_syn_data`]: crate::LinkConfig::duplicates_syn_data
 
 use std::{
     collections::HashMap,
@@ -188,6 +194,29 @@ impl PendingSyn {
         // A full accept queue drops the connection, as a listener whose
         // backlog overflows drops the SYN: the dialer's reads see the end.
         let _ = self.listener.queue.try_send(pending);
+        if let Some(after) = forward.duplicates_syn_data.filter(|_| accepted) {
+            // The copy opens a connection of its own, from the same
+            // address, whose dialer is not there.
+            let copy_sent = syn_sent + after;
+            let copy_at = copy_sent + forward.serialization(payload.len()) + forward.delay;
+            let (ghost, listener_side) = SimStream::pair(links.clone(), self.local, self.to);
+            // The listener's SYN-ACK reaches the dialer's host, which knows
+            // no such connection and resets it.
+            ghost.vanish_after(payload, copy_sent, copy_at + back + forward.delay);
+            record(
+                self.local,
+                self.to,
+                copy_sent,
+                Some(copy_at),
+                "SYN (duplicate)",
+                payload,
+            );
+            let _ = self.listener.queue.try_send(PendingConnection {
+                ready_at: copy_at,
+                stream: listener_side,
+                peer: self.local,
+            });
+        }
         SynSent {
             carried: accepted.then_some((offered, syn_at)),
             established: syn_ack_at,

@@ -87,6 +87,9 @@ struct Pipe {
     /// When the writer's end of stream arrives, once it has shut down.
     fin_at: Option<Instant>,
     reader_gone: bool,
+    /// Nobody reads this direction, yet writes are taken (and lost), as
+    /// they are by a kernel that has not yet heard of a reset.
+    lost: bool,
     /// When the link finishes serializing what it has accepted.
     free_at: Instant,
     reader: Option<Waker>,
@@ -111,6 +114,7 @@ impl Pipe {
             buffered: 0,
             fin_at: None,
             reader_gone: false,
+            lost: false,
             free_at: Instant::now(),
             reader: None,
             writer: None,
@@ -237,6 +241,25 @@ impl SimStream {
         n
     }
 
+    /// Makes this the end of a dialer that is not there: `data` is sent at
+    /// `at`, the other end's writes are taken and lost, and the other end
+    /// reads the end of the stream at `reset_at` (when a reset from the
+    /// real host at this address would arrive).
+    pub(crate) fn vanish_after(self, data: &[u8], at: Instant, reset_at: Instant) {
+        let mut pipe = lock(&self.tx);
+        pipe.free_at = pipe.free_at.max(at);
+        let arrives = pipe.arrival(data.len());
+        pipe.queue.push_back(Segment {
+            arrives,
+            data: data.to_vec(),
+            read: 0,
+        });
+        pipe.buffered += data.len();
+        pipe.fin_at = Some(reset_at.max(arrives));
+        drop(pipe);
+        lock(&self.rx).lost = true;
+    }
+
     /// This end's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -335,6 +358,9 @@ impl AsyncWrite for SimStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        if pipe.lost {
+            return Poll::Ready(Ok(buf.len()));
+        }
         let room = pipe.link.stream_buffer.saturating_sub(pipe.buffered);
         if room == 0 {
             pipe.writer = Some(cx.waker().clone());
@@ -398,6 +424,9 @@ impl Drop for SimStream {
     fn drop(&mut self) {
         lock(&self.tx).shut();
         let mut rx = lock(&self.rx);
+        if rx.lost {
+            return;
+        }
         rx.reader_gone = true;
         rx.queue.clear();
         rx.buffered = 0;

@@ -204,3 +204,34 @@ async fn exchange_with_greeting(
     stream.read_exact(&mut greeting).await.unwrap();
     (accepted, Instant::now())
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_duplicated_syn_opens_a_second_connection_with_the_same_data() {
+    let after = Duration::from_millis(300);
+    let network = Network::new(LinkConfig::with_delay(DELAY).duplicate_syn_data(after)).unwrap();
+    let mut listener = network.host(SERVER).listen_fast_open(4001).unwrap();
+    let to = listener.local_addr();
+    for _ in 0..2 {
+        let start = Instant::now();
+        let mut stream = network.host(CLIENT).connect_fast_open(to).await.unwrap();
+        stream.write_all(b"first flight").await.unwrap();
+        let (mut original, _) = listener.accept().await.unwrap();
+        let mut data = [0; 12];
+        original.read_exact(&mut data).await.unwrap();
+        assert_eq!(&data, b"first flight");
+        if start.elapsed() == DELAY {
+            // The SYN carried the data: its copy comes `after` later, on a
+            // connection of its own, and ends behind the data.
+            let (mut copy, _) = listener.accept().await.unwrap();
+            assert_eq!(start.elapsed(), after + DELAY);
+            // Its answers go nowhere; it ends one RTT after it came.
+            copy.write_all(b"answer").await.unwrap();
+            let mut copied = Vec::new();
+            copy.read_to_end(&mut copied).await.unwrap();
+            assert_eq!(copied, b"first flight");
+            assert_eq!(start.elapsed(), after + DELAY + RTT);
+            return;
+        }
+    }
+    panic!("no SYN carried data");
+}
