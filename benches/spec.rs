@@ -372,7 +372,8 @@ Every number below is measured, not typed: each layering runs its real code
 from the dialer's `dial` (TCP: the `connect` call) to the first byte of the
 response to a 32-byte request on a fresh stream (`/ipfs/ping/1.0.0`, echoed).
 The link is loss-free; TCP's connect costs one RTT (SYN, SYN-ACK), the ACK
-leaves with the dialer's first bytes. Flights: the transmissions on the
+leaves with the dialer's first bytes; with TCP Fast Open, a reconnect's SYN
+carries the dialer's first flight (see tcp-stack.md). Flights: the transmissions on the
 critical path grouped by direction (two make a round trip), at RTT 100 ms.
 
 ";

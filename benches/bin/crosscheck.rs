@@ -8,7 +8,11 @@
 //! TCP through the relay: the kernel's SYN and SYN-ACK with the relay are
 //! not delayed, so one RTT is added to each TCP measurement (the one netsim
 //! charges for `connect`). The relay holds each hop to the microsecond.
-//! Each figure is the median of five dials.
+//! Each figure is the median of five dials. Neither can the relay take
+//! TCP Fast Open: the `-tfo` presets run through it with a plain
+//! handshake and are compared with their count without Fast Open (their
+//! saving is checked on the real kernel by
+//! `crates/stack/tests/fast_open_kernel.rs`).
 //!
 //! Real sockets can only be slower than virtual time, by the CPU time the
 //! stacks and the relay spend (a dial and request cost about a millisecond
