@@ -28,6 +28,10 @@ pub struct LinkConfig {
     pub schedule: Option<DeliveryTrace>,
     /// Bytes a stream sender may have in flight before its writes wait.
     pub stream_buffer: usize,
+    /// Packet links with a bandwidth: the bytes the queue before the
+    /// bottleneck holds, the packet being serialized included; a packet
+    /// that does not fit is dropped (drop-tail). `None`: no bound.
+    pub queue: Option<usize>,
     /// A middlebox on this path drops TCP SYNs that carry data (TCP Fast
     /// Open); other SYNs pass.
     pub drops_syn_data: bool,
@@ -51,6 +55,7 @@ impl LinkConfig {
             stream_buffer: DEFAULT_STREAM_BUFFER,
             drops_syn_data: false,
             duplicates_syn_data: None,
+            queue: None,
         }
     }
 
@@ -69,6 +74,12 @@ impl LinkConfig {
     /// Puts a middlebox on the path that drops SYNs carrying data.
     pub fn drop_syn_data(mut self) -> Self {
         self.drops_syn_data = true;
+        self
+    }
+
+    /// Bounds the queue before the bottleneck to `bytes` (drop-tail).
+    pub fn queue(mut self, bytes: usize) -> Self {
+        self.queue = Some(bytes);
         self
     }
 
@@ -98,12 +109,24 @@ impl LinkConfig {
         if self.bandwidth == Some(0) {
             return Err(Error::InvalidConfig("bandwidth must be positive"));
         }
-        if self.mtu == 0 || self.stream_buffer == 0 {
+        if self.mtu == 0 || self.stream_buffer == 0 || self.queue == Some(0) {
             return Err(Error::InvalidConfig(
-                "MTU and stream buffer must be positive",
+                "MTU, stream buffer and queue must be positive",
             ));
         }
         self.loss.validate()
+    }
+
+    /// How many bytes the link serializes in `time` (all of them, without
+    /// a bandwidth limit: 0 then, since nothing waits).
+    pub fn bytes_in(&self, time: Duration) -> usize {
+        match self.bandwidth {
+            None => 0,
+            Some(bps) => {
+                let bytes = time.as_nanos() * u128::from(bps) / 8 / 1_000_000_000;
+                usize::try_from(bytes).unwrap_or(usize::MAX)
+            }
+        }
     }
 
     /// How long `bytes` take to serialize onto the link.

@@ -21,7 +21,7 @@ use tokio::time::{Instant, Sleep};
 use crate::{
     Error,
     link::{Links, Transmission},
-    loss::{Fate, LossProcess},
+    packet::PacketLink,
     recorder::Carrier,
 };
 
@@ -40,18 +40,9 @@ pub(crate) struct Datagrams {
 #[derive(Debug, Default)]
 struct DatagramState {
     sockets: HashMap<SocketAddr, Weak<SimUdpSocket>>,
-    /// Per directed pair of hosts: the datagram link's running state.
-    links: HashMap<(IpAddr, IpAddr), DatagramLinkState>,
-}
-
-/// What a datagram link remembers between datagrams.
-#[derive(Debug)]
-struct DatagramLinkState {
-    loss: LossProcess,
-    /// When the link finishes serializing what it has accepted.
-    free_at: Instant,
-    /// The next unused delivery opportunity of a replayed trace.
-    next_opportunity: u64,
+    /// Per directed pair of hosts: the datagram link, started with the
+    /// network.
+    links: HashMap<(IpAddr, IpAddr), PacketLink>,
 }
 
 impl Datagrams {
@@ -106,33 +97,13 @@ impl Datagrams {
         let links = &self.links;
         let now = Instant::now();
         let (from_ip, to_ip) = (from.ip(), to.ip());
-        let link = links.link(from_ip, to_ip);
         let (arrives, target) = {
             let mut state = self.lock();
             let target = state.sockets.get(&to).and_then(|s| s.upgrade());
-            let link_state = state.link(links, from_ip, to_ip);
-            let fate = if data.len() > link.mtu {
-                Fate::Drop
-            } else {
-                link_state.loss.next_fate()
-            };
-            let arrives = match fate {
-                Fate::Drop => None,
-                Fate::DeliverAfter(delay) => Some(now + delay),
-                Fate::Deliver => Some(match &link.schedule {
-                    Some(trace) => {
-                        let n = trace
-                            .next_opportunity(links.since_start(now), link_state.next_opportunity);
-                        link_state.next_opportunity = n + 1;
-                        links.start + trace.opportunity(n) + link.delay
-                    }
-                    None => {
-                        let start = link_state.free_at.max(now);
-                        link_state.free_at = start + link.serialization(data.len());
-                        link_state.free_at + link.delay
-                    }
-                }),
-            };
+            let arrives = state
+                .link(links, from_ip, to_ip)
+                .send(links.since_start(now), data.len())
+                .map(|offset| links.start + offset);
             (arrives, target)
         };
         let delivered = match (arrives, target) {
@@ -153,14 +124,10 @@ impl Datagrams {
 }
 
 impl DatagramState {
-    fn link(&mut self, links: &Links, from: IpAddr, to: IpAddr) -> &mut DatagramLinkState {
+    fn link(&mut self, links: &Links, from: IpAddr, to: IpAddr) -> &mut PacketLink {
         self.links
             .entry((from, to))
-            .or_insert_with(|| DatagramLinkState {
-                loss: links.loss_process(from, to),
-                free_at: links.start,
-                next_opportunity: 0,
-            })
+            .or_insert_with(|| PacketLink::new(links.link(from, to).clone(), links.seed(from, to)))
     }
 }
 

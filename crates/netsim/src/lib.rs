@@ -59,6 +59,7 @@ pub mod fast_open;
 mod link;
 mod loss;
 mod network;
+mod packet;
 mod recorder;
 mod stream;
 mod trace;
@@ -75,6 +76,7 @@ pub use crate::{
     fast_open::{MAX_SYN_DATA, SYN_RTO},
     loss::{Fate, GilbertElliott, LossModel, LossProcess},
     network::{Host, INJECTED, Network, NetworkBuilder},
+    packet::{PacketCounters, PacketLink},
     recorder::{Carrier, DEFAULT_RECORD_CAPACITY, Flight, Record, Recorder, Recording},
     stream::{Labeler, SimStream, StreamListener},
     trace::{DeliveryTrace, LossDelayTrace, MAX_TRACE_LINES, MAX_TRACE_MS},

@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 use crate::{
     LinkConfig,
-    loss::LossProcess,
     recorder::{Carrier, Record, Recorder},
 };
 
@@ -86,16 +85,13 @@ impl Links {
         );
     }
 
-    /// The loss process of the link from `from` to `to`, as it starts.
-    pub(crate) fn loss_process(&self, from: IpAddr, to: IpAddr) -> LossProcess {
-        // Each directed link gets its own stream, derived from the seed
-        // and the pair, so that adding traffic elsewhere does not
-        // change a link's loss pattern.
+    /// The seed of the loss process of the link from `from` to `to`: each
+    /// directed link gets its own stream, derived from the network's seed
+    /// and the pair, so that adding traffic elsewhere does not change a
+    /// link's loss pattern.
+    pub(crate) fn seed(&self, from: IpAddr, to: IpAddr) -> u64 {
         let mut hasher = std::hash::DefaultHasher::new();
         std::hash::Hash::hash(&(self.seed, from, to), &mut hasher);
-        LossProcess::new(
-            self.link(from, to).loss.clone(),
-            std::hash::Hasher::finish(&hasher),
-        )
+        std::hash::Hasher::finish(&hasher)
     }
 }
