@@ -1,0 +1,300 @@
+//! netsim's link models on the real kernel.
+//!
+//! Two network namespaces, `server` (10.77.0.1) and `client` (10.77.0.2),
+//! each with a TUN device as its only route to the other; one userspace
+//! forwarder reads every IP packet a namespace sends, asks the direction's
+//! [`PacketLink`] (the same model netsim's virtual-time links run on: MTU,
+//! delay, bandwidth with a drop-tail queue, Bernoulli or Gilbert-Elliott
+//! loss, delivery and loss/delay traces) when it arrives, and writes it
+//! into the other namespace then, to the microsecond. This is how
+//! Mahimahi emulates links; here one [`LinkConfig`] describes both the
+//! virtual link and the real one, so the kernel's own TCP (its handshake,
+//! loss recovery, congestion control, TCP Fast Open) and any program, ours
+//! or another libp2p implementation, run over the same path.
+//!
+//! [`Emulator::start`] needs root (CI has it). Code runs in a namespace
+//! through [`Namespace::run`] (a thread of that namespace) or as a process
+//! started there ([`Namespace::command`]). The `onetrip-netem` binary runs
+//! a command on each side.
+//!
+//! Limits, measured by this crate's `self_check` test: the forwarder adds
+//! a fraction of a millisecond per packet, and sustains well over 100
+//! Mbit/s of full-size packets on one core.
+
+mod forward;
+
+use std::{
+    net::Ipv4Addr,
+    process::{Child, Command},
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::Instant,
+};
+
+use nix::sched::{CloneFlags, unshare};
+pub use onetrip_netsim::{LinkConfig, PacketCounters, PacketLink};
+use tokio_tun::Tun;
+
+/// The server namespace's address.
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// The client namespace's address.
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+/// The TUN devices' MTU: Ethernet's, so TCP's segments are the usual
+/// 1460 bytes.
+pub const MTU: usize = 1500;
+
+/// What can go wrong setting up the emulator.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No network namespace: the emulator needs root.
+    #[error(
+        "cannot create a network namespace (unshare(CLONE_NEWNET): {0}): the emulator needs root"
+    )]
+    Namespace(nix::Error),
+    /// The TUN device could not be made (no `/dev/net/tun`?).
+    #[error("cannot create a TUN device: {0}")]
+    Tun(String),
+    /// A command setting up a namespace failed (`ip` from iproute2 is
+    /// needed).
+    #[error("setting up the namespace failed: {0}")]
+    Setup(String),
+    /// A link's configuration is invalid.
+    #[error("invalid link: {0}")]
+    Link(#[from] onetrip_netsim::Error),
+}
+
+/// What became of one direction's packets: the link model's account, and
+/// how many of those it carried the other namespace's kernel took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// The link model's account (offered, delivered, lost, …).
+    pub link: PacketCounters,
+    /// Delivered packets written into the other namespace.
+    pub written: u64,
+    /// Delivered packets the other namespace's device refused (its queue
+    /// was full).
+    pub write_failed: u64,
+}
+
+/// The two directions of the emulated path and the seed of their loss
+/// processes.
+#[derive(Debug, Clone)]
+pub struct Path {
+    /// From the client to the server.
+    pub up: LinkConfig,
+    /// From the server to the client.
+    pub down: LinkConfig,
+    /// Seeds the loss processes (each direction derives its own).
+    pub seed: u64,
+}
+
+impl Path {
+    /// The same link both ways.
+    pub fn symmetric(link: LinkConfig) -> Self {
+        Path {
+            up: link.clone(),
+            down: link,
+            seed: 0,
+        }
+    }
+}
+
+/// A job a namespace's thread runs.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One side of the path: a thread inside the network namespace, which
+/// runs what is handed to it there.
+#[derive(Debug)]
+pub struct Namespace {
+    addr: Ipv4Addr,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Namespace {
+    /// This side's address.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    /// Runs `f` on this namespace's thread and returns its result: the
+    /// sockets it opens, and the threads and processes it starts, are in
+    /// the namespace. One job at a time.
+    ///
+    /// # Panics
+    /// If `f` panics (the panic is passed on), or the namespace is gone.
+    pub fn run<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(result);
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .expect("the namespace's thread is running");
+        match rx.recv().expect("the namespace's thread answers") {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Starts `command` in this namespace.
+    ///
+    /// # Errors
+    /// If it cannot be started.
+    pub fn spawn(&self, mut command: Command) -> std::io::Result<Child> {
+        self.run(move || command.spawn())
+    }
+
+    /// Sets a sysctl of this namespace (`path` under `/proc/sys`, such as
+    /// `net/ipv4/tcp_fastopen`).
+    ///
+    /// # Errors
+    /// If it cannot be written.
+    pub fn set_sysctl(&self, path: &str, value: &str) -> std::io::Result<()> {
+        let (file, value) = (format!("/proc/sys/{path}"), value.to_owned());
+        self.run(move || std::fs::write(file, value))
+    }
+}
+
+/// The running emulator: two namespaces and the forwarder between them.
+/// Dropping it stops the forwarder and the namespaces' threads; the
+/// namespaces go with their last thread and process.
+pub struct Emulator {
+    /// The server side, at [`SERVER`].
+    pub server: Namespace,
+    /// The client side, at [`CLIENT`].
+    pub client: Namespace,
+    forwarder: forward::Forwarder,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("server", &self.server)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Creates the two namespaces (loopback up, `net.ipv4.tcp_fastopen`
+    /// at 3 so both sides may use TCP Fast Open), their TUN devices, and
+    /// starts forwarding along `path`.
+    ///
+    /// # Errors
+    /// [`Error::Namespace`] without root, [`Error::Tun`], [`Error::Setup`]
+    /// if `ip` is missing, [`Error::Link`] for an invalid link.
+    pub fn start(path: Path) -> Result<Emulator, Error> {
+        path.up.validate()?;
+        path.down.validate()?;
+        let forwarder = forward::Forwarder::new();
+        let (server, server_tun) = namespace("server", SERVER, CLIENT, &forwarder)?;
+        let (client, client_tun) = namespace("client", CLIENT, SERVER, &forwarder)?;
+        let start = Instant::now();
+        let seeds = [path.seed.wrapping_mul(2), path.seed.wrapping_mul(2) + 1];
+        forwarder.direction(
+            client_tun.clone(),
+            server_tun.clone(),
+            PacketLink::new(path.up, seeds[0]),
+            start,
+        );
+        forwarder.direction(
+            server_tun,
+            client_tun,
+            PacketLink::new(path.down, seeds[1]),
+            start,
+        );
+        Ok(Emulator {
+            server,
+            client,
+            forwarder,
+        })
+    }
+
+    /// What became of the packets each way so far: `(up, down)`.
+    pub fn counters(&self) -> (Counters, Counters) {
+        let counters = self.forwarder.counters();
+        (counters[0], counters[1])
+    }
+}
+
+/// Makes a namespace whose thread waits for jobs, with a TUN device at
+/// `addr` towards `peer` registered with the forwarder's runtime.
+fn namespace(
+    name: &'static str,
+    addr: Ipv4Addr,
+    peer: Ipv4Addr,
+    forwarder: &forward::Forwarder,
+) -> Result<(Namespace, Arc<Tun>), Error> {
+    let (jobs, inbox) = mpsc::channel::<Job>();
+    let (ready, setup) = mpsc::channel();
+    let runtime = forwarder.handle();
+    thread::Builder::new()
+        .name(format!("netem-{name}"))
+        .spawn(move || {
+            let made = (|| -> Result<Arc<Tun>, Error> {
+                unshare(CloneFlags::CLONE_NEWNET).map_err(Error::Namespace)?;
+                ip(&["link", "set", "lo", "up"])?;
+                std::fs::write("/proc/sys/net/ipv4/tcp_fastopen", "3")
+                    .map_err(|err| Error::Setup(format!("net.ipv4.tcp_fastopen: {err}")))?;
+                // The path carries IPv4 only: no IPv6 neighbour discovery
+                // or multicast reports in the packet counts.
+                for conf in ["all", "default"] {
+                    let _ =
+                        std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1");
+                }
+                let _guard = runtime.enter();
+                let mtu = i32::try_from(MTU).expect("an MTU fits an i32");
+                let mut tuns = Tun::builder()
+                    .name("netem0")
+                    .mtu(mtu)
+                    .address(addr)
+                    .destination(peer)
+                    .netmask(Ipv4Addr::BROADCAST)
+                    .up()
+                    .build()
+                    .map_err(|err| Error::Tun(err.to_string()))?;
+                Ok(Arc::new(tuns.remove(0)))
+            })();
+            let ok = made.is_ok();
+            let _ = ready.send(made);
+            if ok {
+                while let Ok(job) = inbox.recv() {
+                    job();
+                }
+            }
+        })
+        .map_err(|err| Error::Setup(format!("cannot start a thread: {err}")))?;
+    let tun = setup
+        .recv()
+        .map_err(|_| Error::Setup(format!("the {name} namespace's thread died")))??;
+    let namespace = Namespace {
+        addr,
+        jobs: Mutex::new(jobs),
+    };
+    Ok((namespace, tun))
+}
+
+/// Runs `ip` with `args` in the calling thread's namespace.
+fn ip(args: &[&str]) -> Result<(), Error> {
+    let status = Command::new("ip")
+        .args(args)
+        .status()
+        .map_err(|err| Error::Setup(format!("cannot run `ip` ({err}): install iproute2")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Setup(format!(
+            "`ip {}` failed: {status}",
+            args.join(" ")
+        )))
+    }
+}
