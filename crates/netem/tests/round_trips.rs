@@ -1,0 +1,167 @@
+//! The round-trip table on the real kernel: every preset across the
+//! emulated path at RTT 50 ms, the SYN included (the kernel's own TCP and
+//! UDP through the forwarder), against the count netsim measures in
+//! virtual time for the same layering. TCP Fast Open's reconnect saving is
+//! checked here on a delayed path: both namespaces allow it.
+//!
+//! Real sockets can only be slower than virtual time, by the CPU time of
+//! the stacks and the forwarder; a test build (cryptography optimised,
+//! the rest not) takes a few milliseconds per connection. Each preset must
+//! measure at least its virtual count and at most [`TOLERANCE`] more.
+
+use std::{
+    net::SocketAddr,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use libp2p_identity::{Keypair, PeerId};
+use onetrip_netem::{Emulator, LinkConfig, Path, SERVER};
+use onetrip_stack::{
+    Config, Endpoint, Preset, TransportKind,
+    measure::{self, ZeroRttServer, ping},
+    multiaddr,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const DELAY: Duration = Duration::from_millis(25);
+const RTT: Duration = Duration::from_millis(50);
+/// How much slower than virtual time a real dial may be: CPU time.
+const TOLERANCE: Duration = Duration::from_millis(15);
+/// Measured dials per preset (after a warm-up dial for the presets that
+/// use what an earlier connection left).
+const RUNS: usize = 3;
+
+/// Starts a onetrip server in the server namespace: TCP (every layering
+/// answered, TCP Fast Open taken) and QUIC, 0-RTT accepted, serving
+/// ping. Its TCP and QUIC addresses and its peer id.
+fn start_server(emulator: &Emulator) -> (SocketAddr, SocketAddr, PeerId) {
+    let (tx, rx) = mpsc::channel();
+    emulator.server.run(move || {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let config = Config::new(Keypair::generate_ed25519())
+                    .unwrap()
+                    .with_protocols([ping()])
+                    .with_accept_0rtt(true)
+                    .with_fast_open_listener(true);
+                let endpoint = Endpoint::new(config);
+                let tcp = SocketAddr::from((SERVER, 4001));
+                let quic = SocketAddr::from((SERVER, 4002));
+                let mut listeners = Vec::new();
+                for (kind, addr) in [(TransportKind::Tcp, tcp), (TransportKind::Quic, quic)] {
+                    listeners.push(endpoint.listen(&multiaddr(kind, addr)).await.unwrap());
+                }
+                tx.send((tcp, quic, endpoint.local_peer_id())).unwrap();
+                for mut listener in listeners {
+                    tokio::spawn(async move {
+                        while let Ok(mut connection) = listener.accept().await {
+                            tokio::spawn(async move {
+                                while let Ok((_, mut stream)) = connection.accept_stream().await {
+                                    tokio::spawn(async move {
+                                        let mut request = [0; measure::REQUEST_LEN];
+                                        if stream.read_exact(&mut request).await.is_ok() {
+                                            let _ = stream.write_all(&request).await;
+                                            let _ = stream.shutdown().await;
+                                        }
+                                    });
+                                }
+                            });
+                        }
+                    });
+                }
+                std::future::pending::<()>().await;
+            });
+        });
+    });
+    rx.recv().expect("the server starts")
+}
+
+/// The median TTFB of [`RUNS`] dials of `preset` from the client
+/// namespace, after a warm-up dial for a preset that sends early data.
+fn real_ttfb(emulator: &Emulator, preset: Preset, addr: SocketAddr, peer: PeerId) -> Duration {
+    emulator.client.run(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let config = Config::new(Keypair::generate_ed25519())
+                .unwrap()
+                .with_preset(preset)
+                .unwrap()
+                .with_protocols([ping()]);
+            let client = Endpoint::new(config);
+            let kind = match preset {
+                Preset::Tcp(_) => TransportKind::Tcp,
+                Preset::Quic(_) => TransportKind::Quic,
+            };
+            let addr = multiaddr(kind, addr);
+            let mut samples = Vec::new();
+            for run in usize::from(!preset.sends_early_data())..=RUNS {
+                let start = Instant::now();
+                let connection = client.dial(&addr, Some(peer)).await.unwrap();
+                measure::request(&connection).await.unwrap();
+                if run > 0 {
+                    samples.push(start.elapsed());
+                }
+                // Session tickets follow the handshake.
+                tokio::time::sleep(4 * RTT).await;
+                connection.close().await.unwrap();
+            }
+            samples.sort();
+            samples[samples.len() / 2]
+        })
+    })
+}
+
+/// netsim's count for the same layering, in virtual time.
+fn virtual_ttfb(preset: Preset) -> Duration {
+    measure::paused_runtime().block_on(async {
+        let accepts = ZeroRttServer::Accepts;
+        let reconnect = preset.sends_early_data();
+        let measured = match preset {
+            Preset::Tcp(layering) => {
+                measure::tcp_resumed(layering, DELAY, accepts, reconnect).await
+            }
+            Preset::Quic(layering) => measure::quic(layering, DELAY, accepts, reconnect).await,
+        };
+        measured.expect("a netsim measurement").ttfb
+    })
+}
+
+#[test]
+fn every_preset_on_the_real_kernel_takes_its_virtual_round_trips() {
+    let emulator = Emulator::start(Path::symmetric(LinkConfig::with_delay(DELAY)))
+        .unwrap_or_else(|err| panic!("{err}"));
+    let (tcp, quic, peer) = start_server(&emulator);
+    let mut report = String::new();
+    let mut failures = Vec::new();
+    for (name, preset) in Preset::all() {
+        let addr = match preset {
+            Preset::Tcp(_) => tcp,
+            Preset::Quic(_) => quic,
+        };
+        let real = real_ttfb(&emulator, preset, addr, peer);
+        let virtual_time = virtual_ttfb(preset);
+        let rtts = |t: Duration| t.as_secs_f64() / RTT.as_secs_f64();
+        report.push_str(&format!(
+            "{name:<20} real {:.2} RTT, virtual {:.2} RTT\n",
+            rtts(real),
+            rtts(virtual_time)
+        ));
+        if real < virtual_time || real > virtual_time + TOLERANCE {
+            failures.push(name);
+        }
+    }
+    eprintln!("{report}");
+    assert!(
+        failures.is_empty(),
+        "outside the tolerance: {failures:?}\n{report}"
+    );
+}
