@@ -9,20 +9,20 @@
 //! the rest not) takes a few milliseconds per connection. Each preset must
 //! measure at least its virtual count and at most [`TOLERANCE`] more.
 
+mod common;
+
 use std::{
     net::SocketAddr,
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
 use libp2p_identity::{Keypair, PeerId};
-use onetrip_netem::{Emulator, LinkConfig, Path, SERVER};
+use onetrip_netem::{Emulator, LinkConfig, Path};
 use onetrip_stack::{
     Config, Endpoint, Preset, TransportKind,
     measure::{self, ZeroRttServer, ping},
     multiaddr,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DELAY: Duration = Duration::from_millis(25);
 const RTT: Duration = Duration::from_millis(50);
@@ -31,56 +31,6 @@ const TOLERANCE: Duration = Duration::from_millis(15);
 /// Measured dials per preset (after a warm-up dial for the presets that
 /// use what an earlier connection left).
 const RUNS: usize = 3;
-
-/// Starts a onetrip server in the server namespace: TCP (every layering
-/// answered, TCP Fast Open taken) and QUIC, 0-RTT accepted, serving
-/// ping. Its TCP and QUIC addresses and its peer id.
-fn start_server(emulator: &Emulator) -> (SocketAddr, SocketAddr, PeerId) {
-    let (tx, rx) = mpsc::channel();
-    emulator.server.run(move || {
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let config = Config::new(Keypair::generate_ed25519())
-                    .unwrap()
-                    .with_protocols([ping()])
-                    .with_accept_0rtt(true)
-                    .with_fast_open_listener(true);
-                let endpoint = Endpoint::new(config);
-                let tcp = SocketAddr::from((SERVER, 4001));
-                let quic = SocketAddr::from((SERVER, 4002));
-                let mut listeners = Vec::new();
-                for (kind, addr) in [(TransportKind::Tcp, tcp), (TransportKind::Quic, quic)] {
-                    listeners.push(endpoint.listen(&multiaddr(kind, addr)).await.unwrap());
-                }
-                tx.send((tcp, quic, endpoint.local_peer_id())).unwrap();
-                for mut listener in listeners {
-                    tokio::spawn(async move {
-                        while let Ok(mut connection) = listener.accept().await {
-                            tokio::spawn(async move {
-                                while let Ok((_, mut stream)) = connection.accept_stream().await {
-                                    tokio::spawn(async move {
-                                        let mut request = [0; measure::REQUEST_LEN];
-                                        if stream.read_exact(&mut request).await.is_ok() {
-                                            let _ = stream.write_all(&request).await;
-                                            let _ = stream.shutdown().await;
-                                        }
-                                    });
-                                }
-                            });
-                        }
-                    });
-                }
-                std::future::pending::<()>().await;
-            });
-        });
-    });
-    rx.recv().expect("the server starts")
-}
 
 /// The median TTFB of [`RUNS`] dials of `preset` from the client
 /// namespace, after a warm-up dial for a preset that sends early data.
@@ -139,7 +89,7 @@ fn virtual_ttfb(preset: Preset) -> Duration {
 fn every_preset_on_the_real_kernel_takes_its_virtual_round_trips() {
     let emulator = Emulator::start(Path::symmetric(LinkConfig::with_delay(DELAY)))
         .unwrap_or_else(|err| panic!("{err}"));
-    let (tcp, quic, peer) = start_server(&emulator);
+    let common::Server { tcp, quic, peer } = common::start_server(&emulator);
     let mut report = String::new();
     let mut failures = Vec::new();
     for (name, preset) in Preset::all() {

@@ -30,6 +30,14 @@ pub enum LossModel {
 ///
 /// Per datagram, the current state decides whether it is lost, then the
 /// chain moves: good → bad with probability `p`, bad → good with `r`.
+///
+/// With a `step`, the chain also moves once per step of time that passes
+/// between two datagrams. Without one it moves only when a datagram
+/// passes, so a sender that backs off (TCP's and QUIC's retransmission
+/// timers double) finds the chain frozen in the bad state, and a burst of
+/// a few packets becomes a blackout of seconds that no real path has;
+/// with one, a burst also ends in time. Stepping once per step of idle
+/// time is what a link busy at that packet rate would do.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GilbertElliott {
     /// Probability of moving from the good to the bad state.
@@ -40,6 +48,9 @@ pub struct GilbertElliott {
     pub loss_good: f64,
     /// Loss probability in the bad state (`1 - h`).
     pub loss_bad: f64,
+    /// The time that moves the chain one step when no datagram passes
+    /// (`None`: only datagrams move it).
+    pub step: Option<std::time::Duration>,
 }
 
 impl GilbertElliott {
@@ -65,10 +76,33 @@ impl GilbertElliott {
             r,
             loss_good: 0.0,
             loss_bad: 1.0,
+            step: None,
         })
     }
 
+    /// The same chain, which also moves once per `step` of time between
+    /// datagrams.
+    pub fn with_step(mut self, step: std::time::Duration) -> Self {
+        self.step = Some(step);
+        self
+    }
+
+    /// The probability of being in the bad state after `k` steps from
+    /// `bad` (the chain's closed form: it forgets its start at the rate
+    /// `1 - p - r` per step).
+    fn bad_after(&self, bad: bool, k: u64) -> f64 {
+        let share = self.bad_share();
+        let decay = (1.0 - self.p - self.r).powi(i32::try_from(k).unwrap_or(i32::MAX));
+        let start = if bad { 1.0 } else { 0.0 };
+        share + (start - share) * decay
+    }
+
     fn validate(&self) -> Result<(), Error> {
+        if self.step == Some(std::time::Duration::ZERO) {
+            return Err(Error::InvalidConfig(
+                "a Gilbert-Elliott step must be positive",
+            ));
+        }
         let probability = |x: f64| (0.0..=1.0).contains(&x);
         if ![self.p, self.r, self.loss_good, self.loss_bad]
             .into_iter()
@@ -144,6 +178,8 @@ pub struct LossProcess {
     bad: bool,
     next_in_trace: usize,
     rng: Pcg64Mcg,
+    /// When the previous datagram passed, for a chain that steps in time.
+    last: Option<std::time::Duration>,
 }
 
 impl LossProcess {
@@ -154,10 +190,33 @@ impl LossProcess {
             bad: false,
             next_in_trace: 0,
             rng: Pcg64Mcg::seed_from_u64(seed),
+            last: None,
         }
     }
 
-    /// Decides the fate of the next datagram.
+    /// Decides the fate of the next datagram, sent at `now` (any time
+    /// base, as long as it only grows): a Gilbert-Elliott chain with a
+    /// step first moves once per whole step since the previous datagram
+    /// beyond the first.
+    pub fn next_fate_at(&mut self, now: std::time::Duration) -> Fate {
+        if let LossModel::GilbertElliott(ge) = &self.model
+            && let Some(step) = ge.step
+        {
+            if let Some(last) = self.last {
+                let steps = now.saturating_sub(last).as_nanos() / step.as_nanos().max(1);
+                let idle = u64::try_from(steps).unwrap_or(u64::MAX).saturating_sub(1);
+                if idle > 0 {
+                    let bad = ge.bad_after(self.bad, idle);
+                    self.bad = self.rng.random_bool(bad.clamp(0.0, 1.0));
+                }
+            }
+            self.last = Some(now);
+        }
+        self.next_fate()
+    }
+
+    /// Decides the fate of the next datagram (a stepping chain moves for
+    /// datagrams only, as if they came back to back).
     pub fn next_fate(&mut self) -> Fate {
         let lost = match &self.model {
             LossModel::None => false,

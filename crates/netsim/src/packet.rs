@@ -71,7 +71,7 @@ impl PacketLink {
             self.counters.too_big += 1;
             return None;
         }
-        let arrives = match self.loss.next_fate() {
+        let arrives = match self.loss.next_fate_at(now) {
             Fate::Drop => {
                 self.counters.lost += 1;
                 return None;

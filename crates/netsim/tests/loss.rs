@@ -66,6 +66,7 @@ fn four_parameter_gilbert_elliott_matches_closed_form() {
         r: 0.25,
         loss_good: 0.005,
         loss_bad: 0.6,
+        step: None,
     };
     let (loss, burst) = measure(LossModel::GilbertElliott(ge), 11);
     let tolerance = tolerance(ge.mean_loss(), ge.mean_burst_len());
@@ -107,6 +108,39 @@ fn invalid_parameters_are_refused() {
         r: 0.0,
         loss_good: 0.0,
         loss_bad: 1.0,
+        step: None,
     };
     assert!(LossModel::GilbertElliott(stuck).validate().is_err());
+}
+
+/// A chain that steps in time: a burst ends in time too, not only when
+/// enough datagrams have passed; datagrams back to back see the same chain
+/// as without a step.
+#[test]
+fn a_stepping_chain_ends_its_bursts_in_time() {
+    use std::time::Duration;
+
+    let ge = GilbertElliott::with_mean_loss(0.05, 4.0).unwrap();
+    let stepping = ge.with_step(Duration::from_millis(1));
+    // Back to back (one step apart): the same sequence as per datagram.
+    let mut plain = LossProcess::new(LossModel::GilbertElliott(ge), 5);
+    let mut timed = LossProcess::new(LossModel::GilbertElliott(stepping), 5);
+    for n in 0..10_000u64 {
+        assert_eq!(
+            plain.next_fate(),
+            timed.next_fate_at(Duration::from_millis(n))
+        );
+    }
+    // A sparse sender (one datagram per second, as a backed-off timer)
+    // sees the stationary loss rate, not bursts frozen in place: after
+    // each loss, the next datagram is lost about as often as any.
+    let mut sparse = LossProcess::new(LossModel::GilbertElliott(stepping), 9);
+    let fates: Vec<bool> = (0..20_000u64)
+        .map(|n| sparse.next_fate_at(Duration::from_secs(n)) == Fate::Drop)
+        .collect();
+    let lost = fates.iter().filter(|&&l| l).count() as f64 / fates.len() as f64;
+    let after_loss: Vec<bool> = fates.windows(2).filter(|w| w[0]).map(|w| w[1]).collect();
+    let again = after_loss.iter().filter(|&&l| l).count() as f64 / after_loss.len() as f64;
+    assert!((0.03..0.07).contains(&lost), "{lost}");
+    assert!(again < 0.15, "a loss after a loss: {again}");
 }

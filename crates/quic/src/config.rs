@@ -15,6 +15,18 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default cap on concurrent streams the peer may open (quinn's default).
 pub const DEFAULT_MAX_STREAMS: u32 = 100;
 
+/// The congestion controller of an endpoint's connections (quinn's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Congestion {
+    /// CUBIC (RFC 9438): quinn's default, and libp2p-quic's.
+    #[default]
+    Cubic,
+    /// BBR, which quinn calls experimental: it does not take a loss for
+    /// congestion.
+    Bbr,
+}
+
 /// An endpoint's configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,6 +39,7 @@ pub struct Config {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_streams: u32,
     pub(crate) keep_alive: Option<Duration>,
+    pub(crate) congestion: Congestion,
 }
 
 impl Config {
@@ -46,6 +59,7 @@ impl Config {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_streams: DEFAULT_MAX_STREAMS,
             keep_alive: None,
+            congestion: Congestion::default(),
         })
     }
 
@@ -76,6 +90,12 @@ impl Config {
     /// default), keeping NAT bindings and the idle timeout fresh.
     pub fn with_keep_alive(mut self, interval: Option<Duration>) -> Self {
         self.keep_alive = interval;
+        self
+    }
+
+    /// The congestion controller (CUBIC by default).
+    pub fn with_congestion(mut self, congestion: Congestion) -> Self {
+        self.congestion = congestion;
         self
     }
 
@@ -148,6 +168,18 @@ impl Config {
             .max_concurrent_bidi_streams(self.max_streams.into())
             .max_concurrent_uni_streams(0u32.into())
             .keep_alive_interval(self.keep_alive);
+        match self.congestion {
+            Congestion::Cubic => {
+                transport.congestion_controller_factory(Arc::new(
+                    quinn::congestion::CubicConfig::default(),
+                ));
+            }
+            Congestion::Bbr => {
+                transport.congestion_controller_factory(Arc::new(
+                    quinn::congestion::BbrConfig::default(),
+                ));
+            }
+        }
         Ok(Arc::new(transport))
     }
 

@@ -46,7 +46,7 @@ mod handshake;
 mod stream;
 
 pub use crate::{
-    config::{Config, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS},
+    config::{Config, Congestion, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS},
     connection::Connection,
     early::MAX_EARLY_DATA,
     endpoint::{Accepting, Endpoint},
