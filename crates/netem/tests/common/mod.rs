@@ -11,18 +11,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where the server listens, and who it is.
 #[derive(Debug, Clone, Copy)]
-pub struct Server {
+pub(crate) struct Server {
     /// TCP: every layering answered, TCP Fast Open taken.
-    pub tcp: SocketAddr,
+    pub(crate) tcp: SocketAddr,
     /// QUIC, 0-RTT accepted.
-    pub quic: SocketAddr,
+    pub(crate) quic: SocketAddr,
     /// Its peer id.
-    pub peer: PeerId,
+    pub(crate) peer: PeerId,
 }
 
 /// Starts a onetrip server in the server namespace, on a thread (and
 /// runtime) of its own there, serving ping (echo) and `/perf/1.0.0`.
-pub fn start_server(emulator: &Emulator) -> Server {
+pub(crate) fn start_server(emulator: &Emulator) -> Server {
     let (tx, rx) = mpsc::channel();
     emulator.server.run(move || {
         std::thread::spawn(move || {
