@@ -1,7 +1,7 @@
 //! Runs a command on each side of an emulated path.
 //!
 //! ```text
-//! onetrip-netem --rtt 63ms --rate 1gbit --queue 1mb --loss ge:0.05:4 \
+//! onetrip-netem --rtt 63ms --rate 1gbit --queue 1mb --loss ge:0.05:4:1ms \
 //!     -- server-command args… -- client-command args…
 //! ```
 //!
@@ -30,8 +30,10 @@ struct Opts {
     /// drop-tail beyond.
     #[arg(long, value_parser = parse_bytes)]
     queue: Option<usize>,
-    /// Loss each way: `bernoulli:P`, or `ge:MEAN:BURST` (Gilbert-Elliott
-    /// with that mean loss and mean burst length, in packets).
+    /// Loss each way: `bernoulli:P`, or `ge:MEAN:BURST[:STEP]`
+    /// (Gilbert-Elliott with that mean loss and mean burst length, in
+    /// packets; the chain also steps once per STEP without a packet,
+    /// `1ms` by default, so that bursts end in time).
     #[arg(long, value_parser = parse_loss)]
     loss: Option<LossModel>,
     /// A Mahimahi delivery trace for the downlink (server to client): one
@@ -93,10 +95,17 @@ fn parse_loss(text: &str) -> Result<LossModel, String> {
     let number = |s: &str| s.parse::<f64>().map_err(|_| format!("not a number: {s}"));
     match parts.as_slice() {
         ["bernoulli", p] => Ok(LossModel::Bernoulli { p: number(p)? }),
-        ["ge", mean, burst] => GilbertElliott::with_mean_loss(number(mean)?, number(burst)?)
-            .map(LossModel::GilbertElliott)
-            .map_err(|err| err.to_string()),
-        _ => Err(format!("loss is bernoulli:P or ge:MEAN:BURST, not {text}")),
+        ["ge", mean, burst, step @ ..] if step.len() <= 1 => {
+            let step = step
+                .first()
+                .map_or(Ok(Duration::from_millis(1)), |s| parse_duration(s))?;
+            GilbertElliott::with_mean_loss(number(mean)?, number(burst)?)
+                .map(|ge| LossModel::GilbertElliott(ge.with_step(step)))
+                .map_err(|err| err.to_string())
+        }
+        _ => Err(format!(
+            "loss is bernoulli:P or ge:MEAN:BURST[:STEP], not {text}"
+        )),
     }
 }
 
