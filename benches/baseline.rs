@@ -158,7 +158,7 @@ impl Libp2pConnection {
 }
 
 /// Answers a stream: ping echo (32 bytes, then close) or perf.
-async fn serve_stream(stream: SubstreamBox) {
+pub async fn serve_stream(stream: SubstreamBox) {
     let Ok((protocol, stream)) = listener_select_proto(stream, [PING, PERF]).await else {
         return;
     };
@@ -260,7 +260,15 @@ pub async fn ping(connection: &Libp2pConnection) -> Result<(), BoxError> {
 /// # Errors
 /// If binding fails.
 pub async fn tcp_server(security: Security) -> Result<SocketAddr, BoxError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    tcp_server_on(SocketAddr::from(([127, 0, 0, 1], 0)), security).await
+}
+
+/// [`tcp_server`] on `addr`.
+///
+/// # Errors
+/// If binding fails.
+pub async fn tcp_server_on(addr: SocketAddr, security: Security) -> Result<SocketAddr, BoxError> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
@@ -307,9 +315,18 @@ pub async fn quic_server() -> Result<Multiaddr, BoxError> {
 /// # Errors
 /// If listening fails.
 pub async fn quic_server_with(serve: StreamHandler) -> Result<Multiaddr, BoxError> {
+    quic_server_on("/ip4/127.0.0.1/udp/0/quic-v1".parse()?, serve).await
+}
+
+/// A libp2p-quic listener on `addr` serving each stream with `serve`; its
+/// address.
+///
+/// # Errors
+/// If listening fails.
+pub async fn quic_server_on(addr: Multiaddr, serve: StreamHandler) -> Result<Multiaddr, BoxError> {
     let keypair = Keypair::generate_ed25519();
     let mut transport = QuicTransport::new(libp2p_quic::Config::new(&keypair));
-    transport.listen_on(ListenerId::next(), "/ip4/127.0.0.1/udp/0/quic-v1".parse()?)?;
+    transport.listen_on(ListenerId::next(), addr)?;
     let (addr_tx, mut addr_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {

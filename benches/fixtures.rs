@@ -121,7 +121,15 @@ pub async fn libp2p_perf_once(
 /// # Errors
 /// If binding fails.
 pub async fn raw_tcp_server() -> Result<SocketAddr, BoxError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    raw_tcp_server_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// [`raw_tcp_server`] on `addr`.
+///
+/// # Errors
+/// If binding fails.
+pub async fn raw_tcp_server_on(addr: SocketAddr) -> Result<SocketAddr, BoxError> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {

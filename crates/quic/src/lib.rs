@@ -46,7 +46,10 @@ mod handshake;
 mod stream;
 
 pub use crate::{
-    config::{Config, Congestion, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS},
+    config::{
+        CONNECTION_WINDOW, Config, Congestion, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS,
+        STREAM_RECEIVE_WINDOW,
+    },
     connection::Connection,
     early::MAX_EARLY_DATA,
     endpoint::{Accepting, Endpoint},

@@ -30,14 +30,19 @@ pub const MAX_STREAMS_LIMIT: usize = 2048;
 const YAMUX_STREAM_WINDOW: usize = 256 * 1024;
 
 /// How far yamux may grow stream windows beyond their initial 256 KiB, for
-/// the whole connection, so that no stream's window exceeds 1 MiB.
+/// the whole connection, by default: so that no stream's window exceeds
+/// 1 MiB ([`Config::with_yamux_window`] changes it).
 ///
 /// yamux (the crate) refuses a frame whose body exceeds 1 MiB, yet grows a
 /// busy stream's window up to the connection's limit; js-libp2p's yamux
 /// sends frames as large as the window it was given, so a window beyond
 /// 1 MiB makes a fast js-libp2p sender break the connection ("frame body is
 /// too large"). The cost: one stream moves at most 1 MiB per round trip.
-const YAMUX_WINDOW_GROWTH: usize = YAMUX_MAX_FRAME_BODY - YAMUX_STREAM_WINDOW;
+pub const DEFAULT_YAMUX_WINDOW: usize = YAMUX_MAX_FRAME_BODY;
+
+/// The largest stream window [`Config::with_yamux_window`] takes (yamux's
+/// windows are 32-bit).
+pub const MAX_YAMUX_WINDOW: usize = 1 << 30;
 
 /// The largest frame body yamux 0.14 accepts (`MAX_FRAME_BODY_LEN`).
 const YAMUX_MAX_FRAME_BODY: usize = 1024 * 1024;
@@ -67,6 +72,7 @@ pub struct Config {
     pub(crate) quic_layering: QuicLayering,
     accept_0rtt: bool,
     fast_open_listener: bool,
+    yamux_window: usize,
     /// The QUIC identity (certificate, session tickets), before the
     /// settings above are applied.
     quic: onetrip_quic::Config,
@@ -103,6 +109,7 @@ impl Config {
             quic_layering: QuicLayering::default(),
             accept_0rtt: false,
             fast_open_listener: false,
+            yamux_window: DEFAULT_YAMUX_WINDOW,
             protocols: Arc::from([]),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -159,6 +166,25 @@ impl Config {
     pub fn with_fast_open_listener(mut self, on: bool) -> Self {
         self.fast_open_listener = on;
         self
+    }
+
+    /// How large a yamux stream's receive window may grow: 1 MiB by
+    /// default ([`DEFAULT_YAMUX_WINDOW`]), which moves at most 1 MiB per
+    /// round trip on one stream (133 Mbit/s at RTT 63 ms). A long fat path
+    /// wants its bandwidth-delay product (8 MB at 1 Gbit/s and 63 ms); but
+    /// a window beyond 1 MiB lets a js-libp2p peer send frames the yamux
+    /// crate refuses, which ends the connection (see
+    /// [`DEFAULT_YAMUX_WINDOW`]): raise it for peers that are not
+    /// js-libp2p. Windows grow only as fast as a stream uses them.
+    ///
+    /// # Errors
+    /// [`ConfigError::YamuxWindow`] outside 256 KiB ..= 1 GiB.
+    pub fn with_yamux_window(mut self, bytes: usize) -> Result<Self, Error> {
+        if !(YAMUX_STREAM_WINDOW..=MAX_YAMUX_WINDOW).contains(&bytes) {
+            return Err(ConfigError::YamuxWindow { requested: bytes }.into());
+        }
+        self.yamux_window = bytes;
+        Ok(self)
     }
 
     /// Whether listeners take data in SYNs (see
@@ -351,10 +377,11 @@ impl Config {
     }
 
     /// The yamux configuration this endpoint's limits imply. The
-    /// connection's receive window is yamux's 256 KiB per stream plus 768 KiB
-    /// of growth: since this crate resets streams beyond `max_streams`, a
-    /// peer can make a connection buffer at most `max_streams` × 256 KiB +
-    /// 768 KiB.
+    /// connection's receive window is yamux's 256 KiB per stream plus the
+    /// growth that lets one stream's window reach the configured yamux
+    /// window (768 KiB by default): since this crate resets streams beyond
+    /// `max_streams`, a peer can make a connection buffer at most
+    /// `max_streams` × 256 KiB + that growth.
     pub(crate) fn yamux(&self) -> yamux::Config {
         let streams = self.yamux_max_streams();
         let mut config = yamux::Config::default();
@@ -362,7 +389,7 @@ impl Config {
         config
             .set_max_num_streams(streams)
             .set_max_connection_receive_window(Some(
-                streams * YAMUX_STREAM_WINDOW + YAMUX_WINDOW_GROWTH,
+                streams * YAMUX_STREAM_WINDOW + (self.yamux_window - YAMUX_STREAM_WINDOW),
             ));
         config
     }

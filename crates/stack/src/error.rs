@@ -103,6 +103,12 @@ pub enum ConfigError {
         /// The limit, [`MAX_STREAMS_LIMIT`].
         max: usize,
     },
+    /// A yamux window outside what yamux takes.
+    #[error("a yamux window of {requested} bytes is outside 256 KiB ..= 1 GiB")]
+    YamuxWindow {
+        /// The window asked for.
+        requested: usize,
+    },
 }
 
 impl ConfigError {

@@ -54,7 +54,8 @@ pub use crate::{
     addr::{TransportKind, multiaddr, parse_addr, quic_multiaddr, tcp_multiaddr, tcp_socket_addr},
     config::{
         Config, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PENDING_HANDSHAKES,
-        DEFAULT_MAX_STREAMS, MAX_STREAMS_LIMIT, MAX_TLS_EARLY_DATA,
+        DEFAULT_MAX_STREAMS, DEFAULT_YAMUX_WINDOW, MAX_STREAMS_LIMIT, MAX_TLS_EARLY_DATA,
+        MAX_YAMUX_WINDOW,
     },
     connection::{Connection, Stream},
     endpoint::{Endpoint, Listener},

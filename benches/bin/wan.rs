@@ -1,0 +1,506 @@
+//! WAN throughput: perf downloads and uploads of 100 MB on one stream at
+//! RTT 63 ms (the libp2p test-plans' path between two AWS regions), as a
+//! fraction of the bottleneck, in two places described by one
+//! `LinkConfig`:
+//!
+//! - **virtual time**: netsim at 1 Gbit/s. Its stream links (TCP) carry
+//!   bytes loss-free at the bottleneck rate with a 32 MB send buffer and no
+//!   congestion control, so they measure what the stacks' own windows
+//!   allow; its datagram links (QUIC) drop at a queue of one
+//!   bandwidth-delay product, and quinn's congestion control runs;
+//! - **the real kernel**: the TUN emulator (`onetrip-netem`) at `--rate`
+//!   (1 Gbit/s by default), a drop-tail queue of one bandwidth-delay
+//!   product, the kernel's TCP (BBR or CUBIC, as the host's namespaces
+//!   default) with `tcp_rmem`/`tcp_wmem` up to 64 MB. Needs root.
+//!
+//! `cargo run --release -p onetrip-bench --bin wan [-- --rate-mbit 1000]`
+//! prints the table and writes `spec/wan.md`.
+
+use std::{fmt::Write as _, net::SocketAddr, path::PathBuf, sync::mpsc, time::Duration};
+
+use futures::future::BoxFuture;
+use libp2p_identity::{Keypair, PeerId};
+use multistream_select::Version;
+use onetrip_bench::{baseline, fixtures};
+use onetrip_netem::{Emulator, Path, SERVER};
+use onetrip_netsim::{LinkConfig, Network};
+use onetrip_perf::{Progress, RunParams, ServerLimits, runner};
+use onetrip_stack::{Config, Endpoint, Preset, TransportKind, measure, multiaddr, tcp_multiaddr};
+use tokio_util::compat::TokioAsyncReadCompatExt;
+
+const RTT: Duration = Duration::from_millis(63);
+/// The default size of each transfer.
+const BYTES: u64 = 100_000_000;
+const VIRTUAL_RATE: u64 = 1_000_000_000;
+/// A yamux window for long fat paths: twice the bandwidth-delay product at
+/// 1 Gbit/s and 63 ms.
+const WAN_YAMUX_WINDOW: usize = 16 << 20;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What is measured.
+#[derive(Debug, Clone, Copy)]
+enum Stack {
+    /// A onetrip preset, with a yamux window if not the default.
+    Onetrip(&'static str, Option<usize>),
+    /// rust-libp2p 0.57 over TCP (TLS, yamux, `V1Lazy`), composed as a
+    /// Swarm does.
+    Libp2pTcp,
+    /// libp2p-quic (real sockets only: it binds its own).
+    Libp2pQuic,
+    /// perf on a bare TCP connection: no security, no muxer.
+    RawTcp,
+}
+
+impl Stack {
+    fn name(self) -> String {
+        match self {
+            Stack::Onetrip(preset, None) => format!("onetrip `{preset}`"),
+            Stack::Onetrip(preset, Some(window)) => {
+                format!("onetrip `{preset}`, yamux window {} MiB", window >> 20)
+            }
+            Stack::Libp2pTcp => "rust-libp2p 0.57 tcp, tls, yamux".into(),
+            Stack::Libp2pQuic => "rust-libp2p 0.57 libp2p-quic".into(),
+            Stack::RawTcp => "bare TCP (no security, no muxer)".into(),
+        }
+    }
+
+    fn transport(self) -> &'static str {
+        match self {
+            Stack::Onetrip(preset, _) if preset.starts_with("quic") => "QUIC",
+            Stack::Libp2pQuic => "QUIC",
+            _ => "TCP",
+        }
+    }
+}
+
+const STACKS: [Stack; 7] = [
+    Stack::RawTcp,
+    Stack::Onetrip("tcp-onetrip", None),
+    Stack::Onetrip("tcp-onetrip", Some(WAN_YAMUX_WINDOW)),
+    Stack::Onetrip("tcp-tls-onetrip", Some(WAN_YAMUX_WINDOW)),
+    Stack::Onetrip("quic-optimistic", None),
+    Stack::Libp2pTcp,
+    Stack::Libp2pQuic,
+];
+
+/// Download (the server sends) or upload (the client sends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Download,
+    Upload,
+}
+
+impl Way {
+    fn params(self, bytes: u64) -> RunParams {
+        match self {
+            Way::Download => RunParams {
+                upload: 0,
+                download: bytes,
+            },
+            Way::Upload => RunParams {
+                upload: bytes,
+                download: 0,
+            },
+        }
+    }
+}
+
+fn config(preset: Preset, window: Option<usize>) -> Result<Config, BoxError> {
+    let mut config = Config::new(Keypair::generate_ed25519())?
+        .with_preset(preset)?
+        .with_protocols([runner::perf_protocol()]);
+    if let Some(window) = window {
+        config = config.with_yamux_window(window)?;
+    }
+    Ok(config)
+}
+
+/// The throughput of one perf run, in bit/s, from the request to its end
+/// (the connection is set up before), in tokio's time: virtual under a
+/// paused clock.
+async fn timed<F: Future<Output = Result<(), BoxError>>>(
+    bytes: u64,
+    run: F,
+) -> Result<f64, BoxError> {
+    let start = tokio::time::Instant::now();
+    run.await?;
+    Ok(bytes as f64 * 8.0 / start.elapsed().as_secs_f64())
+}
+
+// ---- Virtual time ----------------------------------------------------
+
+/// The virtual link: 1 Gbit/s, half the RTT each way, a send buffer that
+/// does not limit, a queue of one bandwidth-delay product.
+fn virtual_link() -> LinkConfig {
+    let bdp = usize::try_from(VIRTUAL_RATE / 8).unwrap() * RTT.as_millis() as usize / 1000;
+    let mut link = LinkConfig::with_delay(RTT / 2)
+        .bandwidth(VIRTUAL_RATE)
+        .queue(bdp);
+    link.stream_buffer = 32 << 20;
+    link
+}
+
+const CLIENT_IP: [u8; 4] = [10, 0, 0, 1];
+const SERVER_IP: [u8; 4] = [10, 0, 0, 2];
+
+async fn virtual_run(stack: Stack, way: Way, bytes: u64) -> Result<f64, BoxError> {
+    let network = Network::new(virtual_link())?;
+    let params = way.params(bytes);
+    match stack {
+        Stack::Onetrip(name, window) => {
+            let preset: Preset = name.parse()?;
+            let server = Endpoint::new(config(preset, window)?);
+            let client = Endpoint::new(config(preset, window)?);
+            let connection = match preset {
+                Preset::Tcp(_) => {
+                    let listener = network.host(SERVER_IP).listen(4001)?;
+                    let addr = listener.local_addr();
+                    tokio::spawn(runner::serve(
+                        measure::listen_on_netsim(&server, listener),
+                        ServerLimits::default(),
+                    ));
+                    let io = network.host(CLIENT_IP).connect(addr).await?;
+                    client
+                        .dial_io(io, tcp_multiaddr(addr), Some(server.local_peer_id()))
+                        .await?
+                }
+                Preset::Quic(_) => {
+                    let quic = server.quic_endpoint(network.host(SERVER_IP).bind_udp(4433)?)?;
+                    let addr = quic.local_addr()?;
+                    tokio::spawn(runner::serve(
+                        server.listen_quic(quic)?,
+                        ServerLimits::default(),
+                    ));
+                    let dialing = client.quic_endpoint(network.host(CLIENT_IP).bind_udp(0)?)?;
+                    client
+                        .dial_quic(&dialing, addr, Some(server.local_peer_id()))
+                        .await?
+                }
+            };
+            timed(bytes, async {
+                runner::request(&connection, params, &Progress::default()).await?;
+                Ok(())
+            })
+            .await
+        }
+        Stack::Libp2pTcp => {
+            let mut listener = network.host(SERVER_IP).listen(4001)?;
+            let addr = listener.local_addr();
+            let security = baseline::Security::tls(&Keypair::generate_ed25519())?;
+            tokio::spawn(async move {
+                if let Ok((io, _)) = listener.accept().await {
+                    let connection = baseline::tcp_accept(io.compat(), &security).await;
+                    std::future::pending::<()>().await;
+                    drop(connection);
+                }
+            });
+            let io = network.host(CLIENT_IP).connect(addr).await?;
+            let security = baseline::Security::tls(&Keypair::generate_ed25519())?;
+            let connection = baseline::tcp_dial(io.compat(), &security)
+                .await?
+                .with_substreams(Version::V1Lazy);
+            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
+        }
+        Stack::RawTcp => {
+            let mut listener = network.host(SERVER_IP).listen(4001)?;
+            let addr = listener.local_addr();
+            tokio::spawn(async move {
+                if let Ok((io, _)) = listener.accept().await {
+                    let _ = onetrip_perf::serve(io, ServerLimits::default()).await;
+                }
+            });
+            let io = network.host(CLIENT_IP).connect(addr).await?;
+            timed(bytes, async {
+                onetrip_perf::run_client(io, params, &Progress::default()).await?;
+                Ok(())
+            })
+            .await
+        }
+        Stack::Libp2pQuic => Err("libp2p-quic binds its own sockets: not in netsim".into()),
+    }
+}
+
+// ---- The real kernel -------------------------------------------------
+
+/// Where the servers listen in the server namespace.
+#[derive(Debug, Clone, Copy)]
+struct Servers {
+    onetrip_tcp: SocketAddr,
+    onetrip_quic: SocketAddr,
+    onetrip: PeerId,
+    libp2p_tcp: SocketAddr,
+    raw_tcp: SocketAddr,
+}
+
+/// Starts every server in the server namespace, on a thread and runtime of
+/// its own there. The onetrip server's yamux window is the WAN one (a
+/// receiver's window limits a download's sender).
+fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
+    let (tx, rx) = mpsc::channel();
+    emulator.server.run(move || {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let config = Config::new(Keypair::generate_ed25519())
+                    .unwrap()
+                    .with_protocols([runner::perf_protocol()])
+                    .with_yamux_window(WAN_YAMUX_WINDOW)
+                    .unwrap();
+                let endpoint = Endpoint::new(config);
+                let onetrip_tcp = SocketAddr::from((SERVER, 4001));
+                let onetrip_quic = SocketAddr::from((SERVER, 4002));
+                for (kind, addr) in [
+                    (TransportKind::Tcp, onetrip_tcp),
+                    (TransportKind::Quic, onetrip_quic),
+                ] {
+                    let listener = endpoint.listen(&multiaddr(kind, addr)).await.unwrap();
+                    tokio::spawn(runner::serve(listener, ServerLimits::default()));
+                }
+                let security = baseline::Security::tls(&Keypair::generate_ed25519()).unwrap();
+                let libp2p_tcp =
+                    baseline::tcp_server_on(SocketAddr::from((SERVER, 4003)), security)
+                        .await
+                        .unwrap();
+                let raw_tcp = fixtures::raw_tcp_server_on(SocketAddr::from((SERVER, 4004)))
+                    .await
+                    .unwrap();
+                let serve: baseline::StreamHandler =
+                    |stream| -> BoxFuture<'static, ()> { Box::pin(baseline::serve_stream(stream)) };
+                let libp2p_quic = baseline::quic_server_on(
+                    format!("/ip4/{SERVER}/udp/4005/quic-v1").parse().unwrap(),
+                    serve,
+                )
+                .await
+                .unwrap();
+                let servers = Servers {
+                    onetrip_tcp,
+                    onetrip_quic,
+                    onetrip: endpoint.local_peer_id(),
+                    libp2p_tcp,
+                    raw_tcp,
+                };
+                tx.send((servers, libp2p_quic)).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+    });
+    rx.recv().expect("the servers start")
+}
+
+fn real_run(
+    emulator: &Emulator,
+    servers: Servers,
+    libp2p_quic: &multiaddr::Multiaddr,
+    stack: Stack,
+    way: Way,
+    bytes: u64,
+) -> Result<f64, String> {
+    let libp2p_quic = libp2p_quic.clone();
+    emulator.client.run(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(real_run_here(servers, libp2p_quic, stack, way, bytes))
+            .map_err(|err| err.to_string())
+    })
+}
+
+async fn real_run_here(
+    servers: Servers,
+    libp2p_quic: multiaddr::Multiaddr,
+    stack: Stack,
+    way: Way,
+    bytes: u64,
+) -> Result<f64, BoxError> {
+    let params = way.params(bytes);
+    match stack {
+        Stack::Onetrip(name, window) => {
+            let preset: Preset = name.parse()?;
+            let client = Endpoint::new(config(preset, window)?);
+            let addr = match preset {
+                Preset::Tcp(_) => multiaddr(TransportKind::Tcp, servers.onetrip_tcp),
+                Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
+            };
+            let connection = client.dial(&addr, Some(servers.onetrip)).await?;
+            timed(bytes, async {
+                runner::request(&connection, params, &Progress::default()).await?;
+                Ok(())
+            })
+            .await
+        }
+        Stack::Libp2pTcp => {
+            let security = baseline::Security::tls(&Keypair::generate_ed25519())?;
+            let connection = baseline::tcp_connect(servers.libp2p_tcp, &security)
+                .await?
+                .with_substreams(Version::V1Lazy);
+            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
+        }
+        Stack::Libp2pQuic => {
+            let mut transport = baseline::QuicTransport::new(libp2p_quic::Config::new(
+                &Keypair::generate_ed25519(),
+            ));
+            let connection = baseline::quic_connect(&mut transport, &libp2p_quic)
+                .await?
+                .with_substreams(Version::V1Lazy);
+            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
+        }
+        Stack::RawTcp => timed(bytes, fixtures::raw_tcp_perf(servers.raw_tcp, params)).await,
+    }
+}
+
+// ---- The table -------------------------------------------------------
+
+fn fraction(measured: Result<f64, String>, rate: u64) -> String {
+    match measured {
+        Ok(bps) => format!(
+            "{:.0} Mbit/s ({:.0} %)",
+            bps / 1e6,
+            bps / rate as f64 * 100.0
+        ),
+        Err(err) => format!("— ({})", err.lines().next().unwrap_or_default()),
+    }
+}
+
+fn main() -> Result<(), BoxError> {
+    let (mut rates_mbit, mut bytes, mut only) = (vec![100, 1000], BYTES, None::<String>);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--rate-mbit" => {
+                rates_mbit = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "--bytes" => bytes = value()?.parse()?,
+            "--only" => only = Some(value()?),
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let run = |part: &str| only.as_deref().is_none_or(|only| only == part);
+
+    let mut rows: Vec<(Stack, Vec<String>)> = STACKS.iter().map(|s| (*s, Vec::new())).collect();
+    for (stack, cells) in &mut rows {
+        for way in [Way::Download, Way::Upload] {
+            let measured = if run("virtual") {
+                measure::paused_runtime()
+                    .block_on(virtual_run(*stack, way, bytes))
+                    .map_err(|err| err.to_string())
+            } else {
+                Err("not measured".into())
+            };
+            let cell = fraction(measured, VIRTUAL_RATE);
+            eprintln!("virtual {} {way:?}: {cell}", stack.name());
+            cells.push(cell);
+        }
+    }
+
+    if run("real") {
+        for &rate_mbit in &rates_mbit {
+            let real_rate = rate_mbit * 1_000_000;
+            let bdp = usize::try_from(real_rate / 8).unwrap() * RTT.as_millis() as usize / 1000;
+            let link = LinkConfig::with_delay(RTT / 2)
+                .bandwidth(real_rate)
+                .queue(bdp);
+            let emulator = Emulator::start(Path::symmetric(link))?;
+            for namespace in [&emulator.server, &emulator.client] {
+                namespace.set_sysctl("net/ipv4/tcp_rmem", "4096 131072 67108864")?;
+                namespace.set_sysctl("net/ipv4/tcp_wmem", "4096 16384 67108864")?;
+            }
+            let (servers, libp2p_quic) = start_servers(&emulator);
+            for (stack, cells) in &mut rows {
+                for way in [Way::Download, Way::Upload] {
+                    let measured = real_run(&emulator, servers, &libp2p_quic, *stack, way, bytes);
+                    let cell = fraction(measured, real_rate);
+                    eprintln!("real {rate_mbit} Mbit/s {} {way:?}: {cell}", stack.name());
+                    cells.push(cell);
+                }
+            }
+        }
+    }
+
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "# WAN throughput
+
+<!-- Written by `cargo run --release -p onetrip-bench --bin wan`; do not edit. -->
+
+perf (`/perf/1.0.0`) on one stream, {} MB downloaded and {} MB uploaded
+on a fresh connection each, at RTT {} ms: the path of the libp2p test-plans
+between two AWS regions. Throughput from the request to the last byte,
+as a fraction of the bottleneck. One `LinkConfig` describes both paths:
+
+- **virtual time** (netsim), 1 Gbit/s: TCP as a loss-free byte stream at
+  the bottleneck rate with a 32 MB send buffer and no congestion control
+  (so the stacks' own windows are what limits), QUIC as datagrams through a
+  drop-tail queue of one bandwidth-delay product, with quinn's congestion
+  control;
+- **the real kernel** through the TUN emulator (`onetrip-netem`) at {},
+  a drop-tail queue of one bandwidth-delay product, the kernel's TCP (its
+  default congestion control here, BBR) with `tcp_rmem`/`tcp_wmem` up to
+  64 MB.
+
+The onetrip server listens with a yamux window of {} MiB; the
+default yamux window (1 MiB) is kept where a row says so (it is what
+js-libp2p peers need: see `Config::with_yamux_window`).
+
+Read with care:
+
+- Each transfer includes its first request's round trip and the
+  senders' ramp-up (slow start and its like, about log2 of the
+  bandwidth-delay product in packets round trips, on the real kernel and
+  for QUIC), which a transfer of {} MB at RTT {} ms cannot amortize at a
+  high rate: bare TCP, the ceiling, shows what is left.
+- Virtual TCP rows over yamux are not reproducible: yamux grows a stream's
+  window when its sender used half of it within two round trips, timed on
+  the wall clock (`std::time::Instant`), which does not move under netsim's
+  paused clock. Those rows show whatever windows yamux happened to grant.
+- On the 2-core machine these tables come from, the forwarder, both
+  endpoints and their cryptography share two cores: at 1 Gbit/s the CPU,
+  not the path, is the bottleneck of every stack.
+
+| stack | transport | virtual download | virtual upload |{}
+|---|---|---|---|{}
+",
+        bytes / 1_000_000,
+        bytes / 1_000_000,
+        RTT.as_millis(),
+        rates_mbit
+            .iter()
+            .map(|r| format!("{r} Mbit/s"))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        WAN_YAMUX_WINDOW >> 20,
+        bytes / 1_000_000,
+        RTT.as_millis(),
+        rates_mbit
+            .iter()
+            .map(|r| format!(" real {r} Mbit/s download | real {r} Mbit/s upload |"))
+            .collect::<String>(),
+        "---|---|".repeat(rates_mbit.len()),
+    );
+    for (stack, cells) in &rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            stack.name(),
+            stack.transport(),
+            cells.join(" | ")
+        );
+    }
+    println!("{out}");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/wan.md");
+    std::fs::write(&path, out)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
