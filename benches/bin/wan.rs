@@ -463,7 +463,7 @@ Read with care:
   high rate: bare TCP, the ceiling, shows what is left.
 - Virtual TCP rows over yamux are not reproducible: yamux grows a stream's
   window when its sender used half of it within two round trips, timed on
-  the wall clock (`std::time::Instant`), which does not move under netsim's
+  the wall clock (`web_time::Instant`, std's here), which does not move under netsim's
   paused clock. Those rows show whatever windows yamux happened to grant.
 - On the 2-core machine these tables come from, the forwarder, both
   endpoints and their cryptography share two cores: at 1 Gbit/s the CPU,

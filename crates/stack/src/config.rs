@@ -438,3 +438,32 @@ fn tls_server_index(early_muxer: bool, accept_early_data: bool) -> usize {
 pub(crate) fn yamux_protocol() -> Protocol {
     Protocol::new(YAMUX).expect("a valid protocol name")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_yamux_window_sets_how_far_the_connection_window_grows() {
+        let config = Config::new(Keypair::generate_ed25519()).unwrap();
+        let streams = config.yamux_max_streams();
+        let floor = streams * YAMUX_STREAM_WINDOW;
+        // yamux::Config keeps its window private: its Debug shows it.
+        let window = |config: &Config| format!("{:?}", config.yamux());
+        assert!(window(&config).contains(&format!(
+            "Some({})",
+            floor + DEFAULT_YAMUX_WINDOW - YAMUX_STREAM_WINDOW
+        )));
+        let wan = config.clone().with_yamux_window(16 << 20).unwrap();
+        assert!(window(&wan).contains(&format!(
+            "Some({})",
+            floor + (16 << 20) - YAMUX_STREAM_WINDOW
+        )));
+        for bytes in [YAMUX_STREAM_WINDOW - 1, MAX_YAMUX_WINDOW + 1] {
+            assert!(matches!(
+                config.clone().with_yamux_window(bytes),
+                Err(Error::Config(ConfigError::YamuxWindow { requested })) if requested == bytes
+            ));
+        }
+    }
+}
