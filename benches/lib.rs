@@ -10,6 +10,8 @@
 
 #[path = "baseline.rs"]
 pub mod baseline;
+#[path = "emulated.rs"]
+pub mod emulated;
 #[path = "fixtures.rs"]
 pub mod fixtures;
 #[path = "relay.rs"]

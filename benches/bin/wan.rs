@@ -16,118 +16,27 @@
 //! `cargo run --release -p onetrip-bench --bin wan [-- --rate-mbit 1000]`
 //! prints the table and writes `spec/wan.md`.
 
-use std::{fmt::Write as _, net::SocketAddr, path::PathBuf, sync::mpsc, time::Duration};
+use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
-use futures::future::BoxFuture;
-use libp2p_identity::{Keypair, PeerId};
+use libp2p_identity::Keypair;
 use multistream_select::Version;
-use onetrip_bench::{baseline, fixtures};
-use onetrip_netem::{Emulator, Path, SERVER};
+use onetrip_bench::{
+    baseline,
+    emulated::{
+        BoxError, STACKS, Stack, WAN_YAMUX_WINDOW, Way, config, real_run, start_servers, timed,
+    },
+    fixtures,
+};
+use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{LinkConfig, Network};
-use onetrip_perf::{Progress, RunParams, ServerLimits, runner};
-use onetrip_stack::{Config, Endpoint, Preset, TransportKind, measure, multiaddr, tcp_multiaddr};
+use onetrip_perf::{Progress, ServerLimits, runner};
+use onetrip_stack::{Endpoint, Preset, measure, tcp_multiaddr};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 const RTT: Duration = Duration::from_millis(63);
 /// The default size of each transfer.
 const BYTES: u64 = 100_000_000;
 const VIRTUAL_RATE: u64 = 1_000_000_000;
-/// A yamux window for long fat paths: twice the bandwidth-delay product at
-/// 1 Gbit/s and 63 ms.
-const WAN_YAMUX_WINDOW: usize = 16 << 20;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What is measured.
-#[derive(Debug, Clone, Copy)]
-enum Stack {
-    /// A onetrip preset, with a yamux window if not the default.
-    Onetrip(&'static str, Option<usize>),
-    /// rust-libp2p 0.57 over TCP (TLS, yamux, `V1Lazy`), composed as a
-    /// Swarm does.
-    Libp2pTcp,
-    /// libp2p-quic (real sockets only: it binds its own).
-    Libp2pQuic,
-    /// perf on a bare TCP connection: no security, no muxer.
-    RawTcp,
-}
-
-impl Stack {
-    fn name(self) -> String {
-        match self {
-            Stack::Onetrip(preset, None) => format!("onetrip `{preset}`"),
-            Stack::Onetrip(preset, Some(window)) => {
-                format!("onetrip `{preset}`, yamux window {} MiB", window >> 20)
-            }
-            Stack::Libp2pTcp => "rust-libp2p 0.57 tcp, tls, yamux".into(),
-            Stack::Libp2pQuic => "rust-libp2p 0.57 libp2p-quic".into(),
-            Stack::RawTcp => "bare TCP (no security, no muxer)".into(),
-        }
-    }
-
-    fn transport(self) -> &'static str {
-        match self {
-            Stack::Onetrip(preset, _) if preset.starts_with("quic") => "QUIC",
-            Stack::Libp2pQuic => "QUIC",
-            _ => "TCP",
-        }
-    }
-}
-
-const STACKS: [Stack; 7] = [
-    Stack::RawTcp,
-    Stack::Onetrip("tcp-onetrip", None),
-    Stack::Onetrip("tcp-onetrip", Some(WAN_YAMUX_WINDOW)),
-    Stack::Onetrip("tcp-tls-onetrip", Some(WAN_YAMUX_WINDOW)),
-    Stack::Onetrip("quic-optimistic", None),
-    Stack::Libp2pTcp,
-    Stack::Libp2pQuic,
-];
-
-/// Download (the server sends) or upload (the client sends).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Way {
-    Download,
-    Upload,
-}
-
-impl Way {
-    fn params(self, bytes: u64) -> RunParams {
-        match self {
-            Way::Download => RunParams {
-                upload: 0,
-                download: bytes,
-            },
-            Way::Upload => RunParams {
-                upload: bytes,
-                download: 0,
-            },
-        }
-    }
-}
-
-fn config(preset: Preset, window: Option<usize>) -> Result<Config, BoxError> {
-    let mut config = Config::new(Keypair::generate_ed25519())?
-        .with_preset(preset)?
-        .with_protocols([runner::perf_protocol()]);
-    if let Some(window) = window {
-        config = config.with_yamux_window(window)?;
-    }
-    Ok(config)
-}
-
-/// The throughput of one perf run, in bit/s, from the request to its end
-/// (the connection is set up before), in tokio's time: virtual under a
-/// paused clock.
-async fn timed<F: Future<Output = Result<(), BoxError>>>(
-    bytes: u64,
-    run: F,
-) -> Result<f64, BoxError> {
-    let start = tokio::time::Instant::now();
-    run.await?;
-    Ok(bytes as f64 * 8.0 / start.elapsed().as_secs_f64())
-}
-
 // ---- Virtual time ----------------------------------------------------
 
 /// The virtual link: 1 Gbit/s, half the RTT each way, a send buffer that
@@ -222,139 +131,6 @@ async fn virtual_run(stack: Stack, way: Way, bytes: u64) -> Result<f64, BoxError
 }
 
 // ---- The real kernel -------------------------------------------------
-
-/// Where the servers listen in the server namespace.
-#[derive(Debug, Clone, Copy)]
-struct Servers {
-    onetrip_tcp: SocketAddr,
-    onetrip_quic: SocketAddr,
-    onetrip: PeerId,
-    libp2p_tcp: SocketAddr,
-    raw_tcp: SocketAddr,
-}
-
-/// Starts every server in the server namespace, on a thread and runtime of
-/// its own there. The onetrip server's yamux window is the WAN one (a
-/// receiver's window limits a download's sender).
-fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
-    let (tx, rx) = mpsc::channel();
-    emulator.server.run(move || {
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let config = Config::new(Keypair::generate_ed25519())
-                    .unwrap()
-                    .with_protocols([runner::perf_protocol()])
-                    .with_yamux_window(WAN_YAMUX_WINDOW)
-                    .unwrap();
-                let endpoint = Endpoint::new(config);
-                let onetrip_tcp = SocketAddr::from((SERVER, 4001));
-                let onetrip_quic = SocketAddr::from((SERVER, 4002));
-                for (kind, addr) in [
-                    (TransportKind::Tcp, onetrip_tcp),
-                    (TransportKind::Quic, onetrip_quic),
-                ] {
-                    let listener = endpoint.listen(&multiaddr(kind, addr)).await.unwrap();
-                    tokio::spawn(runner::serve(listener, ServerLimits::default()));
-                }
-                let security = baseline::Security::tls(&Keypair::generate_ed25519()).unwrap();
-                let libp2p_tcp =
-                    baseline::tcp_server_on(SocketAddr::from((SERVER, 4003)), security)
-                        .await
-                        .unwrap();
-                let raw_tcp = fixtures::raw_tcp_server_on(SocketAddr::from((SERVER, 4004)))
-                    .await
-                    .unwrap();
-                let serve: baseline::StreamHandler =
-                    |stream| -> BoxFuture<'static, ()> { Box::pin(baseline::serve_stream(stream)) };
-                let libp2p_quic = baseline::quic_server_on(
-                    format!("/ip4/{SERVER}/udp/4005/quic-v1").parse().unwrap(),
-                    serve,
-                )
-                .await
-                .unwrap();
-                let servers = Servers {
-                    onetrip_tcp,
-                    onetrip_quic,
-                    onetrip: endpoint.local_peer_id(),
-                    libp2p_tcp,
-                    raw_tcp,
-                };
-                tx.send((servers, libp2p_quic)).unwrap();
-                std::future::pending::<()>().await;
-            });
-        });
-    });
-    rx.recv().expect("the servers start")
-}
-
-fn real_run(
-    emulator: &Emulator,
-    servers: Servers,
-    libp2p_quic: &multiaddr::Multiaddr,
-    stack: Stack,
-    way: Way,
-    bytes: u64,
-) -> Result<f64, String> {
-    let libp2p_quic = libp2p_quic.clone();
-    emulator.client.run(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(real_run_here(servers, libp2p_quic, stack, way, bytes))
-            .map_err(|err| err.to_string())
-    })
-}
-
-async fn real_run_here(
-    servers: Servers,
-    libp2p_quic: multiaddr::Multiaddr,
-    stack: Stack,
-    way: Way,
-    bytes: u64,
-) -> Result<f64, BoxError> {
-    let params = way.params(bytes);
-    match stack {
-        Stack::Onetrip(name, window) => {
-            let preset: Preset = name.parse()?;
-            let client = Endpoint::new(config(preset, window)?);
-            let addr = match preset {
-                Preset::Tcp(_) => multiaddr(TransportKind::Tcp, servers.onetrip_tcp),
-                Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
-            };
-            let connection = client.dial(&addr, Some(servers.onetrip)).await?;
-            timed(bytes, async {
-                runner::request(&connection, params, &Progress::default()).await?;
-                Ok(())
-            })
-            .await
-        }
-        Stack::Libp2pTcp => {
-            let security = baseline::Security::tls(&Keypair::generate_ed25519())?;
-            let connection = baseline::tcp_connect(servers.libp2p_tcp, &security)
-                .await?
-                .with_substreams(Version::V1Lazy);
-            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
-        }
-        Stack::Libp2pQuic => {
-            let mut transport = baseline::QuicTransport::new(libp2p_quic::Config::new(
-                &Keypair::generate_ed25519(),
-            ));
-            let connection = baseline::quic_connect(&mut transport, &libp2p_quic)
-                .await?
-                .with_substreams(Version::V1Lazy);
-            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
-        }
-        Stack::RawTcp => timed(bytes, fixtures::raw_tcp_perf(servers.raw_tcp, params)).await,
-    }
-}
 
 // ---- The table -------------------------------------------------------
 

@@ -1,0 +1,329 @@
+//! The stacks measured across the TUN emulator's path (the real kernel),
+//! shared by the `wan` and `loss` binaries: the servers in the server
+//! namespace, and perf or a ping from the client namespace.
+
+use std::{net::SocketAddr, sync::mpsc, time::Duration};
+
+use futures::future::BoxFuture;
+use libp2p_identity::{Keypair, PeerId};
+use multistream_select::Version;
+use onetrip_netem::{Emulator, SERVER};
+use onetrip_perf::{Progress, RunParams, ServerLimits, runner};
+use onetrip_stack::{Config, Endpoint, Preset, TransportKind, measure, multiaddr};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{baseline, fixtures};
+
+/// A yamux window for long fat paths: twice the bandwidth-delay product at
+/// 1 Gbit/s and 63 ms.
+pub const WAN_YAMUX_WINDOW: usize = 16 << 20;
+
+/// Any error of a measurement.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What is measured.
+#[derive(Debug, Clone, Copy)]
+pub enum Stack {
+    /// A onetrip preset, with a yamux window if not the default.
+    Onetrip(&'static str, Option<usize>),
+    /// rust-libp2p 0.57 over TCP (TLS, yamux, `V1Lazy`), composed as a
+    /// Swarm does.
+    Libp2pTcp,
+    /// libp2p-quic (real sockets only: it binds its own).
+    Libp2pQuic,
+    /// perf on a bare TCP connection: no security, no muxer.
+    RawTcp,
+}
+
+impl Stack {
+    /// How the tables name it.
+    pub fn name(self) -> String {
+        match self {
+            Stack::Onetrip(preset, None) => format!("onetrip `{preset}`"),
+            Stack::Onetrip(preset, Some(window)) => {
+                format!("onetrip `{preset}`, yamux window {} MiB", window >> 20)
+            }
+            Stack::Libp2pTcp => "rust-libp2p 0.57 tcp, tls, yamux".into(),
+            Stack::Libp2pQuic => "rust-libp2p 0.57 libp2p-quic".into(),
+            Stack::RawTcp => "bare TCP (no security, no muxer)".into(),
+        }
+    }
+
+    /// `TCP` or `QUIC`.
+    pub fn transport(self) -> &'static str {
+        match self {
+            Stack::Onetrip(preset, _) if preset.starts_with("quic") => "QUIC",
+            Stack::Libp2pQuic => "QUIC",
+            _ => "TCP",
+        }
+    }
+}
+
+/// The stacks of the WAN table, the ceiling first.
+pub const STACKS: [Stack; 7] = [
+    Stack::RawTcp,
+    Stack::Onetrip("tcp-onetrip", None),
+    Stack::Onetrip("tcp-onetrip", Some(WAN_YAMUX_WINDOW)),
+    Stack::Onetrip("tcp-tls-onetrip", Some(WAN_YAMUX_WINDOW)),
+    Stack::Onetrip("quic-optimistic", None),
+    Stack::Libp2pTcp,
+    Stack::Libp2pQuic,
+];
+
+/// Download (the server sends) or upload (the client sends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// The server sends.
+    Download,
+    /// The client sends.
+    Upload,
+}
+
+impl Way {
+    /// The perf request that moves `bytes` this way.
+    pub fn params(self, bytes: u64) -> RunParams {
+        match self {
+            Way::Download => RunParams {
+                upload: 0,
+                download: bytes,
+            },
+            Way::Upload => RunParams {
+                upload: bytes,
+                download: 0,
+            },
+        }
+    }
+}
+
+/// A client configuration for `preset`, with `window` if given.
+///
+/// # Errors
+/// If the configuration is refused.
+pub fn config(preset: Preset, window: Option<usize>) -> Result<Config, BoxError> {
+    let mut config = Config::new(Keypair::generate_ed25519())?
+        .with_preset(preset)?
+        .with_protocols([runner::perf_protocol()]);
+    if let Some(window) = window {
+        config = config.with_yamux_window(window)?;
+    }
+    Ok(config)
+}
+
+/// The throughput of one perf run, in bit/s, from the request to its end
+/// (the connection is set up before), in tokio's time: virtual under a
+/// paused clock.
+///
+/// # Errors
+/// The run's.
+pub async fn timed<F: Future<Output = Result<(), BoxError>>>(
+    bytes: u64,
+    run: F,
+) -> Result<f64, BoxError> {
+    let start = tokio::time::Instant::now();
+    run.await?;
+    Ok(bytes as f64 * 8.0 / start.elapsed().as_secs_f64())
+}
+
+/// Where the servers listen in the server namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct Servers {
+    /// A server address or identity.
+    pub onetrip_tcp: SocketAddr,
+    /// A server address or identity.
+    pub onetrip_quic: SocketAddr,
+    /// A server address or identity.
+    pub onetrip: PeerId,
+    /// A server address or identity.
+    pub libp2p_tcp: SocketAddr,
+    /// A server address or identity.
+    pub raw_tcp: SocketAddr,
+}
+
+/// Starts every server in the server namespace, on a thread and runtime of
+/// its own there. The onetrip server's yamux window is the WAN one (a
+/// receiver's window limits a download's sender).
+///
+/// # Panics
+/// If a server cannot start.
+pub fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
+    let (tx, rx) = mpsc::channel();
+    emulator.server.run(move || {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let config = Config::new(Keypair::generate_ed25519())
+                    .unwrap()
+                    .with_protocols([runner::perf_protocol(), measure::ping()])
+                    .with_yamux_window(WAN_YAMUX_WINDOW)
+                    .unwrap();
+                let endpoint = Endpoint::new(config);
+                let onetrip_tcp = SocketAddr::from((SERVER, 4001));
+                let onetrip_quic = SocketAddr::from((SERVER, 4002));
+                for (kind, addr) in [
+                    (TransportKind::Tcp, onetrip_tcp),
+                    (TransportKind::Quic, onetrip_quic),
+                ] {
+                    let listener = endpoint.listen(&multiaddr(kind, addr)).await.unwrap();
+                    tokio::spawn(serve(listener));
+                }
+                let security = baseline::Security::tls(&Keypair::generate_ed25519()).unwrap();
+                let libp2p_tcp =
+                    baseline::tcp_server_on(SocketAddr::from((SERVER, 4003)), security)
+                        .await
+                        .unwrap();
+                let raw_tcp = fixtures::raw_tcp_server_on(SocketAddr::from((SERVER, 4004)))
+                    .await
+                    .unwrap();
+                let serve: baseline::StreamHandler =
+                    |stream| -> BoxFuture<'static, ()> { Box::pin(baseline::serve_stream(stream)) };
+                let libp2p_quic = baseline::quic_server_on(
+                    format!("/ip4/{SERVER}/udp/4005/quic-v1").parse().unwrap(),
+                    serve,
+                )
+                .await
+                .unwrap();
+                let servers = Servers {
+                    onetrip_tcp,
+                    onetrip_quic,
+                    onetrip: endpoint.local_peer_id(),
+                    libp2p_tcp,
+                    raw_tcp,
+                };
+                tx.send((servers, libp2p_quic)).unwrap();
+                std::future::pending::<()>().await;
+            });
+        });
+    });
+    rx.recv().expect("the servers start")
+}
+
+/// Runs `stack` one `way` from the client namespace: its throughput in
+/// bit/s.
+///
+/// # Errors
+/// The run's, as text.
+pub fn real_run(
+    emulator: &Emulator,
+    servers: Servers,
+    libp2p_quic: &multiaddr::Multiaddr,
+    stack: Stack,
+    way: Way,
+    bytes: u64,
+) -> Result<f64, String> {
+    let libp2p_quic = libp2p_quic.clone();
+    emulator.client.run(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(real_run_here(servers, libp2p_quic, stack, way, bytes))
+            .map_err(|err| err.to_string())
+    })
+}
+
+async fn real_run_here(
+    servers: Servers,
+    libp2p_quic: multiaddr::Multiaddr,
+    stack: Stack,
+    way: Way,
+    bytes: u64,
+) -> Result<f64, BoxError> {
+    let params = way.params(bytes);
+    match stack {
+        Stack::Onetrip(name, window) => {
+            let preset: Preset = name.parse()?;
+            let client = Endpoint::new(config(preset, window)?);
+            let addr = match preset {
+                Preset::Tcp(_) => multiaddr(TransportKind::Tcp, servers.onetrip_tcp),
+                Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
+            };
+            let connection = client.dial(&addr, Some(servers.onetrip)).await?;
+            timed(bytes, async {
+                runner::request(&connection, params, &Progress::default()).await?;
+                Ok(())
+            })
+            .await
+        }
+        Stack::Libp2pTcp => {
+            let security = baseline::Security::tls(&Keypair::generate_ed25519())?;
+            let connection = baseline::tcp_connect(servers.libp2p_tcp, &security)
+                .await?
+                .with_substreams(Version::V1Lazy);
+            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
+        }
+        Stack::Libp2pQuic => {
+            let mut transport = baseline::QuicTransport::new(libp2p_quic::Config::new(
+                &Keypair::generate_ed25519(),
+            ));
+            let connection = baseline::quic_connect(&mut transport, &libp2p_quic)
+                .await?
+                .with_substreams(Version::V1Lazy);
+            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
+        }
+        Stack::RawTcp => timed(bytes, fixtures::raw_tcp_perf(servers.raw_tcp, params)).await,
+    }
+}
+
+/// The time from the dial to the first byte of the answer to a ping on a
+/// fresh stream, for a onetrip preset, from the client namespace.
+///
+/// # Errors
+/// The dial's or the request's, as text; other stacks are not measured.
+pub fn real_ttfb(emulator: &Emulator, servers: Servers, stack: Stack) -> Result<Duration, String> {
+    let Stack::Onetrip(name, window) = stack else {
+        return Err("onetrip presets only".into());
+    };
+    emulator.client.run(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(async move {
+                let preset: Preset = name.parse()?;
+                let client = Endpoint::new(
+                    config(preset, window)?
+                        .with_protocols([measure::ping(), runner::perf_protocol()]),
+                );
+                let addr = match preset {
+                    Preset::Tcp(_) => multiaddr(TransportKind::Tcp, servers.onetrip_tcp),
+                    Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
+                };
+                let start = tokio::time::Instant::now();
+                let connection = client.dial(&addr, Some(servers.onetrip)).await?;
+                measure::request(&connection).await?;
+                let ttfb = start.elapsed();
+                connection.close().await?;
+                Ok::<_, BoxError>(ttfb)
+            })
+            .map_err(|err| err.to_string())
+    })
+}
+
+/// Serves every connection of `listener`: perf, and ping (an echo of the
+/// request).
+async fn serve(mut listener: onetrip_stack::Listener) {
+    while let Ok(mut connection) = listener.accept().await {
+        tokio::spawn(async move {
+            while let Ok((protocol, mut stream)) = connection.accept_stream().await {
+                tokio::spawn(async move {
+                    if protocol == runner::perf_protocol() {
+                        let _ = onetrip_perf::serve(stream, ServerLimits::default()).await;
+                        return;
+                    }
+                    let mut request = [0; measure::REQUEST_LEN];
+                    if stream.read_exact(&mut request).await.is_ok() {
+                        let _ = stream.write_all(&request).await;
+                        let _ = stream.shutdown().await;
+                    }
+                });
+            }
+        });
+    }
+}
