@@ -34,8 +34,16 @@ use onetrip_stack::{Endpoint, Preset, measure, tcp_multiaddr};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 const RTT: Duration = Duration::from_millis(63);
-/// The default size of each transfer.
+/// The size of each transfer in virtual time, and the least on the real
+/// kernel.
 const BYTES: u64 = 100_000_000;
+
+/// A real-kernel transfer at `rate`: at least [`BYTES`], and at least 3.2
+/// s at the rate, so that the senders' ramp-up (several round trips at 63
+/// ms) does not dominate a fast path.
+fn transfer(rate: u64) -> u64 {
+    BYTES.max(rate / 8 * 32 / 10)
+}
 const VIRTUAL_RATE: u64 = 1_000_000_000;
 // ---- Virtual time ----------------------------------------------------
 
@@ -146,7 +154,7 @@ fn fraction(measured: Result<f64, String>, rate: u64) -> String {
 }
 
 fn main() -> Result<(), BoxError> {
-    let (mut rates_mbit, mut bytes, mut only) = (vec![100, 1000], BYTES, None::<String>);
+    let (mut rates_mbit, mut bytes, mut only) = (vec![100, 1000], None::<u64>, None::<String>);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -157,7 +165,7 @@ fn main() -> Result<(), BoxError> {
                     .map(str::parse)
                     .collect::<Result<_, _>>()?;
             }
-            "--bytes" => bytes = value()?.parse()?,
+            "--bytes" => bytes = Some(value()?.parse()?),
             "--only" => only = Some(value()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -169,7 +177,7 @@ fn main() -> Result<(), BoxError> {
         for way in [Way::Download, Way::Upload] {
             let measured = if run("virtual") {
                 measure::paused_runtime()
-                    .block_on(virtual_run(*stack, way, bytes))
+                    .block_on(virtual_run(*stack, way, bytes.unwrap_or(BYTES)))
                     .map_err(|err| err.to_string())
             } else {
                 Err("not measured".into())
@@ -183,6 +191,7 @@ fn main() -> Result<(), BoxError> {
     if run("real") {
         for &rate_mbit in &rates_mbit {
             let real_rate = rate_mbit * 1_000_000;
+            let bytes = bytes.unwrap_or_else(|| transfer(real_rate));
             let bdp = usize::try_from(real_rate / 8).unwrap() * RTT.as_millis() as usize / 1000;
             let link = LinkConfig::with_delay(RTT / 2)
                 .bandwidth(real_rate)
@@ -211,8 +220,8 @@ fn main() -> Result<(), BoxError> {
 
 <!-- Written by `cargo run --release -p onetrip-bench --bin wan`; do not edit. -->
 
-perf (`/perf/1.0.0`) on one stream, {} MB downloaded and {} MB uploaded
-on a fresh connection each, at RTT {} ms: the path of the libp2p test-plans
+perf (`/perf/1.0.0`) on one stream, downloads and uploads on a fresh
+connection each ({}), at RTT {} ms: the path of the libp2p test-plans
 between two AWS regions. Throughput from the request to the last byte,
 as a fraction of the bottleneck. One `LinkConfig` describes both paths:
 
@@ -235,8 +244,8 @@ Read with care:
 - Each transfer includes its first request's round trip and the
   senders' ramp-up (slow start and its like, about log2 of the
   bandwidth-delay product in packets round trips, on the real kernel and
-  for QUIC), which a transfer of {} MB at RTT {} ms cannot amortize at a
-  high rate: bare TCP, the ceiling, shows what is left.
+  for QUIC), which a transfer of a few seconds at RTT {} ms does not
+  amortize: bare TCP, the ceiling, shows what is left.
 - Virtual TCP rows over yamux are not reproducible: yamux grows a stream's
   window when its sender used half of it within two round trips, timed on
   the wall clock (`web_time::Instant`, std's here), which does not move under netsim's
@@ -248,8 +257,16 @@ Read with care:
 | stack | transport | virtual download | virtual upload |{}
 |---|---|---|---|{}
 ",
-        bytes / 1_000_000,
-        bytes / 1_000_000,
+        std::iter::once(format!(
+            "{} MB in virtual time",
+            bytes.unwrap_or(BYTES) / 1_000_000
+        ))
+        .chain(rates_mbit.iter().map(|&r| {
+            let b = bytes.unwrap_or_else(|| transfer(r * 1_000_000));
+            format!("{} MB at {r} Mbit/s", b / 1_000_000)
+        }))
+        .collect::<Vec<_>>()
+        .join(", "),
         RTT.as_millis(),
         rates_mbit
             .iter()
@@ -257,7 +274,6 @@ Read with care:
             .collect::<Vec<_>>()
             .join(" and "),
         WAN_YAMUX_WINDOW >> 20,
-        bytes / 1_000_000,
         RTT.as_millis(),
         rates_mbit
             .iter()

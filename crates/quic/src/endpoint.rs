@@ -16,6 +16,9 @@ pub struct Endpoint {
     config: Arc<Config>,
 }
 
+/// The socket buffers a bound endpoint asks for, each way.
+const UDP_BUFFER: usize = 8 << 20;
+
 impl Endpoint {
     /// Binds a UDP socket.
     ///
@@ -23,7 +26,14 @@ impl Endpoint {
     /// [`Error::Io`] from binding; [`Error::IdleTimeout`],
     /// [`Error::InitialCipherSuite`] from the configuration.
     pub fn bind(addr: SocketAddr, config: Config) -> Result<Self, Error> {
-        let socket = TokioRuntime.wrap_udp_socket(std::net::UdpSocket::bind(addr)?)?;
+        let socket = std::net::UdpSocket::bind(addr)?;
+        // Room for a burst at a high rate: the kernel's default (about
+        // 200 KB) drops datagrams a busy task has not read within a couple
+        // of milliseconds at 1 Gbit/s. The kernel caps it (net.core.rmem_max).
+        let buffers = socket2::SockRef::from(&socket);
+        let _ = buffers.set_recv_buffer_size(UDP_BUFFER);
+        let _ = buffers.set_send_buffer_size(UDP_BUFFER);
+        let socket = TokioRuntime.wrap_udp_socket(socket)?;
         Self::with_socket(socket, config)
     }
 
