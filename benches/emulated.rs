@@ -2,7 +2,7 @@
 //! shared by the `wan` and `loss` binaries: the servers in the server
 //! namespace, and perf or a ping from the client namespace.
 
-use std::{net::SocketAddr, sync::mpsc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use futures::future::BoxFuture;
 use libp2p_identity::{Keypair, PeerId};
@@ -148,59 +148,51 @@ pub struct Servers {
 /// # Panics
 /// If a server cannot start.
 pub fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
-    let (tx, rx) = mpsc::channel();
-    emulator.server.run(move || {
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let config = Config::new(Keypair::generate_ed25519())
-                    .unwrap()
-                    .with_protocols([runner::perf_protocol(), measure::ping()])
-                    .with_yamux_window(WAN_YAMUX_WINDOW)
-                    .unwrap();
-                let endpoint = Endpoint::new(config);
-                let onetrip_tcp = SocketAddr::from((SERVER, 4001));
-                let onetrip_quic = SocketAddr::from((SERVER, 4002));
-                for (kind, addr) in [
-                    (TransportKind::Tcp, onetrip_tcp),
-                    (TransportKind::Quic, onetrip_quic),
-                ] {
-                    let listener = endpoint.listen(&multiaddr(kind, addr)).await.unwrap();
-                    tokio::spawn(serve(listener));
-                }
-                let security = baseline::Security::tls(&Keypair::generate_ed25519()).unwrap();
-                let libp2p_tcp =
-                    baseline::tcp_server_on(SocketAddr::from((SERVER, 4003)), security)
-                        .await
-                        .unwrap();
-                let raw_tcp = fixtures::raw_tcp_server_on(SocketAddr::from((SERVER, 4004)))
-                    .await
-                    .unwrap();
-                let serve: baseline::StreamHandler =
-                    |stream| -> BoxFuture<'static, ()> { Box::pin(baseline::serve_stream(stream)) };
-                let libp2p_quic = baseline::quic_server_on(
-                    format!("/ip4/{SERVER}/udp/4005/quic-v1").parse().unwrap(),
-                    serve,
-                )
-                .await
-                .unwrap();
-                let servers = Servers {
-                    onetrip_tcp,
-                    onetrip_quic,
-                    onetrip: endpoint.local_peer_id(),
-                    libp2p_tcp,
-                    raw_tcp,
-                };
-                tx.send((servers, libp2p_quic)).unwrap();
-                std::future::pending::<()>().await;
-            });
+    emulator.server.start(|| async {
+        let config = Config::new(Keypair::generate_ed25519())
+            .unwrap()
+            .with_protocols([runner::perf_protocol(), measure::ping()])
+            .with_yamux_window(WAN_YAMUX_WINDOW)
+            .unwrap();
+        let endpoint = Endpoint::new(config);
+        let onetrip_tcp = SocketAddr::from((SERVER, 4001));
+        let onetrip_quic = SocketAddr::from((SERVER, 4002));
+        for (kind, addr) in [
+            (TransportKind::Tcp, onetrip_tcp),
+            (TransportKind::Quic, onetrip_quic),
+        ] {
+            let listener = endpoint.listen(&multiaddr(kind, addr)).await.unwrap();
+            tokio::spawn(serve(listener));
+        }
+        let security = baseline::Security::tls(&Keypair::generate_ed25519()).unwrap();
+        let libp2p_tcp = baseline::tcp_server_on(SocketAddr::from((SERVER, 4003)), security)
+            .await
+            .unwrap();
+        let raw_tcp = fixtures::raw_tcp_server_on(SocketAddr::from((SERVER, 4004)))
+            .await
+            .unwrap();
+        let serve: baseline::StreamHandler =
+            |stream| -> BoxFuture<'static, ()> { Box::pin(baseline::serve_stream(stream)) };
+        let libp2p_quic = baseline::quic_server_on(
+            format!("/ip4/{SERVER}/udp/4005/quic-v1").parse().unwrap(),
+            serve,
+        )
+        .await
+        .unwrap();
+        let servers = Servers {
+            onetrip_tcp,
+            onetrip_quic,
+            onetrip: endpoint.local_peer_id(),
+            libp2p_tcp,
+            raw_tcp,
+        };
+        // The endpoint lives as long as the runtime.
+        tokio::spawn(async move {
+            let _endpoint = endpoint;
+            std::future::pending::<()>().await;
         });
-    });
-    rx.recv().expect("the servers start")
+        (servers, libp2p_quic)
+    })
 }
 
 /// Runs `stack` one `way` from the client namespace: its throughput in
@@ -217,14 +209,9 @@ pub fn real_run(
     bytes: u64,
 ) -> Result<f64, String> {
     let libp2p_quic = libp2p_quic.clone();
-    emulator.client.run(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(real_run_here(servers, libp2p_quic, stack, way, bytes))
+    emulator.client.block_on(move || async move {
+        real_run_here(servers, libp2p_quic, stack, way, bytes)
+            .await
             .map_err(|err| err.to_string())
     })
 }
@@ -281,30 +268,24 @@ pub fn real_ttfb(emulator: &Emulator, servers: Servers, stack: Stack) -> Result<
     let Stack::Onetrip(name, window) = stack else {
         return Err("onetrip presets only".into());
     };
-    emulator.client.run(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime
-            .block_on(async move {
-                let preset: Preset = name.parse()?;
-                let client = Endpoint::new(
-                    config(preset, window)?
-                        .with_protocols([measure::ping(), runner::perf_protocol()]),
-                );
-                let addr = match preset {
-                    Preset::Tcp(_) => multiaddr(TransportKind::Tcp, servers.onetrip_tcp),
-                    Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
-                };
-                let start = tokio::time::Instant::now();
-                let connection = client.dial(&addr, Some(servers.onetrip)).await?;
-                measure::request(&connection).await?;
-                let ttfb = start.elapsed();
-                connection.close().await?;
-                Ok::<_, BoxError>(ttfb)
-            })
-            .map_err(|err| err.to_string())
+    emulator.client.block_on(move || async move {
+        let ttfb = async {
+            let preset: Preset = name.parse()?;
+            let client = Endpoint::new(
+                config(preset, window)?.with_protocols([measure::ping(), runner::perf_protocol()]),
+            );
+            let addr = match preset {
+                Preset::Tcp(_) => multiaddr(TransportKind::Tcp, servers.onetrip_tcp),
+                Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
+            };
+            let start = tokio::time::Instant::now();
+            let connection = client.dial(&addr, Some(servers.onetrip)).await?;
+            measure::request(&connection).await?;
+            let ttfb = start.elapsed();
+            connection.close().await?;
+            Ok::<_, BoxError>(ttfb)
+        };
+        ttfb.await.map_err(|err| err.to_string())
     })
 }
 

@@ -145,6 +145,56 @@ impl Namespace {
         }
     }
 
+    /// Runs the future `f` makes on a runtime of this namespace's thread,
+    /// to its end, and returns its output: a client's work, say.
+    ///
+    /// # Panics
+    /// As [`Namespace::run`], or if no runtime can be built.
+    pub fn block_on<T, F, Fut>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+    {
+        self.run(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime")
+                .block_on(f())
+        })
+    }
+
+    /// Starts a thread of this namespace with a runtime of its own (two
+    /// workers), runs the future `setup` makes there, returns its output,
+    /// and keeps the runtime, and the tasks `setup` spawned, running for
+    /// the namespace's life: a server, say.
+    ///
+    /// # Panics
+    /// If the runtime cannot be built, or `setup` panics.
+    pub fn start<T, F, Fut>(&self, setup: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T>,
+    {
+        let (tx, rx) = mpsc::channel();
+        self.run(move || {
+            thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime");
+                runtime.block_on(async move {
+                    let _ = tx.send(setup().await);
+                    std::future::pending::<()>().await;
+                });
+            });
+        });
+        rx.recv().expect("the setup runs to its end")
+    }
+
     /// Starts `command` in this namespace.
     ///
     /// # Errors

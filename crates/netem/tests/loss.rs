@@ -34,34 +34,28 @@ fn ten_megabytes_each_way_through_five_percent_bursty_loss() {
             Preset::Tcp(_) => (TransportKind::Tcp, server.tcp),
             Preset::Quic(_) => (TransportKind::Quic, server.quic),
         };
-        let (downloaded, elapsed) = emulator.client.run(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
+        let (downloaded, elapsed) = emulator.client.block_on(move || async move {
+            let config = Config::new(Keypair::generate_ed25519())
+                .unwrap()
+                .with_preset(preset)
                 .unwrap();
-            runtime.block_on(async move {
-                let config = Config::new(Keypair::generate_ed25519())
-                    .unwrap()
-                    .with_preset(preset)
-                    .unwrap();
-                let client = Endpoint::new(config);
-                let start = Instant::now();
-                let connection = client
-                    .dial(&multiaddr(kind, addr), Some(server.peer))
-                    .await
-                    .unwrap_or_else(|err| panic!("{name}: dial: {err}"));
-                let stream = connection.open_stream(perf_protocol()).await.unwrap();
-                let progress = Progress::default();
-                let params = RunParams {
-                    upload: BYTES,
-                    download: BYTES,
-                };
-                run_client(stream, params, &progress)
-                    .await
-                    .unwrap_or_else(|err| panic!("{name}: perf: {err}"));
-                connection.close().await.unwrap();
-                (progress.downloaded(), start.elapsed())
-            })
+            let client = Endpoint::new(config);
+            let start = Instant::now();
+            let connection = client
+                .dial(&multiaddr(kind, addr), Some(server.peer))
+                .await
+                .unwrap_or_else(|err| panic!("{name}: dial: {err}"));
+            let stream = connection.open_stream(perf_protocol()).await.unwrap();
+            let progress = Progress::default();
+            let params = RunParams {
+                upload: BYTES,
+                download: BYTES,
+            };
+            run_client(stream, params, &progress)
+                .await
+                .unwrap_or_else(|err| panic!("{name}: perf: {err}"));
+            connection.close().await.unwrap();
+            (progress.downloaded(), start.elapsed())
         });
         assert_eq!(downloaded, BYTES, "{name}");
         eprintln!("{name}: 10 MB each way in {elapsed:?}");

@@ -1,7 +1,7 @@
 //! A onetrip server in the emulator's server namespace, shared by the
 //! tests that run across the path.
 
-use std::{net::SocketAddr, sync::mpsc};
+use std::net::SocketAddr;
 
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_netem::{Emulator, SERVER};
@@ -23,42 +23,31 @@ pub(crate) struct Server {
 /// Starts a onetrip server in the server namespace, on a thread (and
 /// runtime) of its own there, serving ping (echo) and `/perf/1.0.0`.
 pub(crate) fn start_server(emulator: &Emulator) -> Server {
-    let (tx, rx) = mpsc::channel();
-    emulator.server.run(move || {
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let config = Config::new(Keypair::generate_ed25519())
-                    .unwrap()
-                    .with_protocols([measure::ping(), perf_protocol()])
-                    .with_accept_0rtt(true)
-                    .with_fast_open_listener(true);
-                let endpoint = Endpoint::new(config);
-                let tcp = SocketAddr::from((SERVER, 4001));
-                let quic = SocketAddr::from((SERVER, 4002));
-                for (kind, addr) in [(TransportKind::Tcp, tcp), (TransportKind::Quic, quic)] {
-                    let mut listener = endpoint.listen(&multiaddr(kind, addr)).await.unwrap();
-                    tokio::spawn(async move {
-                        while let Ok(connection) = listener.accept().await {
-                            tokio::spawn(serve(connection));
-                        }
-                    });
+    emulator.server.start(|| async {
+        let config = Config::new(Keypair::generate_ed25519())
+            .unwrap()
+            .with_protocols([measure::ping(), perf_protocol()])
+            .with_accept_0rtt(true)
+            .with_fast_open_listener(true);
+        let endpoint = Endpoint::new(config);
+        let tcp = SocketAddr::from((SERVER, 4001));
+        let quic = SocketAddr::from((SERVER, 4002));
+        for (kind, addr) in [(TransportKind::Tcp, tcp), (TransportKind::Quic, quic)] {
+            let mut listener = endpoint.listen(&multiaddr(kind, addr)).await.unwrap();
+            tokio::spawn(async move {
+                while let Ok(connection) = listener.accept().await {
+                    tokio::spawn(serve(connection));
                 }
-                tx.send(Server {
-                    tcp,
-                    quic,
-                    peer: endpoint.local_peer_id(),
-                })
-                .unwrap();
-                std::future::pending::<()>().await;
             });
+        }
+        let peer = endpoint.local_peer_id();
+        // The endpoint lives as long as the runtime.
+        tokio::spawn(async move {
+            let _endpoint = endpoint;
+            std::future::pending::<()>().await;
         });
-    });
-    rx.recv().expect("the server starts")
+        Server { tcp, quic, peer }
+    })
 }
 
 /// Serves a connection's streams: ping echoes its request, perf runs.
