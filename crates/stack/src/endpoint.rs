@@ -50,8 +50,9 @@ pub struct Endpoint {
     config: Arc<Config>,
     /// QUIC endpoints: the listening ones, and those bound for dialing.
     quic: Arc<Mutex<Vec<onetrip_quic::Endpoint>>>,
-    /// Whether the kernel's refusal of TCP Fast Open has been reported.
-    fast_open_reported: Arc<Once>,
+    /// Whether the kernel's word on TCP Fast Open has been read (and a
+    /// refusal reported), for dialing and for listening.
+    fast_open_checked: Arc<[Once; 2]>,
 }
 
 impl Endpoint {
@@ -60,22 +61,25 @@ impl Endpoint {
         Endpoint {
             config: Arc::new(config),
             quic: Arc::default(),
-            fast_open_reported: Arc::new(Once::new()),
+            fast_open_checked: Arc::new([Once::new(), Once::new()]),
         }
     }
 
     /// Whether the configuration asks for TCP Fast Open on this side; if
-    /// so, and the kernel does not allow it, says so once per endpoint (a
-    /// warning; connections go on with a plain handshake).
+    /// so, the first time, reads whether the kernel allows it and says so
+    /// if not (a warning; connections go on with a plain handshake).
     fn fast_open(&self, listener: bool) -> bool {
         let wanted = if listener {
             self.config.fast_open_listener()
         } else {
             self.config.layering.fast_open
         };
-        if wanted && let Err(err) = tcp::fast_open_status(listener) {
-            self.fast_open_reported
-                .call_once(|| tracing::warn!(%err, "TCP Fast Open"));
+        if wanted {
+            self.fast_open_checked[usize::from(listener)].call_once(|| {
+                if let Err(err) = tcp::fast_open_status(listener) {
+                    tracing::warn!(%err, "TCP Fast Open");
+                }
+            });
         }
         wanted
     }

@@ -98,6 +98,13 @@ impl FirstFlight {
         }
     }
 
+    /// Whether the flight waits for the application (rather than a read,
+    /// or for nothing any more): only then has the connection a part in
+    /// releasing it.
+    pub(crate) fn waits_for_application(&self) -> bool {
+        matches!(self.lock().release, Release::OnRequest { .. })
+    }
+
     /// The application has written its first request (or waits for an
     /// answer): the flight may go, once the connection's task has taken in
     /// what the application wrote.

@@ -104,21 +104,21 @@ pub(crate) async fn connect(
     fast_open: bool,
 ) -> Result<TcpSocket, Error> {
     let connect = async {
-        if fast_open {
+        let socket = if fast_open {
             match TfoStream::connect(addr).await {
-                Ok(socket) => {
-                    socket.set_nodelay(true)?;
-                    return Ok::<_, Error>(Either::Right(socket));
-                }
+                Ok(socket) => Either::Right(socket),
                 // The kernel refuses `TCP_FASTOPEN_CONNECT` where its sysctl
                 // allows no Fast Open: connect without it.
-                Err(err) if err.kind() == io::ErrorKind::Unsupported => {}
+                Err(err) if err.kind() == io::ErrorKind::Unsupported => {
+                    Either::Left(TcpStream::connect(addr).await?)
+                }
                 Err(err) => return Err(err.into()),
             }
-        }
-        let socket = TcpStream::connect(addr).await?;
-        socket.set_nodelay(true)?;
-        Ok(Either::Left(socket))
+        } else {
+            Either::Left(TcpStream::connect(addr).await?)
+        };
+        set_nodelay(&socket)?;
+        Ok::<_, Error>(socket)
     };
     deadline.run(connect).await.map_err(|_| Error::Timeout)?
 }
@@ -132,6 +132,15 @@ pub(crate) async fn connect(
 /// [`Error::Io`] if the connection fails.
 pub async fn tcp_connect(addr: SocketAddr, fast_open: bool) -> Result<TcpSocket, Error> {
     connect(addr, Deadline::NONE, fast_open).await
+}
+
+/// Sets `TCP_NODELAY`: every flight of a handshake is small and waited
+/// for.
+fn set_nodelay(socket: &TcpSocket) -> io::Result<()> {
+    match socket {
+        Either::Left(plain) => plain.set_nodelay(true),
+        Either::Right(fast_open) => fast_open.set_nodelay(true),
+    }
 }
 
 /// A listening socket, plain or with TCP Fast Open.
@@ -189,22 +198,17 @@ impl Acceptor {
     ) -> Poll<io::Result<(TcpSocket, Multiaddr)>> {
         std::task::ready!(self.paused.poll_over(cx));
         let accepted = match &self.listener {
-            Listening::Plain(listener) => listener.poll_accept(cx).map_ok(|(socket, remote)| {
-                socket
-                    .set_nodelay(true)
-                    .map(|()| (Either::Left(socket), remote))
-            }),
-            Listening::FastOpen(listener) => listener.poll_accept(cx).map_ok(|(socket, remote)| {
-                socket
-                    .set_nodelay(true)
-                    .map(|()| (Either::Right(socket), remote))
-            }),
+            Listening::Plain(listener) => {
+                std::task::ready!(listener.poll_accept(cx)).map(|(s, r)| (Either::Left(s), r))
+            }
+            Listening::FastOpen(listener) => {
+                std::task::ready!(listener.poll_accept(cx)).map(|(s, r)| (Either::Right(s), r))
+            }
         };
-        let accepted = match accepted {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(accepted) => accepted.and_then(|inner| inner),
-        };
-        let accepted = accepted.map(|(socket, remote)| (socket, tcp_multiaddr(remote)));
+        let accepted = accepted.and_then(|(socket, remote)| {
+            set_nodelay(&socket)?;
+            Ok((socket, tcp_multiaddr(remote)))
+        });
         if accepted.is_err() {
             self.paused.start();
         }

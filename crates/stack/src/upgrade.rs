@@ -88,7 +88,8 @@ struct Secure<T> {
 pub(crate) struct Secured<T> {
     pub(crate) remote_peer_id: PeerId,
     pub(crate) io: MuxerIo<T>,
-    /// A Fast Open dialer's first flight, if it is still held.
+    /// A Fast Open dialer's first flight, if it waits for the
+    /// application to release it (TLS early data).
     pub(crate) first_flight: Option<FirstFlight>,
 }
 
@@ -220,7 +221,9 @@ where
         Ok(Secured {
             remote_peer_id: secure.remote_peer_id,
             io,
-            first_flight: first_flight.clone(),
+            first_flight: first_flight
+                .clone()
+                .filter(FirstFlight::waits_for_application),
         })
     };
     deadline.run(setup).await.map_err(|_| Error::Timeout)?
