@@ -301,13 +301,9 @@ impl Host {
     /// (Linux reports it on the first read or write instead).
     pub async fn connect_fast_open(&self, to: SocketAddr) -> Result<SimStream, Error> {
         let inner = &self.network.inner;
-        let (local, listener) = {
-            let mut state = inner.lock();
-            let local = self.ephemeral(&mut state);
-            (local, state.listeners.get(&to).cloned())
-        };
+        let (local, listener) = self.reserve(to);
         let Some(listener) = listener else {
-            return self.connect(to).await;
+            return self.handshake(local, to, None).await;
         };
         let (dialer, listener_side) = SimStream::pair(inner.links.clone(), local, to);
         Ok(dialer.with_pending_syn(PendingSyn {
@@ -329,8 +325,27 @@ impl Host {
     /// [`Error::ConnectionRefused`] after one RTT if nothing listens there
     /// or its accept queue is full.
     pub async fn connect(&self, to: SocketAddr) -> Result<SimStream, Error> {
-        let inner = &self.network.inner;
-        let links = &inner.links;
+        let (local, listener) = self.reserve(to);
+        self.handshake(local, to, listener).await
+    }
+
+    /// A fresh local address to dial `to` from, and the listener there, if
+    /// any.
+    fn reserve(&self, to: SocketAddr) -> (SocketAddr, Option<ListenerEntry>) {
+        let mut state = self.network.inner.lock();
+        let local = self.ephemeral(&mut state);
+        (local, state.listeners.get(&to).cloned())
+    }
+
+    /// TCP's three-way handshake from `local` to `listener` at `to` (a
+    /// reset if there is none): see [`Host::connect`].
+    async fn handshake(
+        &self,
+        local: SocketAddr,
+        to: SocketAddr,
+        listener: Option<ListenerEntry>,
+    ) -> Result<SimStream, Error> {
+        let links = &self.network.inner.links;
         let now = Instant::now();
         let forward = links.link(self.ip, to.ip()).delay;
         let back = links.link(to.ip(), self.ip).delay;
@@ -339,11 +354,6 @@ impl Host {
             now + forward + back,
             now + 2 * forward + back,
         );
-        let (local, listener) = {
-            let mut state = inner.lock();
-            let local = self.ephemeral(&mut state);
-            (local, state.listeners.get(&to).cloned())
-        };
         // The handshake's segments carry no payload; each is one flight.
         let control = |from, to, sent, delivered, label: &str| {
             links.record(Transmission {
