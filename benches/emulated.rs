@@ -8,9 +8,8 @@ use futures::future::BoxFuture;
 use libp2p_identity::{Keypair, PeerId};
 use multistream_select::Version;
 use onetrip_netem::{Emulator, SERVER};
-use onetrip_perf::{Progress, RunParams, ServerLimits, runner};
+use onetrip_perf::{Progress, RunParams, runner};
 use onetrip_stack::{Config, Endpoint, Preset, TransportKind, measure, multiaddr};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{baseline, fixtures};
 
@@ -149,21 +148,17 @@ pub struct Servers {
 /// If a server cannot start.
 pub fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
     emulator.server.start(|| async {
-        let config = Config::new(Keypair::generate_ed25519())
+        let config = fixtures::OnetripServer::config()
             .unwrap()
-            .with_protocols([runner::perf_protocol(), measure::ping()])
             .with_yamux_window(WAN_YAMUX_WINDOW)
             .unwrap();
-        let endpoint = Endpoint::new(config);
-        let onetrip_tcp = SocketAddr::from((SERVER, 4001));
-        let onetrip_quic = SocketAddr::from((SERVER, 4002));
-        for (kind, addr) in [
-            (TransportKind::Tcp, onetrip_tcp),
-            (TransportKind::Quic, onetrip_quic),
-        ] {
-            let listener = endpoint.listen(&multiaddr(kind, addr)).await.unwrap();
-            tokio::spawn(serve(listener));
-        }
+        let onetrip = fixtures::OnetripServer::start_on(
+            config,
+            SocketAddr::from((SERVER, 4001)),
+            SocketAddr::from((SERVER, 4002)),
+        )
+        .await
+        .unwrap();
         let security = baseline::Security::tls(&Keypair::generate_ed25519()).unwrap();
         let libp2p_tcp = baseline::tcp_server_on(SocketAddr::from((SERVER, 4003)), security)
             .await
@@ -179,18 +174,14 @@ pub fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
         )
         .await
         .unwrap();
+        let socket = |addr: &multiaddr::Multiaddr| onetrip_stack::parse_addr(addr).unwrap().1;
         let servers = Servers {
-            onetrip_tcp,
-            onetrip_quic,
-            onetrip: endpoint.local_peer_id(),
+            onetrip_tcp: socket(&onetrip.tcp),
+            onetrip_quic: socket(&onetrip.quic),
+            onetrip: onetrip.peer,
             libp2p_tcp,
             raw_tcp,
         };
-        // The endpoint lives as long as the runtime.
-        tokio::spawn(async move {
-            let _endpoint = endpoint;
-            std::future::pending::<()>().await;
-        });
         (servers, libp2p_quic)
     })
 }
@@ -287,26 +278,4 @@ pub fn real_ttfb(emulator: &Emulator, servers: Servers, stack: Stack) -> Result<
         };
         ttfb.await.map_err(|err| err.to_string())
     })
-}
-
-/// Serves every connection of `listener`: perf, and ping (an echo of the
-/// request).
-async fn serve(mut listener: onetrip_stack::Listener) {
-    while let Ok(mut connection) = listener.accept().await {
-        tokio::spawn(async move {
-            while let Ok((protocol, mut stream)) = connection.accept_stream().await {
-                tokio::spawn(async move {
-                    if protocol == runner::perf_protocol() {
-                        let _ = onetrip_perf::serve(stream, ServerLimits::default()).await;
-                        return;
-                    }
-                    let mut request = [0; measure::REQUEST_LEN];
-                    if stream.read_exact(&mut request).await.is_ok() {
-                        let _ = stream.write_all(&request).await;
-                        let _ = stream.shutdown().await;
-                    }
-                });
-            }
-        });
-    }
 }

@@ -7,7 +7,7 @@ use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use onetrip_perf::{Progress, RunParams, ServerLimits, runner};
 use onetrip_stack::{
-    Config, Connection, Endpoint, Preset,
+    Config, Connection, Endpoint, Preset, TransportKind,
     measure::{REQUEST_LEN, ping},
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,14 +32,37 @@ impl OnetripServer {
     /// # Errors
     /// If binding fails.
     pub async fn start() -> Result<Self, BoxError> {
-        let config = Config::new(Keypair::generate_ed25519())?
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(Self::config()?, any, any).await
+    }
+
+    /// Its configuration: ping and perf, 0-RTT accepted, a high
+    /// connection limit.
+    ///
+    /// # Errors
+    /// If the configuration cannot be made.
+    pub fn config() -> Result<Config, BoxError> {
+        Ok(Config::new(Keypair::generate_ed25519())?
             .with_protocols([ping(), runner::perf_protocol()])
             .with_accept_0rtt(true)
-            .with_max_connections(100_000)?;
+            .with_max_connections(100_000)?)
+    }
+
+    /// One with `config`, listening on `tcp` and `quic` (port 0: any).
+    ///
+    /// # Errors
+    /// If binding fails.
+    pub async fn start_on(
+        config: Config,
+        tcp: SocketAddr,
+        quic: SocketAddr,
+    ) -> Result<Self, BoxError> {
         let endpoint = Endpoint::new(config);
-        let tcp = endpoint.listen(&"/ip4/127.0.0.1/tcp/0".parse()?).await?;
+        let tcp = endpoint
+            .listen(&onetrip_stack::multiaddr(TransportKind::Tcp, tcp))
+            .await?;
         let quic = endpoint
-            .listen(&"/ip4/127.0.0.1/udp/0/quic-v1".parse()?)
+            .listen(&onetrip_stack::multiaddr(TransportKind::Quic, quic))
             .await?;
         let server = OnetripServer {
             tcp: tcp.local_addr().clone(),
