@@ -2,7 +2,7 @@
 //! shared by the `wan` and `loss` binaries: the servers in the server
 //! namespace, and perf or a ping from the client namespace.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use libp2p_identity::{Keypair, PeerId};
@@ -110,19 +110,70 @@ pub fn config(preset: Preset, window: Option<usize>) -> Result<Config, BoxError>
     Ok(config)
 }
 
-/// The throughput of one perf run, in bit/s, from the request to its end
-/// (the connection is set up before), in tokio's time: virtual under a
-/// paused clock.
+/// A stack's throughput one way over one transfer, in bit/s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    /// From the request to the last byte: the request's round trip and
+    /// the senders' ramp-up included.
+    pub whole: f64,
+    /// For a download: the rate while the client read the middle half of
+    /// the bytes (from a quarter to three quarters), what the connection
+    /// sustains once its windows are open. Not for an upload: its client
+    /// counts what it wrote, which runs ahead of what arrived by as much as
+    /// its buffers took in meanwhile (up to 64 MB here).
+    pub steady: Option<f64>,
+}
+
+/// How often [`measured`] reads the client's byte count: at most this
+/// error on each end of the middle half, which takes seconds.
+const SAMPLE: Duration = Duration::from_millis(1);
+
+/// Runs one transfer of `bytes` one `way` (the connection is set up
+/// before), in tokio's time (virtual under a paused clock), watching the
+/// count of bytes read in the [`Progress`] the run is given.
 ///
 /// # Errors
-/// The run's.
-pub async fn timed<F: Future<Output = Result<(), BoxError>>>(
+/// The run's; or if a download ended before its middle half was timed.
+pub async fn measured<F>(
     bytes: u64,
-    run: F,
-) -> Result<f64, BoxError> {
+    way: Way,
+    run: impl FnOnce(Arc<Progress>) -> F,
+) -> Result<Throughput, BoxError>
+where
+    F: Future<Output = Result<(), BoxError>>,
+{
+    let progress = Arc::new(Progress::default());
+    let marks = [bytes / 4, bytes / 4 * 3];
+    let mut crossed = [None; 2];
     let start = tokio::time::Instant::now();
-    run.await?;
-    Ok(bytes as f64 * 8.0 / start.elapsed().as_secs_f64())
+    let transfer = run(progress.clone());
+    tokio::pin!(transfer);
+    let mut tick = tokio::time::interval(SAMPLE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            done = &mut transfer => break done?,
+            now = tick.tick(), if way == Way::Download => {
+                let read = progress.downloaded();
+                for (at, mark) in crossed.iter_mut().zip(marks) {
+                    if at.is_none() && read >= mark {
+                        *at = Some(now);
+                    }
+                }
+            }
+        }
+    }
+    let whole = bytes as f64 * 8.0 / start.elapsed().as_secs_f64();
+    let steady = match (way, crossed) {
+        (Way::Upload, _) => None,
+        (Way::Download, [Some(first), Some(last)]) if last > first => {
+            Some((marks[1] - marks[0]) as f64 * 8.0 / (last - first).as_secs_f64())
+        }
+        (Way::Download, _) => {
+            return Err("the download ended before its middle half was timed".into());
+        }
+    };
+    Ok(Throughput { whole, steady })
 }
 
 /// Where the servers listen in the server namespace.
@@ -186,8 +237,7 @@ pub fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
     })
 }
 
-/// Runs `stack` one `way` from the client namespace: its throughput in
-/// bit/s.
+/// Runs `stack` one `way` from the client namespace.
 ///
 /// # Errors
 /// The run's, as text.
@@ -198,7 +248,7 @@ pub fn real_run(
     stack: Stack,
     way: Way,
     bytes: u64,
-) -> Result<f64, String> {
+) -> Result<Throughput, String> {
     let libp2p_quic = libp2p_quic.clone();
     emulator.client.block_on(move || async move {
         real_run_here(servers, libp2p_quic, stack, way, bytes)
@@ -213,7 +263,7 @@ async fn real_run_here(
     stack: Stack,
     way: Way,
     bytes: u64,
-) -> Result<f64, BoxError> {
+) -> Result<Throughput, BoxError> {
     let params = way.params(bytes);
     match stack {
         Stack::Onetrip(name, window) => {
@@ -224,8 +274,8 @@ async fn real_run_here(
                 Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
             };
             let connection = client.dial(&addr, Some(servers.onetrip)).await?;
-            timed(bytes, async {
-                runner::request(&connection, params, &Progress::default()).await?;
+            measured(bytes, way, |progress| async move {
+                runner::request(&connection, params, &progress).await?;
                 Ok(())
             })
             .await
@@ -235,7 +285,10 @@ async fn real_run_here(
             let connection = baseline::tcp_connect(servers.libp2p_tcp, &security)
                 .await?
                 .with_substreams(Version::V1Lazy);
-            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
+            measured(bytes, way, |progress| async move {
+                fixtures::libp2p_perf(&connection, params, &progress).await
+            })
+            .await
         }
         Stack::Libp2pQuic => {
             let mut transport = baseline::QuicTransport::new(libp2p_quic::Config::new(
@@ -244,9 +297,17 @@ async fn real_run_here(
             let connection = baseline::quic_connect(&mut transport, &libp2p_quic)
                 .await?
                 .with_substreams(Version::V1Lazy);
-            timed(bytes, fixtures::libp2p_perf_once(&connection, params)).await
+            measured(bytes, way, |progress| async move {
+                fixtures::libp2p_perf(&connection, params, &progress).await
+            })
+            .await
         }
-        Stack::RawTcp => timed(bytes, fixtures::raw_tcp_perf(servers.raw_tcp, params)).await,
+        Stack::RawTcp => {
+            measured(bytes, way, |progress| async move {
+                fixtures::raw_tcp_perf(servers.raw_tcp, params, &progress).await
+            })
+            .await
+        }
     }
 }
 

@@ -132,9 +132,21 @@ pub async fn libp2p_perf_once(
     connection: &baseline::Libp2pConnection,
     params: RunParams,
 ) -> Result<(), BoxError> {
+    libp2p_perf(connection, params, &Progress::default()).await
+}
+
+/// [`libp2p_perf_once`], counting the bytes it moves in `progress`.
+///
+/// # Errors
+/// If the run fails.
+pub async fn libp2p_perf(
+    connection: &baseline::Libp2pConnection,
+    params: RunParams,
+    progress: &Progress,
+) -> Result<(), BoxError> {
     use tokio_util::compat::FuturesAsyncReadCompatExt;
     let stream = connection.open(baseline::PERF).await?;
-    onetrip_perf::run_client(stream.compat(), params, &Progress::default()).await?;
+    onetrip_perf::run_client(stream.compat(), params, progress).await?;
     Ok(())
 }
 
@@ -163,13 +175,18 @@ pub async fn raw_tcp_server_on(addr: SocketAddr) -> Result<SocketAddr, BoxError>
     Ok(addr)
 }
 
-/// The perf protocol on a plain TCP connection.
+/// The perf protocol on a plain TCP connection, counting the bytes it
+/// moves in `progress`.
 ///
 /// # Errors
 /// If the run fails.
-pub async fn raw_tcp_perf(addr: SocketAddr, params: RunParams) -> Result<(), BoxError> {
+pub async fn raw_tcp_perf(
+    addr: SocketAddr,
+    params: RunParams,
+    progress: &Progress,
+) -> Result<(), BoxError> {
     let socket = tokio::net::TcpStream::connect(addr).await?;
     socket.set_nodelay(true)?;
-    onetrip_perf::run_client(socket, params, &Progress::default()).await?;
+    onetrip_perf::run_client(socket, params, progress).await?;
     Ok(())
 }

@@ -30,7 +30,7 @@ use onetrip_bench::{
     summary::{self, HANDSHAKES, LIBP2P_QUIC, LIBP2P_QUIC_LAZY, RUST_LIBP2P_TCP, TRANSFER, group},
     swarm::{self, Libp2pTcp},
 };
-use onetrip_perf::RunParams;
+use onetrip_perf::{Progress, RunParams};
 use onetrip_stack::{
     Connection, Endpoint, Preset,
     measure::{self, ZeroRttServer},
@@ -400,8 +400,11 @@ fn throughput(c: &mut Criterion, f: &mut Fixture) {
             });
         }
         group.bench_function("raw-tcp", |b| {
-            b.to_async(&f.rt)
-                .iter(|| async { fixtures::raw_tcp_perf(raw, params).await.unwrap() });
+            b.to_async(&f.rt).iter(|| async {
+                fixtures::raw_tcp_perf(raw, params, &Progress::default())
+                    .await
+                    .unwrap()
+            });
         });
         group.finish();
     }

@@ -141,7 +141,8 @@ fn main() -> Result<(), BoxError> {
                 stack,
                 Way::Download,
                 bytes,
-            );
+            )
+            .map(|throughput| throughput.whole);
             eprintln!(
                 "{name}, {}: ttfb {ttfb:?}, goodput {goodput:?}",
                 stack.name()
