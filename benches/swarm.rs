@@ -10,15 +10,18 @@
 //! of `/ipfs/ping/1.0.0` and reads the first byte of the echo, as onetrip's
 //! measurement does. Nothing on that path waits on a timer.
 
-use std::{fmt, time::Duration};
+use std::{fmt, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{
-    Multiaddr, StreamProtocol, Swarm, SwarmBuilder, Transport, core::upgrade::Version,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport, core::upgrade::Version,
     identity::Keypair, noise, swarm::dial_opts::DialOpts, tls, yamux,
 };
 use onetrip_netsim::{Host, LinkConfig, Network};
-use onetrip_stack::measure::{CLIENT, Measurement, REQUEST_LEN, SERVER};
+use onetrip_stack::{
+    BindUdp, Preset,
+    measure::{CLIENT, Measurement, REQUEST_LEN, SERVER},
+};
 use tokio::time::Instant;
 
 use crate::{
@@ -139,7 +142,40 @@ pub async fn libp2p_tcp(stack: Libp2pTcp, delay: Duration) -> Result<Measurement
     let server_peer = *server.local_peer_id();
     let addr: Multiaddr = format!("/ip4/{SERVER}/tcp/4001").parse()?;
     server.listen_on(addr.clone())?;
-    let mut incoming = server.behaviour().new_control().accept(ping.clone())?;
+    serve_echo(server, ping.clone())?;
+
+    let mut client = swarm(
+        Keypair::ed25519_from_bytes([1; 32])?,
+        network.host(CLIENT),
+        stack,
+    )?;
+    let mut control = client.behaviour().new_control();
+    let start = Instant::now();
+    client.dial(DialOpts::peer_id(server_peer).addresses(vec![addr]).build())?;
+    let driver = tokio::spawn(async move {
+        loop {
+            client.select_next_some().await;
+        }
+    });
+    first_byte(&mut control, server_peer, ping).await?;
+    let ttfb = start.elapsed();
+    driver.abort();
+    Ok(Measurement {
+        rtt: network.rtt(CLIENT.into(), SERVER.into()),
+        ttfb,
+        recording: network.recorder().recording().until(ttfb),
+        early_muxer: false,
+        zero_rtt: None,
+    })
+}
+
+/// Runs `server`, echoing each `protocol` stream's request, in tasks of its
+/// own.
+fn serve_echo(
+    mut server: Swarm<libp2p_stream::Behaviour>,
+    protocol: StreamProtocol,
+) -> Result<(), BoxError> {
+    let mut incoming = server.behaviour().new_control().accept(protocol)?;
     tokio::spawn(async move {
         loop {
             server.select_next_some().await;
@@ -156,31 +192,137 @@ pub async fn libp2p_tcp(stack: Libp2pTcp, delay: Duration) -> Result<Measurement
             });
         }
     });
+    Ok(())
+}
 
-    let mut client = swarm(
-        Keypair::ed25519_from_bytes([1; 32])?,
-        network.host(CLIENT),
-        stack,
-    )?;
-    let mut control = client.behaviour().new_control();
-    let start = Instant::now();
-    client.dial(DialOpts::peer_id(server_peer).addresses(vec![addr]).build())?;
-    let driver = tokio::spawn(async move {
-        loop {
-            client.select_next_some().await;
-        }
-    });
-    let mut stream = control.open_stream(server_peer, ping).await?;
+/// Opens a `protocol` stream to `peer` (dialing it if need be), writes the
+/// request and reads the echo's first byte.
+async fn first_byte(
+    control: &mut libp2p_stream::Control,
+    peer: PeerId,
+    protocol: StreamProtocol,
+) -> Result<(), BoxError> {
+    let mut stream = control.open_stream(peer, protocol).await?;
     stream.write_all(&[7; REQUEST_LEN]).await?;
     stream.flush().await?;
     let mut first = [0; 1];
     stream.read_exact(&mut first).await?;
+    Ok(())
+}
+
+/// A Swarm on onetrip's transport (`onetrip_stack::libp2p::Transport`)
+/// with `preset`, its QUIC on `host`'s netsim datagram links, accepting
+/// 0-RTT data, with `V1Lazy` substreams; its only behaviour libp2p-stream.
+fn onetrip_swarm(
+    key: Keypair,
+    host: Host,
+    preset: Preset,
+) -> Result<Swarm<libp2p_stream::Behaviour>, BoxError> {
+    let config = onetrip_stack::Config::new(key.clone())?
+        .with_preset(preset)?
+        .with_accept_0rtt(true);
+    let bind: BindUdp = Arc::new(move |addr: SocketAddr| {
+        let socket = host.bind_udp(addr.port()).map_err(io::Error::other)?;
+        Ok(socket as Arc<dyn quinn::AsyncUdpSocket>)
+    });
+    let transport = onetrip_stack::libp2p::Transport::with_endpoint(
+        onetrip_stack::Endpoint::new(config).with_udp(bind),
+    );
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|_| transport)?
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())?
+        .with_swarm_config(|config| {
+            config
+                .with_idle_connection_timeout(Duration::from_secs(3600))
+                .with_substream_upgrade_protocol_override(Version::V1Lazy)
+        })
+        .build();
+    Ok(swarm)
+}
+
+/// Polls `swarm` until `future` completes.
+async fn driving<T>(
+    swarm: &mut Swarm<libp2p_stream::Behaviour>,
+    future: impl Future<Output = T>,
+) -> T {
+    tokio::pin!(future);
+    loop {
+        tokio::select! {
+            out = &mut future => return out,
+            _ = swarm.select_next_some() => {}
+        }
+    }
+}
+
+/// Two Swarms on onetrip's transport with QUIC `preset` over a netsim link
+/// of one-way delay `delay`, as [`libp2p_tcp`] measures: from the dial to
+/// the first byte of the echo on a `V1Lazy` stream. With `reconnect`, a
+/// first connection (with one request) leaves session tickets, the client
+/// closes it, and its second connection is measured. Must run with a
+/// paused clock.
+///
+/// # Errors
+/// Whatever failed (nothing should on a loss-free link).
+pub async fn onetrip_quic(
+    preset: Preset,
+    delay: Duration,
+    reconnect: bool,
+) -> Result<Measurement, BoxError> {
+    let network = Network::new(LinkConfig::with_delay(delay))?;
+    let ping = StreamProtocol::new(PING);
+
+    let mut server = onetrip_swarm(
+        Keypair::ed25519_from_bytes([2; 32])?,
+        network.host(SERVER),
+        preset,
+    )?;
+    let server_peer = *server.local_peer_id();
+    let addr: Multiaddr = format!("/ip4/{SERVER}/udp/4433/quic-v1").parse()?;
+    server.listen_on(addr.clone())?;
+    serve_echo(server, ping.clone())?;
+
+    let mut client = onetrip_swarm(
+        Keypair::ed25519_from_bytes([1; 32])?,
+        network.host(CLIENT),
+        preset,
+    )?;
+    let mut control = client.behaviour().new_control();
+    if reconnect {
+        client.dial(
+            DialOpts::peer_id(server_peer)
+                .addresses(vec![addr.clone()])
+                .build(),
+        )?;
+        driving(
+            &mut client,
+            first_byte(&mut control, server_peer, ping.clone()),
+        )
+        .await?;
+        // The session tickets follow the handshake; let them land.
+        driving(&mut client, tokio::time::sleep(4 * delay)).await;
+        client
+            .disconnect_peer_id(server_peer)
+            .map_err(|()| "no connection to close")?;
+        driving(&mut client, tokio::time::sleep(4 * delay)).await;
+        if client.is_connected(&server_peer) {
+            return Err("the first connection did not close".into());
+        }
+    }
+
+    let offset = network.elapsed();
+    let start = Instant::now();
+    client.dial(DialOpts::peer_id(server_peer).addresses(vec![addr]).build())?;
+    driving(&mut client, first_byte(&mut control, server_peer, ping)).await?;
     let ttfb = start.elapsed();
-    driver.abort();
     Ok(Measurement {
         rtt: network.rtt(CLIENT.into(), SERVER.into()),
         ttfb,
-        recording: network.recorder().recording().until(ttfb),
+        recording: network
+            .recorder()
+            .recording()
+            .since(offset)
+            .until(offset + ttfb),
         early_muxer: false,
         zero_rtt: None,
     })

@@ -86,13 +86,14 @@ async fn stock_swarm_listening() -> (PeerId, Multiaddr, tokio::task::JoinHandle<
     (swarm_id, addr, driver)
 }
 
-/// A rust-libp2p Swarm on onetrip's transport.
-fn onetrip_swarm(layering: Layering) -> Swarm<ping::Behaviour> {
+/// A rust-libp2p Swarm on onetrip's transport, accepting 0-RTT data.
+fn onetrip_swarm(preset: Preset) -> Swarm<ping::Behaviour> {
     let keypair = Keypair::generate_ed25519();
     let config = Config::new(keypair.clone())
         .unwrap()
-        .with_layering(layering)
-        .unwrap();
+        .with_preset(preset)
+        .unwrap()
+        .with_accept_0rtt(true);
     let transport = onetrip_stack::libp2p::Transport::new(config);
     SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -301,14 +302,16 @@ async fn a_stock_swarm_dials_onetrip_with_every_preset() {
     }
 }
 
-#[tokio::test]
-async fn the_transport_adapter_pings_a_stock_swarm_both_ways() {
+/// The adapter Swarm with `preset` dials a stock Swarm, then the stock
+/// Swarm dials it, both on `listen`; pings succeed each way on each
+/// connection.
+async fn adapter_and_stock_swarm_ping_both_ways(preset: Preset, listen: &str) {
     let mut stock = stock_swarm();
     let stock_id = *stock.local_peer_id();
-    let stock_addr = listen(&mut stock).await;
-    let mut ours = onetrip_swarm(Layering::TCP_ONETRIP);
+    let stock_addr = listen_on(&mut stock, listen).await;
+    let mut ours = onetrip_swarm(preset);
     let our_id = *ours.local_peer_id();
-    let our_addr = listen(&mut ours).await;
+    let our_addr = listen_on(&mut ours, listen).await;
 
     // Ours dials the stock Swarm; the stock one dials ours.
     let outbound = DialOpts::peer_id(stock_id)
@@ -341,15 +344,126 @@ async fn the_transport_adapter_pings_a_stock_swarm_both_ways() {
 }
 
 #[tokio::test]
+async fn the_transport_adapter_pings_a_stock_swarm_both_ways() {
+    for (_, layering) in [
+        ("tcp-onetrip", Layering::TCP_ONETRIP),
+        ("tcp-tls-onetrip", Layering::TCP_TLS_ONETRIP),
+    ] {
+        adapter_and_stock_swarm_ping_both_ways(Preset::Tcp(layering), "/ip4/127.0.0.1/tcp/0").await;
+    }
+}
+
+#[tokio::test]
+async fn the_transport_adapter_pings_a_stock_swarm_both_ways_over_quic() {
+    for (_, layering) in QuicLayering::PRESETS {
+        let listen = "/ip4/127.0.0.1/udp/0/quic-v1";
+        adapter_and_stock_swarm_ping_both_ways(Preset::Quic(layering), listen).await;
+    }
+}
+
+#[tokio::test]
 async fn two_swarms_on_the_transport_adapter_ping() {
-    let mut a = onetrip_swarm(Layering::TCP_ONETRIP);
-    let mut b = onetrip_swarm(Layering::TCP_ONETRIP);
-    let (a_id, b_id) = (*a.local_peer_id(), *b.local_peer_id());
-    let addr = listen(&mut a).await;
-    b.dial(addr.with_p2p(a_id).unwrap()).unwrap();
-    let a_side = tokio::spawn(async move { ping_succeeds(&mut a, b_id, None).await });
-    ping_succeeds(&mut b, a_id, None).await;
-    bounded("a's ping", a_side).await.unwrap();
+    for (preset, listen) in [
+        (Preset::Tcp(Layering::TCP_ONETRIP), "/ip4/127.0.0.1/tcp/0"),
+        (
+            Preset::Quic(QuicLayering::QUIC_0RTT),
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+        ),
+    ] {
+        let mut a = onetrip_swarm(preset);
+        let mut b = onetrip_swarm(preset);
+        let (a_id, b_id) = (*a.local_peer_id(), *b.local_peer_id());
+        let addr = listen_on(&mut a, listen).await;
+        b.dial(addr.with_p2p(a_id).unwrap()).unwrap();
+        let a_side = tokio::spawn(async move { ping_succeeds(&mut a, b_id, None).await });
+        ping_succeeds(&mut b, a_id, None).await;
+        bounded("a's ping", a_side).await.unwrap();
+    }
+}
+
+/// A 0-RTT dial returns before the server has proved who it is: when
+/// another peer answers, the Swarm has the connection, then sees it closed
+/// with the stack's typed mismatch.
+#[tokio::test]
+async fn a_0rtt_dial_answered_by_another_peer_closes_with_a_peer_id_mismatch() {
+    let preset = Preset::Quic(QuicLayering::QUIC_0RTT);
+    let listen = "/ip4/127.0.0.1/udp/0/quic-v1";
+    let mut expected = onetrip_swarm(preset);
+    let mut other = onetrip_swarm(preset);
+    let mut ours = onetrip_swarm(preset);
+    let expected_id = *expected.local_peer_id();
+    let expected_addr = listen_on(&mut expected, listen).await;
+    let other_addr = listen_on(&mut other, listen).await;
+    let ours_id = *ours.local_peer_id();
+    let servers = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = expected.select_next_some() => {}
+                _ = other.select_next_some() => {}
+            }
+        }
+    });
+
+    // A first connection leaves a session ticket of `expected`.
+    ours.dial(
+        DialOpts::peer_id(expected_id)
+            .addresses(vec![expected_addr])
+            .build(),
+    )
+    .unwrap();
+    ping_succeeds(&mut ours, expected_id, None).await;
+    bounded("closing the first connection", async {
+        ours.disconnect_peer_id(expected_id).unwrap();
+        while ours.is_connected(&expected_id) {
+            ours.select_next_some().await;
+        }
+    })
+    .await;
+
+    // The ticket names `expected`, but `other` answers at this address.
+    let dial = DialOpts::peer_id(expected_id)
+        .addresses(vec![other_addr])
+        .build();
+    let dial_id = dial.connection_id();
+    ours.dial(dial).unwrap();
+    let (established, cause) = bounded("the mismatch", async {
+        let mut established = false;
+        loop {
+            match ours.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { connection_id, .. }
+                    if connection_id == dial_id =>
+                {
+                    established = true;
+                }
+                SwarmEvent::ConnectionClosed {
+                    connection_id,
+                    cause,
+                    ..
+                } if connection_id == dial_id => {
+                    return (established, cause.map(|cause| cause.to_string()));
+                }
+                SwarmEvent::OutgoingConnectionError {
+                    connection_id,
+                    error,
+                    ..
+                } if connection_id == dial_id => {
+                    return (established, Some(error.to_string()));
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    servers.abort();
+    assert!(
+        established,
+        "a 0-RTT dial is established at once ({ours_id})"
+    );
+    let cause = cause.expect("the connection closed with a cause");
+    assert!(
+        cause.contains("expected peer"),
+        "closed for another reason: {cause}"
+    );
 }
 
 #[tokio::test]

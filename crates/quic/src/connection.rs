@@ -64,6 +64,23 @@ impl Connection {
         Some(matches!(outcome, Outcome::Accepted))
     }
 
+    /// Waits until the connection is authenticated: at once for any but a
+    /// 0-RTT dial; for one, until its handshake completes.
+    ///
+    /// # Errors
+    /// Why the 0-RTT dial's handshake failed: [`Error::PeerIdMismatch`]
+    /// when another peer answered, [`Error::Certificate`],
+    /// [`Error::Timeout`] past the dial's deadline, [`Error::Connection`].
+    pub async fn established(&self) -> Result<(), Error> {
+        let Some(handshake) = &self.handshake else {
+            return Ok(());
+        };
+        match handshake.outcome().await {
+            Outcome::Accepted | Outcome::Rejected => Ok(()),
+            Outcome::Failed(err) => Err(err),
+        }
+    }
+
     /// Opens a bidirectional stream. During a 0-RTT handshake its data
     /// leaves as 0-RTT data and is replayed on a fresh stream if the server
     /// rejects it.

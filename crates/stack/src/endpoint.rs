@@ -13,7 +13,7 @@ use onetrip_multistream::Deadline;
 use quinn::AsyncUdpSocket;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    sync::Semaphore,
+    sync::{OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
 };
 
@@ -45,7 +45,7 @@ use crate::{
 /// connection.close().await
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     config: Arc<Config>,
     /// QUIC endpoints: the listening ones, and those bound for dialing.
@@ -53,6 +53,22 @@ pub struct Endpoint {
     /// Whether the kernel's word on TCP Fast Open has been read (and a
     /// refusal reported), for dialing and for listening.
     fast_open_checked: Arc<[Once; 2]>,
+    /// Binds QUIC's datagram sockets: the kernel's if `None`.
+    bind_udp: Option<BindUdp>,
+}
+
+/// Binds a datagram socket on an address (port 0: any free port), for
+/// [`Endpoint::with_udp`].
+pub type BindUdp = Arc<dyn Fn(SocketAddr) -> io::Result<Arc<dyn AsyncUdpSocket>> + Send + Sync>;
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("config", &self.config)
+            .field("quic", &self.quic)
+            .field("bind_udp", &self.bind_udp.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Endpoint {
@@ -62,13 +78,21 @@ impl Endpoint {
             config: Arc::new(config),
             quic: Arc::default(),
             fast_open_checked: Arc::new([Once::new(), Once::new()]),
+            bind_udp: None,
         }
+    }
+
+    /// Runs QUIC on datagram sockets that `bind` makes, for listening and
+    /// dialing (a netsim host's, say), instead of the kernel's.
+    pub fn with_udp(mut self, bind: BindUdp) -> Self {
+        self.bind_udp = Some(bind);
+        self
     }
 
     /// Whether the configuration asks for TCP Fast Open on this side; if
     /// so, the first time, reads whether the kernel allows it and says so
     /// if not (a warning; connections go on with a plain handshake).
-    fn fast_open(&self, listener: bool) -> bool {
+    pub(crate) fn fast_open(&self, listener: bool) -> bool {
         let wanted = if listener {
             self.config.fast_open_listener()
         } else {
@@ -204,8 +228,8 @@ impl Endpoint {
     }
 
     /// A QUIC endpoint of the address family of `to`.
-    fn dialing_endpoint(&self, to: SocketAddr) -> Result<onetrip_quic::Endpoint, Error> {
-        let mut endpoints = self.quic_endpoints();
+    pub(crate) fn dialing_endpoint(&self, to: SocketAddr) -> Result<onetrip_quic::Endpoint, Error> {
+        let endpoints = self.quic_endpoints();
         let same_family = endpoints.iter().find(|endpoint| {
             endpoint
                 .local_addr()
@@ -219,8 +243,17 @@ impl Endpoint {
         } else {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         };
-        let endpoint = onetrip_quic::Endpoint::bind(any, self.config.quic())?;
-        endpoints.push(endpoint.clone());
+        drop(endpoints);
+        self.bind_quic(any)
+    }
+
+    /// A QUIC endpoint on `addr`, kept for dialing.
+    pub(crate) fn bind_quic(&self, addr: SocketAddr) -> Result<onetrip_quic::Endpoint, Error> {
+        let endpoint = match &self.bind_udp {
+            None => onetrip_quic::Endpoint::bind(addr, self.config.quic())?,
+            Some(bind) => onetrip_quic::Endpoint::with_socket(bind(addr)?, self.config.quic())?,
+        };
+        self.quic_endpoints().push(endpoint.clone());
         Ok(endpoint)
     }
 
@@ -241,8 +274,7 @@ impl Endpoint {
                 Ok(self.listen_on(incoming, local_addr))
             }
             TransportKind::Quic => {
-                let endpoint = onetrip_quic::Endpoint::bind(socket_addr, self.config.quic())?;
-                self.quic_endpoints().push(endpoint.clone());
+                let endpoint = self.bind_quic(socket_addr)?;
                 self.listen_quic(endpoint)
             }
         }
@@ -291,36 +323,67 @@ impl Endpoint {
     pub fn listen_quic(&self, endpoint: onetrip_quic::Endpoint) -> Result<Listener, Error> {
         let local_addr = quic_multiaddr(endpoint.local_addr()?);
         let config = self.config.clone();
-        let slots = Arc::new(Semaphore::new(config.max_connections));
-        let incoming = futures_util::stream::unfold(endpoint, |endpoint| async move {
-            let accepting = endpoint.accept().await?;
-            Some((accepting, endpoint))
-        })
-        .map(move |accepting| {
-            let config = config.clone();
-            let slots = slots.clone();
-            Ok(async move {
-                let permit = slots
-                    .try_acquire_owned()
-                    .map_err(|_| Error::ConnectionLimit)?;
-                let remote_addr = quic_multiaddr(accepting.remote_addr());
-                let connection = accepting.establish(config.setup_deadline()).await?;
-                Ok(Connection::spawn_quic(
-                    connection,
-                    remote_addr,
-                    &config,
-                    Some(permit),
-                ))
-            }
-            .boxed())
-        })
-        .boxed();
+        let incoming = quic_inbound(endpoint, &self.config)
+            .map(move |(remote_addr, setup)| {
+                let config = config.clone();
+                Ok(async move {
+                    let (connection, permit) = setup.await?;
+                    Ok(Connection::spawn_quic(
+                        connection,
+                        remote_addr,
+                        &config,
+                        Some(permit),
+                    ))
+                }
+                .boxed())
+            })
+            .boxed();
         Ok(Listener::new(
             incoming,
             local_addr,
             self.config.max_pending_handshakes,
         ))
     }
+
+    /// The configuration, shared.
+    pub(crate) fn shared_config(&self) -> &Arc<Config> {
+        &self.config
+    }
+}
+
+/// An inbound QUIC connection being set up: established within the
+/// handshake timeout, holding one of the listener's connection slots.
+pub(crate) type QuicSetup =
+    BoxFuture<'static, Result<(onetrip_quic::Connection, OwnedSemaphorePermit), Error>>;
+
+/// The connection attempts arriving at `endpoint`, each with its remote
+/// address and its setup, bounded by `config`'s connection limit: the one
+/// accept loop of QUIC listeners, this crate's and the libp2p transport's.
+/// The stream ends when the endpoint closes.
+pub(crate) fn quic_inbound(
+    endpoint: onetrip_quic::Endpoint,
+    config: &Arc<Config>,
+) -> BoxStream<'static, (Multiaddr, QuicSetup)> {
+    let config = config.clone();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    futures_util::stream::unfold(endpoint, |endpoint| async move {
+        let accepting = endpoint.accept().await?;
+        Some((accepting, endpoint))
+    })
+    .map(move |accepting| {
+        let config = config.clone();
+        let slots = slots.clone();
+        let remote_addr = quic_multiaddr(accepting.remote_addr());
+        let setup = async move {
+            let permit = slots
+                .try_acquire_owned()
+                .map_err(|_| Error::ConnectionLimit)?;
+            let connection = accepting.establish(config.setup_deadline()).await?;
+            Ok((connection, permit))
+        };
+        (remote_addr, setup.boxed())
+    })
+    .boxed()
 }
 
 type Handshake = BoxFuture<'static, Result<Connection, Error>>;

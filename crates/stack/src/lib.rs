@@ -58,7 +58,7 @@ pub use crate::{
         MAX_YAMUX_WINDOW,
     },
     connection::{Connection, Stream},
-    endpoint::{Endpoint, Listener},
+    endpoint::{BindUdp, Endpoint, Listener},
     error::{ConfigError, Error},
     layering::{Layering, MuxerNegotiation, Preset, QuicLayering, Security, TLS_PROTOCOL_ID},
     tcp::{TcpSocket, fast_open_status, tcp_connect},

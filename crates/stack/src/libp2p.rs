@@ -1,11 +1,13 @@
-//! onetrip's TCP upgrade as a [`libp2p_core::Transport`], for a rust-libp2p
-//! Swarm.
+//! onetrip's layerings as a [`libp2p_core::Transport`], for a rust-libp2p
+//! Swarm: TCP (`/tcp/…`) and QUIC (`/udp/…/quic-v1`).
 //!
-//! The Swarm gets `(PeerId, StreamMuxerBox)` as from its own
-//! tcp + noise + yamux stack, but security and muxer are negotiated per the
-//! configured [`Layering`](crate::Layering): optimistic `/noise`, the muxer
-//! inside the Noise handshake with a multistream-select fallback. Stream
-//! protocols stay the Swarm's business (its multistream-select).
+//! The Swarm gets `(PeerId, StreamMuxerBox)` as from its own stacks, but
+//! set up per the configured presets: over TCP, optimistic `/noise` or
+//! `/tls/1.0.0`, the muxer inside the handshake with a multistream-select
+//! fallback, TCP Fast Open; over QUIC, 0-RTT on a reconnect, where the dial
+//! completes at once and the Swarm's first streams leave with the
+//! ClientHello. Stream protocols stay the Swarm's business (its
+//! multistream-select: `V1Lazy` substreams make them optimistic too).
 //!
 //! ```no_run
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,6 +23,7 @@
 //! ```
 
 mod muxer;
+mod quic;
 
 use std::{
     collections::VecDeque,
@@ -29,7 +32,7 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use futures_util::{FutureExt, future::BoxFuture};
+use futures_util::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use libp2p_core::{
     Endpoint as Role, Multiaddr,
     muxing::StreamMuxerBox,
@@ -40,10 +43,11 @@ use onetrip_common::PeerIdMismatch;
 use onetrip_multistream::Deadline;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use self::muxer::Muxer;
+use self::{muxer::Muxer, quic::QuicMuxer};
 use crate::{
-    Config, Error,
-    addr::tcp_socket_addr,
+    Config, Endpoint, Error,
+    addr::{TransportKind, parse_addr, quic_multiaddr},
+    endpoint::{QuicSetup, quic_inbound},
     tcp::{self, TcpSocket},
     upgrade::{self, Secured},
 };
@@ -53,11 +57,20 @@ pub type Output = (PeerId, StreamMuxerBox);
 
 type Upgrade = BoxFuture<'static, Result<Output, Error>>;
 
-/// A TCP transport doing onetrip's security and muxer negotiation. The TCP
-/// address in use must be `/ip4|ip6/…/tcp/…` (QUIC is not offered here:
-/// rust-libp2p's own `libp2p-quic` serves it).
+/// A transport doing onetrip's layerings for a Swarm: on
+/// `/ip4|ip6/…/tcp/…`, the configured TCP layering's security and muxer
+/// negotiation; on `/ip4|ip6/…/udp/…/quic-v1`, QUIC, with 0-RTT when the
+/// configured QUIC layering has it.
+///
+/// A QUIC dial to a peer whose session ticket allows 0-RTT (tickets are
+/// kept per peer id across dials) completes at once: the Swarm's first
+/// streams leave as 0-RTT data. The peer id is then checked when the
+/// handshake completes; if another peer answered, the connection ends with
+/// [`Error::PeerIdMismatch`], which the Swarm reports as the connection's
+/// cause of closing. QUIC dials go out from a listening QUIC socket of the
+/// same address family when there is one, as libp2p-quic's do.
 pub struct Transport {
-    config: Arc<Config>,
+    endpoint: Endpoint,
     listeners: Vec<ListenerEntry>,
     events: VecDeque<TransportEvent<Upgrade, Error>>,
     waker: Option<Waker>,
@@ -66,13 +79,20 @@ pub struct Transport {
 
 struct ListenerEntry {
     id: ListenerId,
-    acceptor: tcp::Acceptor,
+    local_addr: Multiaddr,
+    accepting: Accepting,
+}
+
+/// A listener's source of connections.
+enum Accepting {
+    Tcp(tcp::Acceptor),
+    Quic(BoxStream<'static, (Multiaddr, QuicSetup)>),
 }
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
-            .field("config", &self.config)
+            .field("endpoint", &self.endpoint)
             .field("listeners", &self.listeners.len())
             .finish_non_exhaustive()
     }
@@ -82,13 +102,24 @@ impl Transport {
     /// A transport with this identity and layering; the configured stream
     /// protocols are not used (the Swarm negotiates its own).
     pub fn new(config: Config) -> Self {
+        Self::with_endpoint(Endpoint::new(config))
+    }
+
+    /// A transport sharing `endpoint`'s configuration and QUIC sockets
+    /// (and so its session tickets): [`Endpoint::with_udp`] puts its QUIC
+    /// on other datagram sockets, a netsim host's say.
+    pub fn with_endpoint(endpoint: Endpoint) -> Self {
         Transport {
-            config: Arc::new(config),
+            endpoint,
             listeners: Vec::new(),
             events: VecDeque::new(),
             waker: None,
             next_listener: 0,
         }
+    }
+
+    fn config(&self) -> &Arc<Config> {
+        self.endpoint.shared_config()
     }
 
     fn push(&mut self, event: TransportEvent<Upgrade, Error>) {
@@ -139,6 +170,17 @@ where
     (remote_peer_id, StreamMuxerBox::new(Muxer::new(session)))
 }
 
+/// A QUIC connection as the Swarm takes it.
+fn quic_output(
+    connection: onetrip_quic::Connection,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> Output {
+    (
+        connection.remote_peer_id(),
+        StreamMuxerBox::new(QuicMuxer::new(connection, slot)),
+    )
+}
+
 impl libp2p_core::Transport for Transport {
     type Output = Output;
     type Error = Error;
@@ -150,16 +192,37 @@ impl libp2p_core::Transport for Transport {
         id: ListenerId,
         addr: Multiaddr,
     ) -> Result<(), TransportError<Self::Error>> {
-        let (socket_addr, _) =
-            tcp_socket_addr(&addr).map_err(|_| TransportError::MultiaddrNotSupported(addr))?;
-        let fast_open = self.config.fast_open_listener();
-        let acceptor = tcp::Acceptor::bind(socket_addr, fast_open)
-            .map_err(|err| TransportError::Other(err.into()))?;
-        let listen_addr = acceptor.local_addr().clone();
-        self.listeners.push(ListenerEntry { id, acceptor });
+        let Ok((kind, socket_addr, _)) = parse_addr(&addr) else {
+            return Err(TransportError::MultiaddrNotSupported(addr));
+        };
+        let (local_addr, accepting) = match kind {
+            TransportKind::Tcp => {
+                let acceptor = tcp::Acceptor::bind(socket_addr, self.endpoint.fast_open(true))
+                    .map_err(|err| TransportError::Other(err.into()))?;
+                (acceptor.local_addr().clone(), Accepting::Tcp(acceptor))
+            }
+            TransportKind::Quic => {
+                let endpoint = self
+                    .endpoint
+                    .bind_quic(socket_addr)
+                    .map_err(TransportError::Other)?;
+                let local_addr = endpoint
+                    .local_addr()
+                    .map_err(|err| TransportError::Other(err.into()))?;
+                (
+                    quic_multiaddr(local_addr),
+                    Accepting::Quic(quic_inbound(endpoint, self.config())),
+                )
+            }
+        };
+        self.listeners.push(ListenerEntry {
+            id,
+            local_addr: local_addr.clone(),
+            accepting,
+        });
         self.push(TransportEvent::NewAddress {
             listener_id: id,
-            listen_addr,
+            listen_addr: local_addr,
         });
         Ok(())
     }
@@ -171,7 +234,7 @@ impl libp2p_core::Transport for Transport {
         let entry = self.listeners.remove(index);
         self.push(TransportEvent::AddressExpired {
             listener_id: id,
-            listen_addr: entry.acceptor.local_addr().clone(),
+            listen_addr: entry.local_addr,
         });
         self.push(TransportEvent::ListenerClosed {
             listener_id: id,
@@ -185,15 +248,39 @@ impl libp2p_core::Transport for Transport {
         addr: Multiaddr,
         opts: DialOpts,
     ) -> Result<Self::Dial, TransportError<Self::Error>> {
-        let (socket_addr, expected) = tcp_socket_addr(&addr)
-            .map_err(|_| TransportError::MultiaddrNotSupported(addr.clone()))?;
-        let config = self.config.clone();
-        Ok(async move {
-            let deadline = config.setup_deadline();
-            let socket = tcp::connect(socket_addr, deadline, config.layering.fast_open).await?;
-            upgrade(socket, config, opts.role, expected, deadline).await
+        let Ok((kind, socket_addr, expected)) = parse_addr(&addr) else {
+            return Err(TransportError::MultiaddrNotSupported(addr));
+        };
+        let config = self.config().clone();
+        let deadline = config.setup_deadline();
+        match kind {
+            TransportKind::Tcp => {
+                let fast_open = self.endpoint.fast_open(false);
+                Ok(async move {
+                    let socket = tcp::connect(socket_addr, deadline, fast_open).await?;
+                    upgrade(socket, config, opts.role, expected, deadline).await
+                }
+                .boxed())
+            }
+            TransportKind::Quic => {
+                let endpoint = self
+                    .endpoint
+                    .dialing_endpoint(socket_addr)
+                    .map_err(TransportError::Other)?;
+                // QUIC's roles are fixed by who sends the first packet:
+                // a hole-punching "listener" dials too, and checks the peer.
+                let role = opts.role;
+                Ok(async move {
+                    let connection = endpoint.connect(socket_addr, expected, deadline).await?;
+                    if role == Role::Listener {
+                        PeerIdMismatch::check(expected, connection.remote_peer_id())
+                            .map_err(Error::PeerIdMismatch)?;
+                    }
+                    Ok(quic_output(connection, None))
+                }
+                .boxed())
+            }
         }
-        .boxed())
     }
 
     fn poll(
@@ -210,29 +297,52 @@ impl libp2p_core::Transport for Transport {
         for offset in 0..count {
             let index = (this.next_listener + offset) % count;
             let entry = &mut this.listeners[index];
-            let Poll::Ready(accepted) = entry.acceptor.poll_accept(cx) else {
-                continue;
+            let event = match &mut entry.accepting {
+                Accepting::Tcp(acceptor) => match acceptor.poll_accept(cx) {
+                    Poll::Pending => continue,
+                    Poll::Ready(Ok((socket, send_back_addr))) => {
+                        let config = this.endpoint.shared_config().clone();
+                        let deadline = config.setup_deadline();
+                        TransportEvent::Incoming {
+                            listener_id: entry.id,
+                            upgrade: upgrade(socket, config, Role::Listener, None, deadline)
+                                .boxed(),
+                            local_addr: entry.local_addr.clone(),
+                            send_back_addr,
+                        }
+                    }
+                    // Out of file descriptors, say: the acceptor pauses
+                    // rather than spin.
+                    Poll::Ready(Err(err)) => TransportEvent::ListenerError {
+                        listener_id: entry.id,
+                        error: err.into(),
+                    },
+                },
+                Accepting::Quic(incoming) => match incoming.poll_next_unpin(cx) {
+                    Poll::Pending => continue,
+                    Poll::Ready(Some((send_back_addr, setup))) => TransportEvent::Incoming {
+                        listener_id: entry.id,
+                        upgrade: setup
+                            .map(|setup| {
+                                let (connection, slot) = setup?;
+                                Ok(quic_output(connection, Some(slot)))
+                            })
+                            .boxed(),
+                        local_addr: entry.local_addr.clone(),
+                        send_back_addr,
+                    },
+                    // The endpoint closed.
+                    Poll::Ready(None) => {
+                        let entry = this.listeners.remove(index);
+                        TransportEvent::ListenerClosed {
+                            listener_id: entry.id,
+                            reason: Ok(()),
+                        }
+                    }
+                },
             };
             this.next_listener = index + 1;
-            return Poll::Ready(match accepted {
-                Ok((socket, send_back_addr)) => {
-                    let deadline = this.config.setup_deadline();
-                    let upgrade =
-                        upgrade(socket, this.config.clone(), Role::Listener, None, deadline);
-                    TransportEvent::Incoming {
-                        listener_id: entry.id,
-                        upgrade: upgrade.boxed(),
-                        local_addr: entry.acceptor.local_addr().clone(),
-                        send_back_addr,
-                    }
-                }
-                // Out of file descriptors, say: the acceptor pauses rather
-                // than spin.
-                Err(err) => TransportEvent::ListenerError {
-                    listener_id: entry.id,
-                    error: err.into(),
-                },
-            });
+            return Poll::Ready(event);
         }
         this.waker = Some(cx.waker().clone());
         Poll::Pending
