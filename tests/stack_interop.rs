@@ -1,12 +1,13 @@
-//! onetrip's TCP stack against rust-libp2p (`libp2p` with tcp + noise +
-//! yamux), every preset in both roles, and onetrip's `Transport` inside a
-//! rust-libp2p Swarm. The request is `/ipfs/ping/1.0.0`: 32 bytes, echoed.
+//! onetrip's stack against rust-libp2p (`libp2p` with tcp + noise or tls +
+//! yamux, and libp2p-quic), every preset in both roles, and onetrip's
+//! `Transport` inside a rust-libp2p Swarm, TCP and QUIC: ping
+//! (`/ipfs/ping/1.0.0`: 32 bytes, echoed) and request-response.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, SwarmBuilder, noise, ping,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, noise, ping, request_response,
     swarm::{
         ConnectionId, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
@@ -109,7 +110,10 @@ async fn listen(swarm: &mut Swarm<ping::Behaviour>) -> Multiaddr {
     listen_on(swarm, "/ip4/127.0.0.1/tcp/0").await
 }
 
-async fn listen_on(swarm: &mut Swarm<ping::Behaviour>, addr: &str) -> Multiaddr {
+async fn listen_on<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    addr: &str,
+) -> Multiaddr {
     swarm.listen_on(addr.parse().unwrap()).unwrap();
     bounded("listening", async {
         loop {
@@ -499,5 +503,125 @@ async fn a_stock_quic_swarm_dials_onetrip() {
     for (name, layering) in QuicLayering::PRESETS {
         let listen = "/ip4/127.0.0.1/udp/0/quic-v1";
         stock_swarm_pings_onetrip(name, Preset::Quic(layering), listen).await;
+    }
+}
+
+/// Request-response with CBOR strings on `/onetrip/echo/1`: each side
+/// answers a request with `echo: ` and the request.
+type Echo = request_response::cbor::Behaviour<String, String>;
+
+fn echo_behaviour() -> Echo {
+    request_response::cbor::Behaviour::new(
+        [(
+            StreamProtocol::new("/onetrip/echo/1"),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default(),
+    )
+}
+
+/// Drives `a` and `b` until `a` has its answer from `b`, then `b` its
+/// answer from `a` (on the same connection or a new one, as the Swarms
+/// decide).
+async fn requests_both_ways(mut a: Swarm<Echo>, mut b: Swarm<Echo>, b_addr: Multiaddr) {
+    let (a_id, b_id) = (*a.local_peer_id(), *b.local_peer_id());
+    a.add_peer_address(b_id, b_addr);
+    a.behaviour_mut().send_request(&b_id, "from a".into());
+    let mut answers: Vec<String> = Vec::new();
+    bounded("requests both ways", async {
+        while answers.len() < 2 {
+            let (event, on_b) = tokio::select! {
+                event = a.select_next_some() => (event, false),
+                event = b.select_next_some() => (event, true),
+            };
+            let swarm = if on_b { &mut b } else { &mut a };
+            match event {
+                SwarmEvent::Behaviour(request_response::Event::Message { message, .. }) => {
+                    match message {
+                        request_response::Message::Request {
+                            request, channel, ..
+                        } => {
+                            swarm
+                                .behaviour_mut()
+                                .send_response(channel, format!("echo: {request}"))
+                                .unwrap();
+                        }
+                        request_response::Message::Response { response, .. } => {
+                            answers.push(response);
+                            if !on_b {
+                                b.behaviour_mut().send_request(&a_id, "from b".into());
+                            }
+                        }
+                    }
+                }
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                    error, ..
+                }) => panic!("a request failed: {error}"),
+                SwarmEvent::Behaviour(request_response::Event::InboundFailure {
+                    error, ..
+                }) => panic!("an answer failed: {error}"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(answers, ["echo: from a", "echo: from b"]);
+}
+
+/// A stock Swarm (tcp + noise or tls + yamux, libp2p-quic) with the echo.
+fn stock_echo_swarm() -> Swarm<Echo> {
+    SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            (noise::Config::new, tls::Config::new),
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_quic()
+        .with_behaviour(|_| echo_behaviour())
+        .unwrap()
+        .with_swarm_config(swarm_config)
+        .build()
+}
+
+/// A Swarm on onetrip's transport with `preset` and the echo.
+fn onetrip_echo_swarm(preset: Preset) -> Swarm<Echo> {
+    let keypair = Keypair::generate_ed25519();
+    let config = Config::new(keypair.clone())
+        .unwrap()
+        .with_preset(preset)
+        .unwrap()
+        .with_accept_0rtt(true);
+    SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_other_transport(|_| onetrip_stack::libp2p::Transport::new(config))
+        .unwrap()
+        .with_behaviour(|_| echo_behaviour())
+        .unwrap()
+        .with_swarm_config(swarm_config)
+        .build()
+}
+
+#[tokio::test]
+async fn request_response_between_the_adapter_and_a_stock_swarm_in_both_roles() {
+    for (preset, listen) in [
+        (Preset::Tcp(Layering::TCP_ONETRIP), "/ip4/127.0.0.1/tcp/0"),
+        (
+            Preset::Tcp(Layering::TCP_TLS_ONETRIP),
+            "/ip4/127.0.0.1/tcp/0",
+        ),
+        (
+            Preset::Quic(QuicLayering::QUIC_0RTT),
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+        ),
+    ] {
+        // Ours dials the stock Swarm, then the stock Swarm dials ours.
+        let mut stock = stock_echo_swarm();
+        let stock_addr = listen_on(&mut stock, listen).await;
+        requests_both_ways(onetrip_echo_swarm(preset), stock, stock_addr).await;
+        let mut ours = onetrip_echo_swarm(preset);
+        let our_addr = listen_on(&mut ours, listen).await;
+        requests_both_ways(stock_echo_swarm(), ours, our_addr).await;
     }
 }
