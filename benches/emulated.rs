@@ -9,7 +9,7 @@ use libp2p_identity::{Keypair, PeerId};
 use multistream_select::Version;
 use onetrip_netem::{Emulator, SERVER};
 use onetrip_perf::{Progress, RunParams, runner};
-use onetrip_stack::{Config, Endpoint, Preset, TransportKind, measure, multiaddr};
+use onetrip_stack::{Config, Connection, Endpoint, Preset, TransportKind, measure, multiaddr};
 
 use crate::{baseline, fixtures};
 
@@ -176,6 +176,39 @@ where
     Ok(Throughput { whole, steady })
 }
 
+/// [`measured`]: one perf request on a fresh stream of a onetrip
+/// connection.
+///
+/// # Errors
+/// The request's.
+pub async fn onetrip_transfer(
+    connection: &Connection,
+    way: Way,
+    bytes: u64,
+) -> Result<Throughput, BoxError> {
+    measured(bytes, way, |progress| async move {
+        runner::request(connection, way.params(bytes), &progress).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// [`measured`]: one perf request on a fresh stream of a rust-libp2p
+/// connection.
+///
+/// # Errors
+/// The request's.
+pub async fn libp2p_transfer(
+    connection: &baseline::Libp2pConnection,
+    way: Way,
+    bytes: u64,
+) -> Result<Throughput, BoxError> {
+    measured(bytes, way, |progress| async move {
+        fixtures::libp2p_perf(connection, way.params(bytes), &progress).await
+    })
+    .await
+}
+
 /// Where the servers listen in the server namespace.
 #[derive(Debug, Clone, Copy)]
 pub struct Servers {
@@ -274,21 +307,14 @@ async fn real_run_here(
                 Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
             };
             let connection = client.dial(&addr, Some(servers.onetrip)).await?;
-            measured(bytes, way, |progress| async move {
-                runner::request(&connection, params, &progress).await?;
-                Ok(())
-            })
-            .await
+            onetrip_transfer(&connection, way, bytes).await
         }
         Stack::Libp2pTcp => {
             let security = baseline::Security::tls(&Keypair::generate_ed25519())?;
             let connection = baseline::tcp_connect(servers.libp2p_tcp, &security)
                 .await?
                 .with_substreams(Version::V1Lazy);
-            measured(bytes, way, |progress| async move {
-                fixtures::libp2p_perf(&connection, params, &progress).await
-            })
-            .await
+            libp2p_transfer(&connection, way, bytes).await
         }
         Stack::Libp2pQuic => {
             let mut transport = baseline::QuicTransport::new(libp2p_quic::Config::new(
@@ -297,10 +323,7 @@ async fn real_run_here(
             let connection = baseline::quic_connect(&mut transport, &libp2p_quic)
                 .await?
                 .with_substreams(Version::V1Lazy);
-            measured(bytes, way, |progress| async move {
-                fixtures::libp2p_perf(&connection, params, &progress).await
-            })
-            .await
+            libp2p_transfer(&connection, way, bytes).await
         }
         Stack::RawTcp => {
             measured(bytes, way, |progress| async move {

@@ -23,10 +23,9 @@ use multistream_select::Version;
 use onetrip_bench::{
     baseline,
     emulated::{
-        BoxError, STACKS, Stack, Throughput, WAN_YAMUX_WINDOW, Way, config, measured, real_run,
-        start_servers,
+        BoxError, STACKS, Stack, Throughput, WAN_YAMUX_WINDOW, Way, config, libp2p_transfer,
+        measured, onetrip_transfer, real_run, start_servers,
     },
-    fixtures,
 };
 use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{LinkConfig, Network};
@@ -96,11 +95,7 @@ async fn virtual_run(stack: Stack, way: Way, bytes: u64) -> Result<Throughput, B
                         .await?
                 }
             };
-            measured(bytes, way, |progress| async move {
-                runner::request(&connection, params, &progress).await?;
-                Ok(())
-            })
-            .await
+            onetrip_transfer(&connection, way, bytes).await
         }
         Stack::Libp2pTcp => {
             let mut listener = network.host(SERVER_IP).listen(4001)?;
@@ -118,10 +113,7 @@ async fn virtual_run(stack: Stack, way: Way, bytes: u64) -> Result<Throughput, B
             let connection = baseline::tcp_dial(io.compat(), &security)
                 .await?
                 .with_substreams(Version::V1Lazy);
-            measured(bytes, way, |progress| async move {
-                fixtures::libp2p_perf(&connection, params, &progress).await
-            })
-            .await
+            libp2p_transfer(&connection, way, bytes).await
         }
         Stack::RawTcp => {
             let mut listener = network.host(SERVER_IP).listen(4001)?;
