@@ -14,12 +14,17 @@ use std::{fmt, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport, core::upgrade::Version,
-    identity::Keypair, noise, swarm::dial_opts::DialOpts, tls, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport,
+    core::{muxing::StreamMuxerBox, transport::Boxed, upgrade::Version},
+    identity::Keypair,
+    noise,
+    swarm::{NetworkBehaviour, dial_opts::DialOpts},
+    tls, yamux,
 };
 use onetrip_netsim::{Host, LinkConfig, Network};
 use onetrip_stack::{
     BindUdp, Preset,
+    libp2p::StreamUpgrade,
     measure::{CLIENT, Measurement, REQUEST_LEN, SERVER},
 };
 use tokio::time::Instant;
@@ -94,34 +99,104 @@ impl fmt::Display for Libp2pTcp {
     }
 }
 
+/// A Swarm connection as every transport here gives it.
+pub type Connected = (PeerId, StreamMuxerBox);
+
+/// rust-libp2p's own transport with `stack` on `host`'s netsim stream
+/// links (`onetrip_netsim::libp2p::Transport`, upgraded by rust-libp2p's
+/// security and muxer crates as `SwarmBuilder::with_tcp` would).
+///
+/// # Errors
+/// If the security upgrade cannot be made for the key.
+pub fn libp2p_transport(
+    key: &Keypair,
+    host: Host,
+    stack: Libp2pTcp,
+) -> Result<Boxed<Connected>, BoxError> {
+    let base = onetrip_netsim::libp2p::Transport::new(host).upgrade(Version::V1Lazy);
+    Ok(if stack.tls() {
+        base.authenticate(tls::Config::new(key)?)
+            .multiplex(yamux::Config::default())
+            .boxed()
+    } else {
+        base.authenticate(noise::Config::new(key)?)
+            .multiplex(yamux::Config::default())
+            .boxed()
+    })
+}
+
+/// onetrip's transport with `preset` on `host`, accepting 0-RTT data: a
+/// TCP preset over the host's netsim stream links
+/// (`onetrip_stack::libp2p::StreamUpgrade`), a QUIC one over its datagram
+/// links (`onetrip_stack::libp2p::Transport`).
+///
+/// # Errors
+/// If the configuration cannot be made for the key.
+pub fn onetrip_transport(
+    key: &Keypair,
+    host: Host,
+    preset: Preset,
+) -> Result<Boxed<Connected>, BoxError> {
+    let config = onetrip_stack::Config::new(key.clone())?
+        .with_preset(preset)?
+        .with_accept_0rtt(true);
+    Ok(match preset {
+        Preset::Tcp(_) => {
+            let upgrade = StreamUpgrade::new(config);
+            onetrip_netsim::libp2p::Transport::new(host)
+                .and_then(move |io, point| upgrade.apply(io.into_inner(), &point))
+                .boxed()
+        }
+        Preset::Quic(_) => {
+            let bind: BindUdp = Arc::new(move |addr: SocketAddr| {
+                let socket = host.bind_udp(addr.port()).map_err(io::Error::other)?;
+                Ok(socket as Arc<dyn quinn::AsyncUdpSocket>)
+            });
+            onetrip_stack::libp2p::Transport::with_endpoint(
+                onetrip_stack::Endpoint::new(config).with_udp(bind),
+            )
+            .boxed()
+        }
+    })
+}
+
+/// A Swarm with `transport` and `behaviour`, negotiating its substreams'
+/// protocols with `substreams`, its idle connections kept (the runs here
+/// close them when they mean to).
+///
+/// # Errors
+/// Never, in practice: the builder's own.
+pub fn build<B: NetworkBehaviour>(
+    key: Keypair,
+    transport: Boxed<Connected>,
+    behaviour: B,
+    substreams: Version,
+) -> Result<Swarm<B>, BoxError> {
+    Ok(SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|_| transport)?
+        .with_behaviour(|_| behaviour)?
+        .with_swarm_config(|config| {
+            config
+                .with_idle_connection_timeout(Duration::from_secs(3600))
+                .with_substream_upgrade_protocol_override(substreams)
+        })
+        .build())
+}
+
 /// A Swarm with `stack` on `host`, its only behaviour libp2p-stream.
 fn swarm(
     key: Keypair,
     host: Host,
     stack: Libp2pTcp,
 ) -> Result<Swarm<libp2p_stream::Behaviour>, BoxError> {
-    let swarm = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|key| {
-            let base = onetrip_netsim::libp2p::Transport::new(host).upgrade(Version::V1Lazy);
-            let transport = if stack.tls() {
-                base.authenticate(tls::Config::new(key)?)
-                    .multiplex(yamux::Config::default())
-                    .boxed()
-            } else {
-                base.authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default())
-                    .boxed()
-            };
-            Ok::<_, BoxError>(transport)
-        })?
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())?
-        .with_swarm_config(|config| {
-            let config = config.with_idle_connection_timeout(Duration::from_secs(3600));
-            config.with_substream_upgrade_protocol_override(stack.substreams())
-        })
-        .build();
-    Ok(swarm)
+    let transport = libp2p_transport(&key, host, stack)?;
+    build(
+        key,
+        transport,
+        libp2p_stream::Behaviour::new(),
+        stack.substreams(),
+    )
 }
 
 /// rust-libp2p with `stack`, both sides Swarms, over a netsim link of
@@ -210,35 +285,21 @@ async fn first_byte(
     Ok(())
 }
 
-/// A Swarm on onetrip's transport (`onetrip_stack::libp2p::Transport`)
-/// with `preset`, its QUIC on `host`'s netsim datagram links, accepting
-/// 0-RTT data, with `V1Lazy` substreams; its only behaviour libp2p-stream.
+/// A Swarm on onetrip's transport with `preset` on `host` (see
+/// [`onetrip_transport`]), with `V1Lazy` substreams; its only behaviour
+/// libp2p-stream.
 fn onetrip_swarm(
     key: Keypair,
     host: Host,
     preset: Preset,
 ) -> Result<Swarm<libp2p_stream::Behaviour>, BoxError> {
-    let config = onetrip_stack::Config::new(key.clone())?
-        .with_preset(preset)?
-        .with_accept_0rtt(true);
-    let bind: BindUdp = Arc::new(move |addr: SocketAddr| {
-        let socket = host.bind_udp(addr.port()).map_err(io::Error::other)?;
-        Ok(socket as Arc<dyn quinn::AsyncUdpSocket>)
-    });
-    let transport = onetrip_stack::libp2p::Transport::with_endpoint(
-        onetrip_stack::Endpoint::new(config).with_udp(bind),
-    );
-    let swarm = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|_| transport)?
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())?
-        .with_swarm_config(|config| {
-            config
-                .with_idle_connection_timeout(Duration::from_secs(3600))
-                .with_substream_upgrade_protocol_override(Version::V1Lazy)
-        })
-        .build();
-    Ok(swarm)
+    let transport = onetrip_transport(&key, host, preset)?;
+    build(
+        key,
+        transport,
+        libp2p_stream::Behaviour::new(),
+        Version::V1Lazy,
+    )
 }
 
 /// Polls `swarm` until `future` completes.
@@ -255,16 +316,16 @@ async fn driving<T>(
     }
 }
 
-/// Two Swarms on onetrip's transport with QUIC `preset` over a netsim link
-/// of one-way delay `delay`, as [`libp2p_tcp`] measures: from the dial to
-/// the first byte of the echo on a `V1Lazy` stream. With `reconnect`, a
-/// first connection (with one request) leaves session tickets, the client
-/// closes it, and its second connection is measured. Must run with a
-/// paused clock.
+/// Two Swarms on onetrip's transport with `preset` over a netsim link of
+/// one-way delay `delay`, as [`libp2p_tcp`] measures: from the dial to the
+/// first byte of the echo on a `V1Lazy` stream. With `reconnect`, a first
+/// connection (with one request) leaves what a reconnect may use (QUIC's
+/// session tickets), the client closes it, and its second connection is
+/// measured. Must run with a paused clock.
 ///
 /// # Errors
 /// Whatever failed (nothing should on a loss-free link).
-pub async fn onetrip_quic(
+pub async fn onetrip(
     preset: Preset,
     delay: Duration,
     reconnect: bool,
@@ -278,7 +339,11 @@ pub async fn onetrip_quic(
         preset,
     )?;
     let server_peer = *server.local_peer_id();
-    let addr: Multiaddr = format!("/ip4/{SERVER}/udp/4433/quic-v1").parse()?;
+    let addr: Multiaddr = match preset {
+        Preset::Tcp(_) => format!("/ip4/{SERVER}/tcp/4001"),
+        Preset::Quic(_) => format!("/ip4/{SERVER}/udp/4433/quic-v1"),
+    }
+    .parse()?;
     server.listen_on(addr.clone())?;
     serve_echo(server, ping.clone())?;
 
@@ -299,7 +364,7 @@ pub async fn onetrip_quic(
             first_byte(&mut control, server_peer, ping.clone()),
         )
         .await?;
-        // The session tickets follow the handshake; let them land.
+        // QUIC's session tickets follow the handshake; let them land.
         driving(&mut client, tokio::time::sleep(4 * delay)).await;
         client
             .disconnect_peer_id(server_peer)

@@ -9,6 +9,10 @@
 //! ClientHello. Stream protocols stay the Swarm's business (its
 //! multistream-select: `V1Lazy` substreams make them optimistic too).
 //!
+//! [`StreamUpgrade`] applies the TCP layerings to the byte streams of
+//! another transport (an emulated link, say) through
+//! `libp2p_core::Transport::and_then`.
+//!
 //! ```no_run
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use libp2p_core::Transport as _;
@@ -34,7 +38,7 @@ use std::{
 
 use futures_util::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use libp2p_core::{
-    Endpoint as Role, Multiaddr,
+    ConnectedPoint, Endpoint as Role, Multiaddr,
     muxing::StreamMuxerBox,
     transport::{DialOpts, ListenerId, TransportError, TransportEvent},
 };
@@ -46,9 +50,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use self::{muxer::Muxer, quic::QuicMuxer};
 use crate::{
     Config, Endpoint, Error,
-    addr::{TransportKind, parse_addr, quic_multiaddr},
+    addr::{TransportKind, parse_addr, quic_multiaddr, tcp_socket_addr},
     endpoint::{QuicSetup, quic_inbound},
-    tcp::{self, TcpSocket},
+    tcp,
     upgrade::{self, Secured},
 };
 
@@ -130,15 +134,72 @@ impl Transport {
     }
 }
 
+/// onetrip's TCP layering (security and muxer, as configured) as an
+/// upgrade of any byte stream, for a Swarm whose connections come from
+/// another stream transport: `transport.and_then(move |io, point|
+/// upgrade.apply(io, &point))`. What it gives the Swarm is what
+/// [`Transport`] gives over TCP; the setup deadline starts when the
+/// stream is there.
+///
+/// ```no_run
+/// # fn run(host: onetrip_netsim::Host) -> Result<(), Box<dyn std::error::Error>> {
+/// use libp2p_core::Transport as _;
+/// use libp2p_identity::Keypair;
+/// use onetrip_stack::{Config, libp2p::StreamUpgrade};
+///
+/// let upgrade = StreamUpgrade::new(Config::new(Keypair::generate_ed25519())?);
+/// let transport = onetrip_netsim::libp2p::Transport::new(host)
+///     .and_then(move |io, point| upgrade.apply(io.into_inner(), &point))
+///     .boxed();
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StreamUpgrade {
+    config: Arc<Config>,
+}
+
+impl StreamUpgrade {
+    /// The upgrade for this identity and layering (its TCP preset).
+    pub fn new(config: Config) -> Self {
+        StreamUpgrade {
+            config: Arc::new(config),
+        }
+    }
+
+    /// Sets up `io` as the side `point` says, the dialer checking the
+    /// `/p2p/…` of the address it dialed if there is one.
+    pub fn apply<T>(&self, io: T, point: &ConnectedPoint) -> Upgrade
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (role, expected) = match point {
+            ConnectedPoint::Dialer {
+                address,
+                role_override,
+                ..
+            } => (
+                *role_override,
+                tcp_socket_addr(address).ok().and_then(|(_, peer)| peer),
+            ),
+            ConnectedPoint::Listener { .. } => (Role::Listener, None),
+        };
+        let deadline = self.config.setup_deadline();
+        upgrade(io, self.config.clone(), role, expected, deadline).boxed()
+    }
+}
+
 /// Runs the upgrade in `role` by `deadline` and starts yamux on the
 /// channel, with the same settings as the stack's own connections.
-async fn upgrade(
-    socket: TcpSocket,
+async fn upgrade<T>(
+    socket: T,
     config: Arc<Config>,
     role: Role,
     expected: Option<PeerId>,
     deadline: Deadline,
-) -> Result<Output, Error> {
+) -> Result<Output, Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     match role {
         Role::Dialer => {
             let secured = upgrade::outbound(socket, &config, expected, deadline).await?;
