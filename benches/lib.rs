@@ -7,6 +7,8 @@
 //! `tests/spec_tables.rs` fails when the committed file differs.
 //! `cargo run --release -p onetrip-bench --bin crosscheck` measures the same
 //! layerings over real loopback sockets through a delay relay ([`relay`]).
+//! `cargo run --release -p onetrip-bench --bin kademlia` writes
+//! `spec/kademlia.md`: Kademlia lookups per stack over netsim ([`kad`]).
 
 #[path = "baseline.rs"]
 pub mod baseline;
@@ -14,6 +16,8 @@ pub mod baseline;
 pub mod emulated;
 #[path = "fixtures.rs"]
 pub mod fixtures;
+#[path = "kad.rs"]
+pub mod kad;
 #[path = "relay.rs"]
 pub mod relay;
 #[path = "spec.rs"]

@@ -369,7 +369,39 @@ pub fn markdown(rows: &[Row]) -> String {
             row.suite,
         );
     }
+    for (file, title) in SECTIONS {
+        let path = out_dir().join(file);
+        let Ok(section) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let when = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map_or_else(|_| "unknown".into(), utc);
+        let _ = write!(out, "\n## {title}\n\nWritten {when}.\n\n{section}");
+    }
     out
+}
+
+/// The Kademlia section's file under [`out_dir`], written by the
+/// `kademlia` bench and binary (`crate::kad`).
+pub const KADEMLIA: &str = "kademlia.md";
+
+/// Sections the summary shows after its table, when they were written:
+/// (file under [`out_dir`], title).
+const SECTIONS: [(&str, &str); 1] = [(
+    KADEMLIA,
+    "Kademlia lookups: 50 Swarms over netsim, latency per stack (see spec/kademlia.md)",
+)];
+
+/// Writes a section of the summary (Markdown) to `file` under
+/// [`out_dir`]; [`write`] shows it.
+///
+/// # Errors
+/// If the file cannot be written.
+pub fn write_section(file: &str, markdown: &str) -> std::io::Result<()> {
+    let dir = out_dir();
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(file), markdown)
 }
 
 /// Writes `summary.md` and `summary.json` under [`out_dir`]; says where on
