@@ -3,13 +3,16 @@
 //! `Transport` inside a rust-libp2p Swarm, TCP and QUIC: ping
 //! (`/ipfs/ping/1.0.0`: 32 bytes, echoed) and request-response.
 
-use std::time::Duration;
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    time::Duration,
+};
 
 use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, noise, ping, request_response,
     swarm::{
-        ConnectionId, SwarmEvent,
+        ConnectionId, NetworkBehaviour, SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
     },
     tcp, tls, yamux,
@@ -17,6 +20,7 @@ use libp2p::{
 use libp2p_identity::Keypair;
 use onetrip_stack::{
     Config, Endpoint, Error, Layering, MuxerPolicy, Preset, Protocol, QuicLayering, Security,
+    TransportKind, multiaddr,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -47,8 +51,13 @@ fn stock_swarm() -> Swarm<ping::Behaviour> {
 }
 
 /// A stock Swarm that proposes `security` first when it dials, and answers
-/// both `/noise` and `/tls/1.0.0` (libp2p-tls: ALPN `libp2p` only).
+/// both `/noise` and `/tls/1.0.0` (libp2p-tls: ALPN `libp2p` only); ping.
 fn stock_swarm_dialing(security: Security) -> Swarm<ping::Behaviour> {
+    stock_swarm_with(security, ping::Behaviour::default())
+}
+
+/// A stock Swarm as [`stock_swarm_dialing`] makes it, with `behaviour`.
+fn stock_swarm_with<B: NetworkBehaviour>(security: Security, behaviour: B) -> Swarm<B> {
     // The builder's type names the upgrades: one expansion per order.
     macro_rules! stock {
         ($first:expr, $second:expr) => {
@@ -61,7 +70,7 @@ fn stock_swarm_dialing(security: Security) -> Swarm<ping::Behaviour> {
                 )
                 .unwrap()
                 .with_quic()
-                .with_behaviour(|_| ping::Behaviour::default())
+                .with_behaviour(|_| behaviour)
                 .unwrap()
                 .with_swarm_config(swarm_config)
                 .build()
@@ -87,8 +96,14 @@ async fn stock_swarm_listening() -> (PeerId, Multiaddr, tokio::task::JoinHandle<
     (swarm_id, addr, driver)
 }
 
-/// A rust-libp2p Swarm on onetrip's transport, accepting 0-RTT data.
+/// A rust-libp2p Swarm on onetrip's transport, accepting 0-RTT data; ping.
 fn onetrip_swarm(preset: Preset) -> Swarm<ping::Behaviour> {
+    onetrip_swarm_with(preset, ping::Behaviour::default())
+}
+
+/// A rust-libp2p Swarm on onetrip's transport, accepting 0-RTT data, with
+/// `behaviour`.
+fn onetrip_swarm_with<B: NetworkBehaviour>(preset: Preset, behaviour: B) -> Swarm<B> {
     let keypair = Keypair::generate_ed25519();
     let config = Config::new(keypair.clone())
         .unwrap()
@@ -100,21 +115,23 @@ fn onetrip_swarm(preset: Preset) -> Swarm<ping::Behaviour> {
         .with_tokio()
         .with_other_transport(|_| transport)
         .unwrap()
-        .with_behaviour(|_| ping::Behaviour::default())
+        .with_behaviour(|_| behaviour)
         .unwrap()
         .with_swarm_config(swarm_config)
         .build()
 }
 
-async fn listen(swarm: &mut Swarm<ping::Behaviour>) -> Multiaddr {
-    listen_on(swarm, "/ip4/127.0.0.1/tcp/0").await
+/// A loopback address on `transport`, any free port.
+fn loopback(transport: TransportKind) -> Multiaddr {
+    multiaddr(transport, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
 }
 
-async fn listen_on<B: libp2p::swarm::NetworkBehaviour>(
-    swarm: &mut Swarm<B>,
-    addr: &str,
-) -> Multiaddr {
-    swarm.listen_on(addr.parse().unwrap()).unwrap();
+async fn listen(swarm: &mut Swarm<ping::Behaviour>) -> Multiaddr {
+    listen_on(swarm, loopback(TransportKind::Tcp)).await
+}
+
+async fn listen_on<B: NetworkBehaviour>(swarm: &mut Swarm<B>, addr: Multiaddr) -> Multiaddr {
+    swarm.listen_on(addr).unwrap();
     bounded("listening", async {
         loop {
             if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
@@ -228,7 +245,7 @@ async fn a_strict_tls_dialer_needs_the_muxer_in_alpn() {
 
     let listener = endpoint(Layering::TCP_TLS_ONETRIP);
     let mut listening = listener
-        .listen(&"/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .listen(&loopback(TransportKind::Tcp))
         .await
         .unwrap();
     let addr = listening.local_addr().clone();
@@ -272,11 +289,14 @@ fn serve_pings(
     (server, security)
 }
 
-/// A stock Swarm dials an onetrip listener of `preset` on `listen` and
+/// A stock Swarm dials an onetrip listener of `preset` on loopback and
 /// pings it.
-async fn stock_swarm_pings_onetrip(name: &str, preset: Preset, listen: &str) {
+async fn stock_swarm_pings_onetrip(name: &str, preset: Preset) {
     let endpoint = endpoint_with(preset);
-    let listener = endpoint.listen(&listen.parse().unwrap()).await.unwrap();
+    let listener = endpoint
+        .listen(&loopback(preset.transport()))
+        .await
+        .unwrap();
     let addr = listener.local_addr().clone();
     let (server, mut security) = serve_pings(listener);
     let mut swarm = match preset {
@@ -302,20 +322,20 @@ async fn stock_swarm_pings_onetrip(name: &str, preset: Preset, listen: &str) {
 #[tokio::test]
 async fn a_stock_swarm_dials_onetrip_with_every_preset() {
     for (name, layering) in Layering::PRESETS {
-        stock_swarm_pings_onetrip(name, Preset::Tcp(layering), "/ip4/127.0.0.1/tcp/0").await;
+        stock_swarm_pings_onetrip(name, Preset::Tcp(layering)).await;
     }
 }
 
 /// The adapter Swarm with `preset` dials a stock Swarm, then the stock
-/// Swarm dials it, both on `listen`; pings succeed each way on each
-/// connection.
-async fn adapter_and_stock_swarm_ping_both_ways(preset: Preset, listen: &str) {
+/// Swarm dials it, both listening on loopback; pings succeed each way on
+/// each connection.
+async fn adapter_and_stock_swarm_ping_both_ways(preset: Preset) {
     let mut stock = stock_swarm();
     let stock_id = *stock.local_peer_id();
-    let stock_addr = listen_on(&mut stock, listen).await;
+    let stock_addr = listen_on(&mut stock, loopback(preset.transport())).await;
     let mut ours = onetrip_swarm(preset);
     let our_id = *ours.local_peer_id();
-    let our_addr = listen_on(&mut ours, listen).await;
+    let our_addr = listen_on(&mut ours, loopback(preset.transport())).await;
 
     // Ours dials the stock Swarm; the stock one dials ours.
     let outbound = DialOpts::peer_id(stock_id)
@@ -349,35 +369,28 @@ async fn adapter_and_stock_swarm_ping_both_ways(preset: Preset, listen: &str) {
 
 #[tokio::test]
 async fn the_transport_adapter_pings_a_stock_swarm_both_ways() {
-    for (_, layering) in [
-        ("tcp-onetrip", Layering::TCP_ONETRIP),
-        ("tcp-tls-onetrip", Layering::TCP_TLS_ONETRIP),
-    ] {
-        adapter_and_stock_swarm_ping_both_ways(Preset::Tcp(layering), "/ip4/127.0.0.1/tcp/0").await;
+    for layering in [Layering::TCP_ONETRIP, Layering::TCP_TLS_ONETRIP] {
+        adapter_and_stock_swarm_ping_both_ways(Preset::Tcp(layering)).await;
     }
 }
 
 #[tokio::test]
 async fn the_transport_adapter_pings_a_stock_swarm_both_ways_over_quic() {
     for (_, layering) in QuicLayering::PRESETS {
-        let listen = "/ip4/127.0.0.1/udp/0/quic-v1";
-        adapter_and_stock_swarm_ping_both_ways(Preset::Quic(layering), listen).await;
+        adapter_and_stock_swarm_ping_both_ways(Preset::Quic(layering)).await;
     }
 }
 
 #[tokio::test]
 async fn two_swarms_on_the_transport_adapter_ping() {
-    for (preset, listen) in [
-        (Preset::Tcp(Layering::TCP_ONETRIP), "/ip4/127.0.0.1/tcp/0"),
-        (
-            Preset::Quic(QuicLayering::QUIC_0RTT),
-            "/ip4/127.0.0.1/udp/0/quic-v1",
-        ),
+    for preset in [
+        Preset::Tcp(Layering::TCP_ONETRIP),
+        Preset::Quic(QuicLayering::QUIC_0RTT),
     ] {
         let mut a = onetrip_swarm(preset);
         let mut b = onetrip_swarm(preset);
         let (a_id, b_id) = (*a.local_peer_id(), *b.local_peer_id());
-        let addr = listen_on(&mut a, listen).await;
+        let addr = listen_on(&mut a, loopback(preset.transport())).await;
         b.dial(addr.with_p2p(a_id).unwrap()).unwrap();
         let a_side = tokio::spawn(async move { ping_succeeds(&mut a, b_id, None).await });
         ping_succeeds(&mut b, a_id, None).await;
@@ -391,12 +404,12 @@ async fn two_swarms_on_the_transport_adapter_ping() {
 #[tokio::test]
 async fn a_0rtt_dial_answered_by_another_peer_closes_with_a_peer_id_mismatch() {
     let preset = Preset::Quic(QuicLayering::QUIC_0RTT);
-    let listen = "/ip4/127.0.0.1/udp/0/quic-v1";
+    let listen = loopback(TransportKind::Quic);
     let mut expected = onetrip_swarm(preset);
     let mut other = onetrip_swarm(preset);
     let mut ours = onetrip_swarm(preset);
     let expected_id = *expected.local_peer_id();
-    let expected_addr = listen_on(&mut expected, listen).await;
+    let expected_addr = listen_on(&mut expected, listen.clone()).await;
     let other_addr = listen_on(&mut other, listen).await;
     let ours_id = *ours.local_peer_id();
     let servers = tokio::spawn(async move {
@@ -474,7 +487,7 @@ async fn a_0rtt_dial_answered_by_another_peer_closes_with_a_peer_id_mismatch() {
 async fn onetrip_dials_a_stock_quic_swarm_with_every_quic_preset() {
     let mut swarm = stock_swarm();
     let swarm_id = *swarm.local_peer_id();
-    let addr = listen_on(&mut swarm, "/ip4/127.0.0.1/udp/0/quic-v1").await;
+    let addr = listen_on(&mut swarm, loopback(TransportKind::Quic)).await;
     let driver = tokio::spawn(async move {
         loop {
             swarm.select_next_some().await;
@@ -501,8 +514,7 @@ async fn onetrip_dials_a_stock_quic_swarm_with_every_quic_preset() {
 #[tokio::test]
 async fn a_stock_quic_swarm_dials_onetrip() {
     for (name, layering) in QuicLayering::PRESETS {
-        let listen = "/ip4/127.0.0.1/udp/0/quic-v1";
-        stock_swarm_pings_onetrip(name, Preset::Quic(layering), listen).await;
+        stock_swarm_pings_onetrip(name, Preset::Quic(layering)).await;
     }
 }
 
@@ -570,58 +582,27 @@ async fn requests_both_ways(mut a: Swarm<Echo>, mut b: Swarm<Echo>, b_addr: Mult
 
 /// A stock Swarm (tcp + noise or tls + yamux, libp2p-quic) with the echo.
 fn stock_echo_swarm() -> Swarm<Echo> {
-    SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            (noise::Config::new, tls::Config::new),
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_quic()
-        .with_behaviour(|_| echo_behaviour())
-        .unwrap()
-        .with_swarm_config(swarm_config)
-        .build()
-}
-
-/// A Swarm on onetrip's transport with `preset` and the echo.
-fn onetrip_echo_swarm(preset: Preset) -> Swarm<Echo> {
-    let keypair = Keypair::generate_ed25519();
-    let config = Config::new(keypair.clone())
-        .unwrap()
-        .with_preset(preset)
-        .unwrap()
-        .with_accept_0rtt(true);
-    SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_other_transport(|_| onetrip_stack::libp2p::Transport::new(config))
-        .unwrap()
-        .with_behaviour(|_| echo_behaviour())
-        .unwrap()
-        .with_swarm_config(swarm_config)
-        .build()
+    stock_swarm_with(Security::Noise, echo_behaviour())
 }
 
 #[tokio::test]
 async fn request_response_between_the_adapter_and_a_stock_swarm_in_both_roles() {
-    for (preset, listen) in [
-        (Preset::Tcp(Layering::TCP_ONETRIP), "/ip4/127.0.0.1/tcp/0"),
-        (
-            Preset::Tcp(Layering::TCP_TLS_ONETRIP),
-            "/ip4/127.0.0.1/tcp/0",
-        ),
-        (
-            Preset::Quic(QuicLayering::QUIC_0RTT),
-            "/ip4/127.0.0.1/udp/0/quic-v1",
-        ),
+    for preset in [
+        Preset::Tcp(Layering::TCP_ONETRIP),
+        Preset::Tcp(Layering::TCP_TLS_ONETRIP),
+        Preset::Quic(QuicLayering::QUIC_0RTT),
     ] {
         // Ours dials the stock Swarm, then the stock Swarm dials ours.
         let mut stock = stock_echo_swarm();
-        let stock_addr = listen_on(&mut stock, listen).await;
-        requests_both_ways(onetrip_echo_swarm(preset), stock, stock_addr).await;
-        let mut ours = onetrip_echo_swarm(preset);
-        let our_addr = listen_on(&mut ours, listen).await;
+        let stock_addr = listen_on(&mut stock, loopback(preset.transport())).await;
+        requests_both_ways(
+            onetrip_swarm_with(preset, echo_behaviour()),
+            stock,
+            stock_addr,
+        )
+        .await;
+        let mut ours = onetrip_swarm_with(preset, echo_behaviour());
+        let our_addr = listen_on(&mut ours, loopback(preset.transport())).await;
         requests_both_ways(stock_echo_swarm(), ours, our_addr).await;
     }
 }

@@ -22,7 +22,7 @@ use std::{
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_netem::{Emulator, LinkConfig, Path};
 use onetrip_stack::{
-    Config, Endpoint, Preset, TransportKind,
+    Config, Endpoint, Preset,
     measure::{self, ZeroRttServer, ping},
     multiaddr,
 };
@@ -46,11 +46,7 @@ fn real_ttfb(emulator: &Emulator, preset: Preset, addr: SocketAddr, peer: PeerId
             .unwrap()
             .with_protocols([ping()]);
         let client = Endpoint::new(config);
-        let kind = match preset {
-            Preset::Tcp(_) => TransportKind::Tcp,
-            Preset::Quic(_) => TransportKind::Quic,
-        };
-        let addr = multiaddr(kind, addr);
+        let addr = multiaddr(preset.transport(), addr);
         let mut samples = Vec::new();
         for run in usize::from(!preset.sends_early_data())..=RUNS {
             let start = Instant::now();

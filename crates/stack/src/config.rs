@@ -29,9 +29,8 @@ pub const MAX_STREAMS_LIMIT: usize = 2048;
 /// yamux's initial per-stream receive window (yamux spec, "Flow Control").
 const YAMUX_STREAM_WINDOW: usize = 256 * 1024;
 
-/// How far yamux may grow stream windows beyond their initial 256 KiB, for
-/// the whole connection, by default: so that no stream's window exceeds
-/// 1 MiB ([`Config::with_yamux_window`] changes it).
+/// How large a yamux stream's receive window may grow, by default: 1 MiB
+/// ([`Config::with_yamux_window`] changes it).
 ///
 /// yamux (the crate) refuses a frame whose body exceeds 1 MiB, yet grows a
 /// busy stream's window up to the connection's limit; js-libp2p's yamux

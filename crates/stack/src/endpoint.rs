@@ -48,7 +48,8 @@ use crate::{
 #[derive(Clone)]
 pub struct Endpoint {
     config: Arc<Config>,
-    /// QUIC endpoints: the listening ones, and those bound for dialing.
+    /// QUIC endpoints: those bound to listen first, then those bound for
+    /// dialing (dials take the first of their address family).
     quic: Arc<Mutex<Vec<onetrip_quic::Endpoint>>>,
     /// Whether the kernel's word on TCP Fast Open has been read (and a
     /// refusal reported), for dialing and for listening.
@@ -143,10 +144,28 @@ impl Endpoint {
                     .await
             }
             TransportKind::Quic => {
-                let endpoint = self.dialing_endpoint(socket_addr)?;
-                self.dial_quic(&endpoint, socket_addr, expected).await
+                let connection = self.connect_quic(socket_addr, expected).await?;
+                Ok(Connection::spawn_quic(
+                    connection,
+                    quic_multiaddr(socket_addr),
+                    &self.config,
+                    None,
+                ))
             }
         }
+    }
+
+    /// A QUIC connection to `addr` from the dialing endpoint of its address
+    /// family (see [`Endpoint::dial`]), set up within the setup deadline,
+    /// which starts now.
+    pub(crate) async fn connect_quic(
+        &self,
+        addr: SocketAddr,
+        expected: Option<PeerId>,
+    ) -> Result<onetrip_quic::Connection, Error> {
+        let deadline = self.config.setup_deadline();
+        let endpoint = self.dialing_endpoint(addr)?;
+        Ok(endpoint.connect(addr, expected, deadline).await?)
     }
 
     /// Sets up a TCP-layering connection as the dialer over an already
@@ -227,8 +246,9 @@ impl Endpoint {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A QUIC endpoint of the address family of `to`.
-    pub(crate) fn dialing_endpoint(&self, to: SocketAddr) -> Result<onetrip_quic::Endpoint, Error> {
+    /// A QUIC endpoint of the address family of `to`: a listening one if
+    /// there is one (they come first), else one bound for dialing.
+    fn dialing_endpoint(&self, to: SocketAddr) -> Result<onetrip_quic::Endpoint, Error> {
         let endpoints = self.quic_endpoints();
         let same_family = endpoints.iter().find(|endpoint| {
             endpoint
@@ -244,17 +264,38 @@ impl Endpoint {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         };
         drop(endpoints);
-        self.bind_quic(any)
-    }
-
-    /// A QUIC endpoint on `addr`, kept for dialing.
-    pub(crate) fn bind_quic(&self, addr: SocketAddr) -> Result<onetrip_quic::Endpoint, Error> {
-        let endpoint = match &self.bind_udp {
-            None => onetrip_quic::Endpoint::bind(addr, self.config.quic())?,
-            Some(bind) => onetrip_quic::Endpoint::with_socket(bind(addr)?, self.config.quic())?,
-        };
+        let endpoint = self.bind_quic(any)?;
         self.quic_endpoints().push(endpoint.clone());
         Ok(endpoint)
+    }
+
+    /// A QUIC endpoint on `addr`, on the kernel's socket or on one that
+    /// [`Endpoint::with_udp`]'s function binds.
+    fn bind_quic(&self, addr: SocketAddr) -> Result<onetrip_quic::Endpoint, Error> {
+        Ok(match &self.bind_udp {
+            None => onetrip_quic::Endpoint::bind(addr, self.config.quic())?,
+            Some(bind) => onetrip_quic::Endpoint::with_socket(bind(addr)?, self.config.quic())?,
+        })
+    }
+
+    /// Binds a listen address: a TCP acceptor, or a QUIC endpoint, kept
+    /// ahead of those bound for dialing so that dials go out from it.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedAddress`], [`Error::Io`] or [`Error::Quic`] from
+    /// binding.
+    pub(crate) fn bind(&self, addr: &Multiaddr) -> Result<Bound, Error> {
+        let (transport, socket_addr, _) = parse_addr(addr)?;
+        Ok(match transport {
+            TransportKind::Tcp => {
+                Bound::Tcp(tcp::Acceptor::bind(socket_addr, self.fast_open(true))?)
+            }
+            TransportKind::Quic => {
+                let endpoint = self.bind_quic(socket_addr)?;
+                self.quic_endpoints().insert(0, endpoint.clone());
+                Bound::Quic(endpoint)
+            }
+        })
     }
 
     /// Listens on a TCP or QUIC address (port 0: any free port; see
@@ -264,19 +305,14 @@ impl Endpoint {
     /// [`Error::UnsupportedAddress`], [`Error::Io`] or [`Error::Quic`] from
     /// binding.
     pub async fn listen(&self, addr: &Multiaddr) -> Result<Listener, Error> {
-        let (transport, socket_addr, _) = parse_addr(addr)?;
-        match transport {
-            TransportKind::Tcp => {
-                let mut acceptor = tcp::Acceptor::bind(socket_addr, self.fast_open(true))?;
+        match self.bind(addr)? {
+            Bound::Tcp(mut acceptor) => {
                 let local_addr = acceptor.local_addr().clone();
                 let incoming =
                     futures_util::stream::poll_fn(move |cx| acceptor.poll_accept(cx).map(Some));
                 Ok(self.listen_on(incoming, local_addr))
             }
-            TransportKind::Quic => {
-                let endpoint = self.bind_quic(socket_addr)?;
-                self.listen_quic(endpoint)
-            }
+            Bound::Quic(endpoint) => self.listen_quic(endpoint),
         }
     }
 
@@ -346,9 +382,18 @@ impl Endpoint {
     }
 
     /// The configuration, shared.
+    #[cfg(feature = "libp2p")]
     pub(crate) fn shared_config(&self) -> &Arc<Config> {
         &self.config
     }
+}
+
+/// A bound listen address (see [`Endpoint::bind`]).
+pub(crate) enum Bound {
+    /// A TCP listening socket.
+    Tcp(tcp::Acceptor),
+    /// A QUIC endpoint that takes connections.
+    Quic(onetrip_quic::Endpoint),
 }
 
 /// An inbound QUIC connection being set up: established within the

@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use onetrip_multistream::Mode;
 
-use crate::Error;
+use crate::{Error, TransportKind};
 
 /// How the stream muxer is agreed on once the connection is secure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +331,15 @@ impl Preset {
                     .into_iter()
                     .map(|(name, layering)| (name, Preset::Quic(layering))),
             )
+    }
+
+    /// The transport it runs over, which its addresses name
+    /// ([`multiaddr`](crate::multiaddr)).
+    pub fn transport(&self) -> TransportKind {
+        match self {
+            Preset::Tcp(_) => TransportKind::Tcp,
+            Preset::Quic(_) => TransportKind::Quic,
+        }
     }
 
     /// Whether a reconnect sends its first flight as early data (TLS 1.3

@@ -51,7 +51,7 @@ use self::{muxer::Muxer, quic::QuicMuxer};
 use crate::{
     Config, Endpoint, Error,
     addr::{TransportKind, parse_addr, quic_multiaddr, tcp_socket_addr},
-    endpoint::{QuicSetup, quic_inbound},
+    endpoint::{Bound, QuicSetup, quic_inbound},
     tcp,
     upgrade::{self, Secured},
 };
@@ -253,20 +253,13 @@ impl libp2p_core::Transport for Transport {
         id: ListenerId,
         addr: Multiaddr,
     ) -> Result<(), TransportError<Self::Error>> {
-        let Ok((kind, socket_addr, _)) = parse_addr(&addr) else {
-            return Err(TransportError::MultiaddrNotSupported(addr));
-        };
-        let (local_addr, accepting) = match kind {
-            TransportKind::Tcp => {
-                let acceptor = tcp::Acceptor::bind(socket_addr, self.endpoint.fast_open(true))
-                    .map_err(|err| TransportError::Other(err.into()))?;
-                (acceptor.local_addr().clone(), Accepting::Tcp(acceptor))
-            }
-            TransportKind::Quic => {
-                let endpoint = self
-                    .endpoint
-                    .bind_quic(socket_addr)
-                    .map_err(TransportError::Other)?;
+        let bound = self.endpoint.bind(&addr).map_err(|err| match err {
+            Error::UnsupportedAddress(addr) => TransportError::MultiaddrNotSupported(addr),
+            other => TransportError::Other(other),
+        })?;
+        let (local_addr, accepting) = match bound {
+            Bound::Tcp(acceptor) => (acceptor.local_addr().clone(), Accepting::Tcp(acceptor)),
+            Bound::Quic(endpoint) => {
                 let local_addr = endpoint
                     .local_addr()
                     .map_err(|err| TransportError::Other(err.into()))?;
@@ -312,32 +305,26 @@ impl libp2p_core::Transport for Transport {
         let Ok((kind, socket_addr, expected)) = parse_addr(&addr) else {
             return Err(TransportError::MultiaddrNotSupported(addr));
         };
-        let config = self.config().clone();
-        let deadline = config.setup_deadline();
-        match kind {
-            TransportKind::Tcp => {
-                let fast_open = self.endpoint.fast_open(false);
-                Ok(async move {
-                    let socket = tcp::connect(socket_addr, deadline, fast_open).await?;
-                    upgrade(socket, config, opts.role, expected, deadline).await
-                }
-                .boxed())
+        // The deadlines start when the Swarm first polls the dial, which
+        // may be later (it queues dials beyond its concurrency).
+        let endpoint = self.endpoint.clone();
+        Ok(match kind {
+            TransportKind::Tcp => async move {
+                let config = endpoint.shared_config().clone();
+                let deadline = config.setup_deadline();
+                let socket = tcp::connect(socket_addr, deadline, endpoint.fast_open(false)).await?;
+                upgrade(socket, config, opts.role, expected, deadline).await
             }
-            TransportKind::Quic => {
-                let endpoint = self
-                    .endpoint
-                    .dialing_endpoint(socket_addr)
-                    .map_err(TransportError::Other)?;
-                // QUIC's roles are fixed by who sends the first packet: a
-                // hole-punching "listener" dials as a client too, and the
-                // handshake refuses any peer but `expected`, as for a dialer.
-                Ok(async move {
-                    let connection = endpoint.connect(socket_addr, expected, deadline).await?;
-                    Ok(quic_output(connection, None))
-                }
-                .boxed())
+            .boxed(),
+            // QUIC's roles are fixed by who sends the first packet: a
+            // hole-punching "listener" dials as a client too, and the
+            // handshake refuses any peer but `expected`, as for a dialer.
+            TransportKind::Quic => async move {
+                let connection = endpoint.connect_quic(socket_addr, expected).await?;
+                Ok(quic_output(connection, None))
             }
-        }
+            .boxed(),
+        })
     }
 
     fn poll(

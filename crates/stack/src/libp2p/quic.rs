@@ -47,13 +47,15 @@ impl QuicMuxer {
     }
 }
 
-/// Polls the stream `pending` opens or accepts, starting it with `start`.
+/// Polls the stream `pending` opens or accepts, starting it on
+/// `connection` with `start` if none is pending.
 fn poll_stream(
+    connection: &onetrip_quic::Connection,
     pending: &mut Option<Opening>,
-    start: impl FnOnce() -> Opening,
+    start: fn(onetrip_quic::Connection) -> Opening,
     cx: &mut Context<'_>,
 ) -> Poll<Result<Compat<onetrip_quic::Stream>, Error>> {
-    let opening = pending.get_or_insert_with(start);
+    let opening = pending.get_or_insert_with(|| start(connection.clone()));
     let stream = std::task::ready!(opening.poll_unpin(cx));
     *pending = None;
     Poll::Ready(
@@ -72,10 +74,10 @@ impl StreamMuxer for QuicMuxer {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         let this = self.get_mut();
-        let connection = this.connection.clone();
         poll_stream(
+            &this.connection,
             &mut this.accepting,
-            || async move { connection.accept_bi().await }.boxed(),
+            |connection| async move { connection.accept_bi().await }.boxed(),
             cx,
         )
     }
@@ -85,10 +87,10 @@ impl StreamMuxer for QuicMuxer {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         let this = self.get_mut();
-        let connection = this.connection.clone();
         poll_stream(
+            &this.connection,
             &mut this.opening,
-            || async move { connection.open_bi().await }.boxed(),
+            |connection| async move { connection.open_bi().await }.boxed(),
             cx,
         )
     }
