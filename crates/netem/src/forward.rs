@@ -5,7 +5,11 @@
 use std::{
     cmp::Reverse,
     collections::BinaryHeap,
-    sync::{Arc, Mutex, mpsc},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -30,7 +34,30 @@ struct Due {
 
 pub(crate) struct Forwarder {
     runtime: Runtime,
-    counters: Arc<Mutex<Vec<Counters>>>,
+    directions: Mutex<Vec<Arc<Direction>>>,
+}
+
+/// One direction's link and what became of its packets. Its reader alone
+/// locks the link, but to count; its writer counts without a lock.
+#[derive(Debug)]
+struct Direction {
+    link: Mutex<PacketLink>,
+    written: AtomicU64,
+    write_failed: AtomicU64,
+}
+
+impl Direction {
+    fn counters(&self) -> Counters {
+        Counters {
+            link: self
+                .link
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .counters(),
+            written: self.written.load(Ordering::Relaxed),
+            write_failed: self.write_failed.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Forwarder {
@@ -43,7 +70,7 @@ impl Forwarder {
             .expect("a tokio runtime for the forwarder");
         Forwarder {
             runtime,
-            counters: Arc::default(),
+            directions: Mutex::default(),
         }
     }
 
@@ -54,34 +81,37 @@ impl Forwarder {
 
     /// The counters of each direction, in the order they were added.
     pub(crate) fn counters(&self) -> Vec<Counters> {
-        self.counters
+        self.directions
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|direction| direction.counters())
+            .collect()
     }
 
     /// Forwards packets from `from` to `to` through `link`, whose time
     /// zero is `start`.
-    pub(crate) fn direction(
-        &self,
-        from: Arc<Tun>,
-        to: Arc<Tun>,
-        mut link: PacketLink,
-        start: Instant,
-    ) {
-        let index = {
-            let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-            counters.push(Counters::default());
-            counters.len() - 1
-        };
+    pub(crate) fn direction(&self, from: Arc<Tun>, to: Arc<Tun>, link: PacketLink, start: Instant) {
+        let direction = Arc::new(Direction {
+            link: Mutex::new(link),
+            written: AtomicU64::new(0),
+            write_failed: AtomicU64::new(0),
+        });
+        self.directions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(direction.clone());
         let (due_tx, due_rx) = mpsc::channel::<Due>();
-        let counters = self.counters.clone();
+        let reader = direction.clone();
         self.runtime.spawn(async move {
             let mut buf = vec![0; MTU + 64];
             let mut seq = 0;
             while let Ok(n) = from.recv(&mut buf).await {
-                let arrives = link.send(start.elapsed(), n);
-                counters.lock().unwrap_or_else(|p| p.into_inner())[index].link = link.counters();
+                let arrives = reader
+                    .link
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .send(start.elapsed(), n);
                 if let Some(arrives) = arrives {
                     seq += 1;
                     let due = Due {
@@ -95,18 +125,16 @@ impl Forwarder {
                 }
             }
         });
-        let counters = self.counters.clone();
         thread::Builder::new()
             .name("netem-write".into())
             .spawn(move || {
                 write_when_due(&due_rx, &to, |written| {
-                    let mut counters = counters.lock().unwrap_or_else(|p| p.into_inner());
-                    let counters = &mut counters[index];
-                    if written {
-                        counters.written += 1;
+                    let count = if written {
+                        &direction.written
                     } else {
-                        counters.write_failed += 1;
-                    }
+                        &direction.write_failed
+                    };
+                    count.fetch_add(1, Ordering::Relaxed);
                 });
             })
             .expect("a writer thread");

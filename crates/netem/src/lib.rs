@@ -14,7 +14,7 @@
 //!
 //! [`Emulator::start`] needs root (CI has it). Code runs in a namespace
 //! through [`Namespace::run`] (a thread of that namespace) or as a process
-//! started there ([`Namespace::command`]). The `onetrip-netem` binary runs
+//! started there ([`Namespace::spawn`]). The `onetrip-netem` binary runs
 //! a command on each side.
 //!
 //! Limits, measured by this crate's `self_check` test: the forwarder adds
@@ -26,7 +26,7 @@ mod forward;
 use std::{
     net::Ipv4Addr,
     process::{Child, Command},
-    sync::{Arc, Mutex, mpsc},
+    sync::{Arc, mpsc},
     thread,
     time::Instant,
 };
@@ -109,7 +109,7 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug)]
 pub struct Namespace {
     addr: Ipv4Addr,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Namespace {
@@ -135,8 +135,6 @@ impl Namespace {
             let _ = tx.send(result);
         });
         self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .send(job)
             .expect("the namespace's thread is running");
         match rx.recv().expect("the namespace's thread answers") {
@@ -326,10 +324,7 @@ fn namespace(
     let tun = setup
         .recv()
         .map_err(|_| Error::Setup(format!("the {name} namespace's thread died")))??;
-    let namespace = Namespace {
-        addr,
-        jobs: Mutex::new(jobs),
-    };
+    let namespace = Namespace { addr, jobs };
     Ok((namespace, tun))
 }
 

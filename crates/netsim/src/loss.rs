@@ -31,8 +31,10 @@ pub enum LossModel {
 /// Per datagram, the current state decides whether it is lost, then the
 /// chain moves: good → bad with probability `p`, bad → good with `r`.
 ///
-/// With a `step`, the chain also moves once per step of time that passes
-/// between two datagrams. Without one it moves only when a datagram
+/// With a `step`, the chain also moves once per whole step of time between
+/// two datagrams beyond the first (a fraction of a step is dropped: two
+/// datagrams less than two steps apart see the per-datagram chain alone).
+/// Without one it moves only when a datagram
 /// passes, so a sender that backs off (TCP's and QUIC's retransmission
 /// timers double) finds the chain frozen in the bad state, and a burst of
 /// a few packets becomes a blackout of seconds that no real path has;
