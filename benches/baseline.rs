@@ -157,8 +157,14 @@ impl Libp2pConnection {
     }
 }
 
+/// Answers a stream as a [`StreamHandler`]: ping echo (32 bytes, then
+/// close) or perf.
+pub fn ping_and_perf(stream: SubstreamBox) -> BoxFuture<'static, ()> {
+    serve_stream(stream).boxed()
+}
+
 /// Answers a stream: ping echo (32 bytes, then close) or perf.
-pub async fn serve_stream(stream: SubstreamBox) {
+async fn serve_stream(stream: SubstreamBox) {
     let Ok((protocol, stream)) = listener_select_proto(stream, [PING, PERF]).await else {
         return;
     };
@@ -306,7 +312,7 @@ pub type QuicTransport = libp2p_quic::tokio::Transport;
 /// # Errors
 /// If listening fails.
 pub async fn quic_server() -> Result<Multiaddr, BoxError> {
-    quic_server_with(|stream| serve_stream(stream).boxed()).await
+    quic_server_with(ping_and_perf).await
 }
 
 /// A libp2p-quic listener on loopback serving each stream with `serve`;

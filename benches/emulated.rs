@@ -4,13 +4,14 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use futures::future::BoxFuture;
-use libp2p_identity::{Keypair, PeerId};
+use libp2p_identity::Keypair;
 use multistream_select::Version;
 use onetrip_netem::{Emulator, SERVER};
+use onetrip_netsim::LinkConfig;
 use onetrip_perf::{Progress, RunParams, runner};
 use onetrip_stack::{Config, Connection, Endpoint, Preset, TransportKind, measure, multiaddr};
 
+pub use crate::baseline::BoxError;
 use crate::{baseline, fixtures};
 
 /// A yamux window for long fat paths: four times the bandwidth-delay
@@ -19,8 +20,14 @@ use crate::{baseline, fixtures};
 /// 32 MiB measured 70 %, with 400 MB transfers).
 pub const WAN_YAMUX_WINDOW: usize = 32 << 20;
 
-/// Any error of a measurement.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A bottleneck of `rate` bits per second on a path of round-trip time
+/// `rtt`: half of it each way, and a drop-tail queue of one
+/// bandwidth-delay product.
+pub fn bottleneck(rate: u64, rtt: Duration) -> LinkConfig {
+    let link = LinkConfig::with_delay(rtt / 2).bandwidth(rate);
+    let bdp = link.bytes_in(rtt);
+    link.queue(bdp)
+}
 
 /// What is measured.
 #[derive(Debug, Clone, Copy)]
@@ -209,18 +216,16 @@ pub async fn libp2p_transfer(
     .await
 }
 
-/// Where the servers listen in the server namespace.
-#[derive(Debug, Clone, Copy)]
+/// The servers in the server namespace.
+#[derive(Debug, Clone)]
 pub struct Servers {
-    /// A server address or identity.
-    pub onetrip_tcp: SocketAddr,
-    /// A server address or identity.
-    pub onetrip_quic: SocketAddr,
-    /// A server address or identity.
-    pub onetrip: PeerId,
-    /// A server address or identity.
+    /// onetrip's, on TCP and QUIC.
+    pub onetrip: fixtures::OnetripServer,
+    /// rust-libp2p's TCP (TLS, yamux).
     pub libp2p_tcp: SocketAddr,
-    /// A server address or identity.
+    /// libp2p-quic's.
+    pub libp2p_quic: multiaddr::Multiaddr,
+    /// perf on bare TCP.
     pub raw_tcp: SocketAddr,
 }
 
@@ -230,7 +235,7 @@ pub struct Servers {
 ///
 /// # Panics
 /// If a server cannot start.
-pub fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
+pub fn start_servers(emulator: &Emulator) -> Servers {
     emulator.server.start(|| async {
         let config = fixtures::OnetripServer::config()
             .unwrap()
@@ -250,23 +255,18 @@ pub fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
         let raw_tcp = fixtures::raw_tcp_server_on(SocketAddr::from((SERVER, 4004)))
             .await
             .unwrap();
-        let serve: baseline::StreamHandler =
-            |stream| -> BoxFuture<'static, ()> { Box::pin(baseline::serve_stream(stream)) };
         let libp2p_quic = baseline::quic_server_on(
-            format!("/ip4/{SERVER}/udp/4005/quic-v1").parse().unwrap(),
-            serve,
+            multiaddr(TransportKind::Quic, SocketAddr::from((SERVER, 4005))),
+            baseline::ping_and_perf,
         )
         .await
         .unwrap();
-        let socket = |addr: &multiaddr::Multiaddr| onetrip_stack::parse_addr(addr).unwrap().1;
-        let servers = Servers {
-            onetrip_tcp: socket(&onetrip.tcp),
-            onetrip_quic: socket(&onetrip.quic),
-            onetrip: onetrip.peer,
+        Servers {
+            onetrip,
             libp2p_tcp,
+            libp2p_quic,
             raw_tcp,
-        };
-        (servers, libp2p_quic)
+        }
     })
 }
 
@@ -276,15 +276,14 @@ pub fn start_servers(emulator: &Emulator) -> (Servers, multiaddr::Multiaddr) {
 /// The run's, as text.
 pub fn real_run(
     emulator: &Emulator,
-    servers: Servers,
-    libp2p_quic: &multiaddr::Multiaddr,
+    servers: &Servers,
     stack: Stack,
     way: Way,
     bytes: u64,
 ) -> Result<Throughput, String> {
-    let libp2p_quic = libp2p_quic.clone();
+    let servers = servers.clone();
     emulator.client.block_on(move || async move {
-        real_run_here(servers, libp2p_quic, stack, way, bytes)
+        real_run_here(servers, stack, way, bytes)
             .await
             .map_err(|err| err.to_string())
     })
@@ -292,7 +291,6 @@ pub fn real_run(
 
 async fn real_run_here(
     servers: Servers,
-    libp2p_quic: multiaddr::Multiaddr,
     stack: Stack,
     way: Way,
     bytes: u64,
@@ -302,11 +300,9 @@ async fn real_run_here(
         Stack::Onetrip(name, window) => {
             let preset: Preset = name.parse()?;
             let client = Endpoint::new(config(preset, window)?);
-            let addr = match preset {
-                Preset::Tcp(_) => multiaddr(TransportKind::Tcp, servers.onetrip_tcp),
-                Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
-            };
-            let connection = client.dial(&addr, Some(servers.onetrip)).await?;
+            let connection = client
+                .dial(servers.onetrip.addr(preset), Some(servers.onetrip.peer))
+                .await?;
             onetrip_transfer(&connection, way, bytes).await
         }
         Stack::Libp2pTcp => {
@@ -320,7 +316,7 @@ async fn real_run_here(
             let mut transport = baseline::QuicTransport::new(libp2p_quic::Config::new(
                 &Keypair::generate_ed25519(),
             ));
-            let connection = baseline::quic_connect(&mut transport, &libp2p_quic)
+            let connection = baseline::quic_connect(&mut transport, &servers.libp2p_quic)
                 .await?
                 .with_substreams(Version::V1Lazy);
             libp2p_transfer(&connection, way, bytes).await
@@ -339,22 +335,19 @@ async fn real_run_here(
 ///
 /// # Errors
 /// The dial's or the request's, as text; other stacks are not measured.
-pub fn real_ttfb(emulator: &Emulator, servers: Servers, stack: Stack) -> Result<Duration, String> {
+pub fn real_ttfb(emulator: &Emulator, servers: &Servers, stack: Stack) -> Result<Duration, String> {
     let Stack::Onetrip(name, window) = stack else {
         return Err("onetrip presets only".into());
     };
+    let server = servers.onetrip.clone();
     emulator.client.block_on(move || async move {
         let ttfb = async {
             let preset: Preset = name.parse()?;
             let client = Endpoint::new(
                 config(preset, window)?.with_protocols([measure::ping(), runner::perf_protocol()]),
             );
-            let addr = match preset {
-                Preset::Tcp(_) => multiaddr(TransportKind::Tcp, servers.onetrip_tcp),
-                Preset::Quic(_) => multiaddr(TransportKind::Quic, servers.onetrip_quic),
-            };
             let start = tokio::time::Instant::now();
-            let connection = client.dial(&addr, Some(servers.onetrip)).await?;
+            let connection = client.dial(server.addr(preset), Some(server.peer)).await?;
             measure::request(&connection).await?;
             let ttfb = start.elapsed();
             connection.close().await?;

@@ -14,7 +14,9 @@
 
 use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
-use onetrip_bench::emulated::{BoxError, Stack, Way, real_run, real_ttfb, start_servers};
+use onetrip_bench::emulated::{
+    BoxError, Stack, Way, bottleneck, real_run, real_ttfb, start_servers,
+};
 use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{DeliveryTrace, GilbertElliott, LinkConfig, LossModel};
 
@@ -33,15 +35,7 @@ const STACKS: [Stack; 3] = [
 /// The paths, by name: the loss models at the bottleneck, then the
 /// cellular replay.
 fn paths() -> Result<Vec<(&'static str, Path)>, BoxError> {
-    let bdp = usize::try_from(RATE / 8)? * RTT.as_millis() as usize / 1000;
-    let lossy = |loss: LossModel| {
-        Path::symmetric(
-            LinkConfig::with_delay(RTT / 2)
-                .bandwidth(RATE)
-                .queue(bdp)
-                .loss(loss),
-        )
-    };
+    let lossy = |loss: LossModel| Path::symmetric(bottleneck(RATE, RTT).loss(loss));
     let ge = |mean| -> Result<LossModel, BoxError> {
         Ok(LossModel::GilbertElliott(
             GilbertElliott::with_mean_loss(mean, 4.0)?.with_step(Duration::from_millis(1)),
@@ -118,13 +112,13 @@ fn main() -> Result<(), BoxError> {
     let mut cells: Vec<Vec<Cell>> = Vec::new();
     for (name, path) in &paths {
         let emulator = Emulator::start(path.clone())?;
-        let (servers, libp2p_quic) = start_servers(&emulator);
+        let servers = start_servers(&emulator);
         let mut row = Vec::new();
         for stack in STACKS {
             let mut ttfbs = Vec::new();
             let mut failed = None;
             for _ in 0..DIALS {
-                match real_ttfb(&emulator, servers, stack) {
+                match real_ttfb(&emulator, &servers, stack) {
                     Ok(ttfb) => ttfbs.push(ttfb),
                     Err(err) => failed = Some(err),
                 }
@@ -134,15 +128,8 @@ fn main() -> Result<(), BoxError> {
                 .get(ttfbs.len() / 2)
                 .copied()
                 .ok_or_else(|| failed.unwrap_or_default());
-            let goodput = real_run(
-                &emulator,
-                servers,
-                &libp2p_quic,
-                stack,
-                Way::Download,
-                bytes,
-            )
-            .map(|throughput| throughput.whole);
+            let goodput = real_run(&emulator, &servers, stack, Way::Download, bytes)
+                .map(|throughput| throughput.whole);
             eprintln!(
                 "{name}, {}: ttfb {ttfb:?}, goodput {goodput:?}",
                 stack.name()

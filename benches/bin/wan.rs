@@ -1,37 +1,35 @@
 //! WAN throughput: perf downloads and uploads on one stream at RTT 63 ms
 //! (the libp2p test-plans' path between two AWS regions), as a fraction of
 //! the bottleneck, in steady state (the middle half of the transfer) and
-//! over the whole transfer, in two places described by one `LinkConfig`:
+//! over the whole transfer, in two places with the same bottleneck
+//! (`emulated::bottleneck`):
 //!
 //! - **virtual time**: netsim at 1 Gbit/s. Its stream links (TCP) carry
 //!   bytes loss-free at the bottleneck rate with a 32 MB send buffer and no
 //!   congestion control, so they measure what the stacks' own windows
 //!   allow; its datagram links (QUIC) drop at a queue of one
-//!   bandwidth-delay product, and quinn's congestion control runs;
-//! - **the real kernel**: the TUN emulator (`onetrip-netem`) at `--rate`
-//!   (1 Gbit/s by default), a drop-tail queue of one bandwidth-delay
-//!   product, the kernel's TCP (BBR or CUBIC, as the host's namespaces
-//!   default) with `tcp_rmem`/`tcp_wmem` up to 64 MB. Needs root.
+//!   bandwidth-delay product, and quinn's congestion control runs. No
+//!   stack over yamux on TCP is measured there ([`WALL_CLOCK`]);
+//! - **the real kernel**: the TUN emulator (`onetrip-netem`) at each rate
+//!   of `--rate-mbit` (100 and 1000 by default, comma-separated), a
+//!   drop-tail queue of one bandwidth-delay product, the kernel's TCP (BBR
+//!   or CUBIC, as the host's namespaces default) with `tcp_rmem`/`tcp_wmem`
+//!   up to 64 MB. Needs root.
 //!
-//! `cargo run --release -p onetrip-bench --bin wan [-- --rate-mbit 1000]`
-//! prints the table and writes `spec/wan.md`.
+//! `cargo run --release -p onetrip-bench --bin wan [-- --rate-mbit 1000]
+//! [--bytes N] [--only virtual|real]` prints the table and writes
+//! `spec/wan.md` (`--only` leaves the other part's cells unmeasured).
 
 use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
-use libp2p_identity::Keypair;
-use multistream_select::Version;
-use onetrip_bench::{
-    baseline,
-    emulated::{
-        BoxError, STACKS, Stack, Throughput, WAN_YAMUX_WINDOW, Way, config, libp2p_transfer,
-        measured, onetrip_transfer, real_run, start_servers,
-    },
+use onetrip_bench::emulated::{
+    BoxError, STACKS, Stack, Throughput, WAN_YAMUX_WINDOW, Way, bottleneck, config, measured,
+    onetrip_transfer, real_run, start_servers,
 };
 use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{LinkConfig, Network};
 use onetrip_perf::{ServerLimits, runner};
-use onetrip_stack::{Endpoint, Preset, measure, tcp_multiaddr};
-use tokio_util::compat::TokioAsyncReadCompatExt;
+use onetrip_stack::{Endpoint, Preset, measure};
 
 const RTT: Duration = Duration::from_millis(63);
 /// The size of each transfer in virtual time, and the least on the real
@@ -44,19 +42,22 @@ const BYTES: u64 = 100_000_000;
 fn transfer(rate: u64) -> u64 {
     BYTES.max(rate / 8 * 32 / 10)
 }
-const VIRTUAL_RATE: u64 = 1_000_000_000;
+
 // ---- Virtual time ----------------------------------------------------
 
-/// The virtual link: 1 Gbit/s, half the RTT each way, a send buffer that
-/// does not limit, a queue of one bandwidth-delay product.
+const VIRTUAL_RATE: u64 = 1_000_000_000;
+
+/// The virtual link: the bottleneck at 1 Gbit/s, with a send buffer that
+/// does not limit.
 fn virtual_link() -> LinkConfig {
-    let bdp = usize::try_from(VIRTUAL_RATE / 8).unwrap() * RTT.as_millis() as usize / 1000;
-    let mut link = LinkConfig::with_delay(RTT / 2)
-        .bandwidth(VIRTUAL_RATE)
-        .queue(bdp);
+    let mut link = bottleneck(VIRTUAL_RATE, RTT);
     link.stream_buffer = 32 << 20;
     link
 }
+
+/// Why no stack over yamux on TCP is measured in virtual time (see the
+/// notes the table is printed with).
+const WALL_CLOCK: &str = "yamux grows its windows on the wall clock";
 
 const CLIENT_IP: [u8; 4] = [10, 0, 0, 1];
 const SERVER_IP: [u8; 4] = [10, 0, 0, 2];
@@ -65,56 +66,27 @@ async fn virtual_run(stack: Stack, way: Way, bytes: u64) -> Result<Throughput, B
     let network = Network::new(virtual_link())?;
     let params = way.params(bytes);
     match stack {
+        // yamux over TCP: see `WALL_CLOCK`.
         Stack::Onetrip(name, window) => {
             let preset: Preset = name.parse()?;
+            let Preset::Quic(_) = preset else {
+                return Err(WALL_CLOCK.into());
+            };
             let server = Endpoint::new(config(preset, window)?);
             let client = Endpoint::new(config(preset, window)?);
-            let connection = match preset {
-                Preset::Tcp(_) => {
-                    let listener = network.host(SERVER_IP).listen(4001)?;
-                    let addr = listener.local_addr();
-                    tokio::spawn(runner::serve(
-                        measure::listen_on_netsim(&server, listener),
-                        ServerLimits::default(),
-                    ));
-                    let io = network.host(CLIENT_IP).connect(addr).await?;
-                    client
-                        .dial_io(io, tcp_multiaddr(addr), Some(server.local_peer_id()))
-                        .await?
-                }
-                Preset::Quic(_) => {
-                    let quic = server.quic_endpoint(network.host(SERVER_IP).bind_udp(4433)?)?;
-                    let addr = quic.local_addr()?;
-                    tokio::spawn(runner::serve(
-                        server.listen_quic(quic)?,
-                        ServerLimits::default(),
-                    ));
-                    let dialing = client.quic_endpoint(network.host(CLIENT_IP).bind_udp(0)?)?;
-                    client
-                        .dial_quic(&dialing, addr, Some(server.local_peer_id()))
-                        .await?
-                }
-            };
+            let quic = server.quic_endpoint(network.host(SERVER_IP).bind_udp(4433)?)?;
+            let addr = quic.local_addr()?;
+            tokio::spawn(runner::serve(
+                server.listen_quic(quic)?,
+                ServerLimits::default(),
+            ));
+            let dialing = client.quic_endpoint(network.host(CLIENT_IP).bind_udp(0)?)?;
+            let connection = client
+                .dial_quic(&dialing, addr, Some(server.local_peer_id()))
+                .await?;
             onetrip_transfer(&connection, way, bytes).await
         }
-        Stack::Libp2pTcp => {
-            let mut listener = network.host(SERVER_IP).listen(4001)?;
-            let addr = listener.local_addr();
-            let security = baseline::Security::tls(&Keypair::generate_ed25519())?;
-            tokio::spawn(async move {
-                if let Ok((io, _)) = listener.accept().await {
-                    let connection = baseline::tcp_accept(io.compat(), &security).await;
-                    std::future::pending::<()>().await;
-                    drop(connection);
-                }
-            });
-            let io = network.host(CLIENT_IP).connect(addr).await?;
-            let security = baseline::Security::tls(&Keypair::generate_ed25519())?;
-            let connection = baseline::tcp_dial(io.compat(), &security)
-                .await?
-                .with_substreams(Version::V1Lazy);
-            libp2p_transfer(&connection, way, bytes).await
-        }
+        Stack::Libp2pTcp => Err(WALL_CLOCK.into()),
         Stack::RawTcp => {
             let mut listener = network.host(SERVER_IP).listen(4001)?;
             let addr = listener.local_addr();
@@ -134,19 +106,7 @@ async fn virtual_run(stack: Stack, way: Way, bytes: u64) -> Result<Throughput, B
     }
 }
 
-// ---- The real kernel -------------------------------------------------
-
 // ---- The table -------------------------------------------------------
-
-/// Whether `stack` runs over yamux on TCP, whose window growth virtual
-/// time cannot drive (see the notes the table is printed with).
-fn over_yamux(stack: Stack) -> bool {
-    match stack {
-        Stack::Onetrip(_, _) => stack.transport() == "TCP",
-        Stack::Libp2pTcp => true,
-        Stack::RawTcp | Stack::Libp2pQuic => false,
-    }
-}
 
 fn fraction(measured: &Result<Throughput, String>, rate: u64) -> String {
     let percent = |bps: f64| bps / rate as f64 * 100.0;
@@ -197,8 +157,6 @@ fn main() -> Result<(), BoxError> {
         for way in [Way::Download, Way::Upload] {
             let measured = if !run("virtual") {
                 Err("not measured".into())
-            } else if over_yamux(*stack) {
-                Err("yamux grows its windows on the wall clock".into())
             } else {
                 measure::paused_runtime()
                     .block_on(virtual_run(*stack, way, bytes.unwrap_or(BYTES)))
@@ -214,19 +172,15 @@ fn main() -> Result<(), BoxError> {
         for &rate_mbit in &rates_mbit {
             let real_rate = rate_mbit * 1_000_000;
             let bytes = bytes.unwrap_or_else(|| transfer(real_rate));
-            let bdp = usize::try_from(real_rate / 8).unwrap() * RTT.as_millis() as usize / 1000;
-            let link = LinkConfig::with_delay(RTT / 2)
-                .bandwidth(real_rate)
-                .queue(bdp);
-            let emulator = Emulator::start(Path::symmetric(link))?;
+            let emulator = Emulator::start(Path::symmetric(bottleneck(real_rate, RTT)))?;
             for namespace in [&emulator.server, &emulator.client] {
                 namespace.set_sysctl("net/ipv4/tcp_rmem", "4096 131072 67108864")?;
                 namespace.set_sysctl("net/ipv4/tcp_wmem", "4096 16384 67108864")?;
             }
-            let (servers, libp2p_quic) = start_servers(&emulator);
+            let servers = start_servers(&emulator);
             for (stack, cells) in &mut rows {
                 for way in [Way::Download, Way::Upload] {
-                    let measured = real_run(&emulator, servers, &libp2p_quic, *stack, way, bytes);
+                    let measured = real_run(&emulator, &servers, *stack, way, bytes);
                     let cell = fraction(&measured, real_rate);
                     eprintln!("real {rate_mbit} Mbit/s {} {way:?}: {cell}", stack.name());
                     cells.push(cell);
