@@ -30,9 +30,9 @@
 //! geographic model instead.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     fmt::Write as _,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroUsize,
     sync::Arc,
     time::Duration,
@@ -50,7 +50,9 @@ use libp2p::{
     swarm::SwarmEvent,
 };
 use onetrip_netsim::{LinkConfig, Network};
-use onetrip_stack::{Layering, Preset, QuicLayering};
+use onetrip_stack::{Layering, Preset, QuicLayering, TransportKind, multiaddr};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -95,25 +97,17 @@ impl Stack {
             Stack::Libp2p(Libp2pTcp::TlsLazySubstreams) => {
                 "rust-libp2p at its best (TCP, TLS, yamux, `V1Lazy` substreams)".into()
             }
-            Stack::Onetrip(preset) => {
-                let name = onetrip_stack::Preset::all()
-                    .into_iter()
-                    .find(|(_, p)| *p == preset)
-                    .map_or("?", |(name, _)| name);
-                match preset {
-                    Preset::Quic(layering) if layering.zero_rtt => {
-                        format!("onetrip `{name}`, tickets from the first pass")
-                    }
-                    _ => format!("onetrip `{name}`"),
-                }
+            Stack::Onetrip(preset) if preset.sends_early_data() => {
+                format!("onetrip `{preset}`, tickets from the first pass")
             }
+            Stack::Onetrip(preset) => format!("onetrip `{preset}`"),
         }
     }
 
-    fn transport_keyword(self) -> &'static str {
+    fn transport(self) -> TransportKind {
         match self {
-            Stack::Onetrip(Preset::Quic(_)) => "quic",
-            _ => "tcp",
+            Stack::Libp2p(_) => TransportKind::Tcp,
+            Stack::Onetrip(preset) => preset.transport(),
         }
     }
 }
@@ -123,11 +117,11 @@ impl Stack {
 pub enum Paths {
     /// Every link has this round-trip time.
     Uniform(Duration),
-    /// Per-link delays from [`cities`]' model, seeded.
-    Cities(u64),
+    /// Per-link delays from [`cities`]' model, with the run's seed.
+    Cities,
 }
 
-/// What a run does.
+/// What a run does, whatever its paths.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup {
     /// Nodes in the network.
@@ -136,8 +130,9 @@ pub struct Setup {
     pub queries: usize,
     /// Records put before the queries.
     pub records: usize,
-    /// The links.
-    pub paths: Paths,
+    /// The seed of what is drawn: the cities model, the records'
+    /// publishers, the queries' origins.
+    pub seed: u64,
 }
 
 /// One measured query.
@@ -156,13 +151,11 @@ pub struct Outcome {
     pub closest: Vec<Lookup>,
     /// The measured pass's `get_record` queries.
     pub records: Vec<Lookup>,
-    /// The median RTT between nodes.
-    pub median_rtt: Duration,
     /// The smallest routing table after bootstrap.
     pub min_routing_table: usize,
 }
 
-/// A node's address on `transport` ("tcp" or "quic").
+/// A node's IP address.
 fn node_ip(index: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(
         10,
@@ -172,38 +165,19 @@ fn node_ip(index: usize) -> IpAddr {
     ))
 }
 
-fn node_addr(index: usize, transport: &str) -> Multiaddr {
-    let ip = node_ip(index);
-    let addr = match transport {
-        "quic" => format!("/ip4/{ip}/udp/4001/quic-v1"),
-        _ => format!("/ip4/{ip}/tcp/4001"),
-    };
-    addr.parse().expect("a valid multiaddr")
+/// A node's listen address on `transport`.
+fn node_addr(index: usize, transport: TransportKind) -> Multiaddr {
+    multiaddr(transport, SocketAddr::new(node_ip(index), 4001))
+}
+
+fn peer_id(key: Keypair) -> PeerId {
+    key.public().to_peer_id()
 }
 
 fn node_key(index: usize) -> Keypair {
     let mut seed = [0x6b; 32];
     seed[..8].copy_from_slice(&(index as u64).to_be_bytes());
     Keypair::ed25519_from_bytes(seed).expect("32 bytes")
-}
-
-/// A deterministic stream of numbers (SplitMix64), so that a run's
-/// delays, targets and origins follow from its seed alone.
-#[derive(Debug, Clone)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Where the nodes of [`Paths::Cities`] are: places with many well-connected
@@ -224,11 +198,11 @@ pub const CITIES: [(&str, f64, f64); 12] = [
 ];
 
 /// Light in fibre, km per ms (two thirds of c).
-const FIBRE_KM_PER_MS: f64 = 200.0;
+pub const FIBRE_KM_PER_MS: f64 = 200.0;
 /// How much longer a route is than the great circle.
-const ROUTE_STRETCH: f64 = 1.4;
+pub const ROUTE_STRETCH: f64 = 1.4;
 /// A node's access delay, one way, drawn uniformly in this range (ms).
-const ACCESS_MS: (u64, u64) = (1, 10);
+pub const ACCESS_MS: (u64, u64) = (1, 10);
 
 fn great_circle_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     const EARTH_RADIUS_KM: f64 = 6371.0;
@@ -246,12 +220,11 @@ fn great_circle_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 /// cities, stretched by [`ROUTE_STRETCH`], at [`FIBRE_KM_PER_MS`], rounded
 /// to whole milliseconds (netsim's clock ticks in them). Symmetric.
 pub fn cities(nodes: usize, seed: u64) -> Vec<Vec<Duration>> {
-    let mut rng = SplitMix(seed);
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let placed: Vec<(usize, u64)> = (0..nodes)
         .map(|_| {
-            let city = rng.below(CITIES.len() as u64) as usize;
-            let access = ACCESS_MS.0 + rng.below(ACCESS_MS.1 - ACCESS_MS.0 + 1);
-            (city, access)
+            let city = rng.random_range(0..CITIES.len());
+            (city, rng.random_range(ACCESS_MS.0..=ACCESS_MS.1))
         })
         .collect();
     placed
@@ -273,16 +246,11 @@ pub fn cities(nodes: usize, seed: u64) -> Vec<Vec<Duration>> {
 }
 
 /// The one-way delay between every pair of nodes.
-fn delays(setup: &Setup) -> Vec<Vec<Duration>> {
-    match setup.paths {
+fn delays(setup: &Setup, paths: Paths) -> Vec<Vec<Duration>> {
+    match paths {
         Paths::Uniform(rtt) => vec![vec![rtt / 2; setup.nodes]; setup.nodes],
-        Paths::Cities(seed) => cities(setup.nodes, seed),
+        Paths::Cities => cities(setup.nodes, setup.seed),
     }
-}
-
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
-    values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
 /// What the run asks of a node.
@@ -531,6 +499,22 @@ impl Nodes {
         Err("connections still open 30 s after closing them".into())
     }
 
+    /// The first node from `first` on (in index order, round) that does
+    /// not hold the record `key`.
+    async fn lacking(&self, first: usize, key: &RecordKey) -> Result<usize, BoxError> {
+        let n = self.0.len();
+        for origin in (first..first + n).map(|i| i % n) {
+            if !ask(&self.0[origin], |answer| {
+                Command::Holds(key.clone(), answer)
+            })
+            .await?
+            {
+                return Ok(origin);
+            }
+        }
+        Err("every node holds the record".into())
+    }
+
     /// The smallest routing table, and the queries kad ran on its own.
     async fn stats(&self) -> Result<(usize, usize), BoxError> {
         let (mut smallest, mut background) = (usize::MAX, 0);
@@ -561,12 +545,12 @@ fn record_key(index: usize) -> RecordKey {
 /// # Errors
 /// A Swarm that could not be built or listen, a query that failed, or kad
 /// running queries of its own during the measured pass.
-pub async fn run(stack: Stack, setup: &Setup) -> Result<Outcome, BoxError> {
+pub async fn run(stack: Stack, setup: &Setup, paths: Paths) -> Result<Outcome, BoxError> {
     let n = setup.nodes;
     if n < 2 || setup.records == 0 {
         return Err("a run needs two nodes and a record".into());
     }
-    let delays = delays(setup);
+    let delays = delays(setup, paths);
     let mut builder = Network::builder().record_capacity(1024);
     for (i, row) in delays.iter().enumerate() {
         for (j, delay) in row.iter().enumerate() {
@@ -577,10 +561,8 @@ pub async fn run(stack: Stack, setup: &Setup) -> Result<Outcome, BoxError> {
     }
     let network = builder.build()?;
     let keys: Vec<Keypair> = (0..n).map(node_key).collect();
-    let peers: Vec<PeerId> = keys.iter().map(|key| key.public().to_peer_id()).collect();
-    let addrs: Vec<Multiaddr> = (0..n)
-        .map(|i| node_addr(i, stack.transport_keyword()))
-        .collect();
+    let peers: Vec<PeerId> = keys.iter().map(|key| peer_id(key.clone())).collect();
+    let addrs: Vec<Multiaddr> = (0..n).map(|i| node_addr(i, stack.transport())).collect();
     let directory: Arc<HashMap<PeerId, Multiaddr>> =
         Arc::new(peers.iter().copied().zip(addrs.iter().cloned()).collect());
 
@@ -619,28 +601,22 @@ pub async fn run(stack: Stack, setup: &Setup) -> Result<Outcome, BoxError> {
             .map_err(|err| format!("bootstrap: {err}"))?;
     }
 
-    let mut rng = SplitMix(0x6b61_6431 ^ n as u64);
+    let mut rng = Pcg64Mcg::seed_from_u64(setup.seed);
     for index in 0..setup.records {
-        let origin = rng.below(n as u64) as usize;
+        let origin = rng.random_range(0..n);
         let record = Record::new(record_key(index), vec![index as u8; 64]);
         ask(&nodes.0[origin], |done| Command::Put(record, done))
             .await?
             .map_err(|err| format!("put_record: {err}"))?;
     }
+    // Targets are the peer ids of nodes that are not there: as spread over
+    // the key space as any.
     let queries = Queries {
         closest: (0..setup.queries)
-            .map(|_| {
-                let mut seed = [0; 32];
-                for chunk in seed.chunks_mut(8) {
-                    chunk.copy_from_slice(&rng.next().to_be_bytes());
-                }
-                let target = Keypair::ed25519_from_bytes(seed).map(|key| key.public().to_peer_id());
-                (rng.below(n as u64) as usize, target)
-            })
-            .map(|(origin, target)| target.map(|target| (origin, target)))
-            .collect::<Result<_, _>>()?,
+            .map(|q| (rng.random_range(0..n), peer_id(node_key(n + q))))
+            .collect(),
         records: (0..setup.queries)
-            .map(|q| (rng.below(n as u64) as usize, record_key(q % setup.records)))
+            .map(|q| (rng.random_range(0..n), record_key(q % setup.records)))
             .collect(),
     };
 
@@ -654,7 +630,6 @@ pub async fn run(stack: Stack, setup: &Setup) -> Result<Outcome, BoxError> {
     let mut outcome = Outcome {
         closest: Vec::new(),
         records: Vec::new(),
-        median_rtt: median(delays.iter().flatten().map(|d| *d * 2).collect()),
         min_routing_table,
     };
     for pass in 0..2 {
@@ -669,19 +644,7 @@ pub async fn run(stack: Stack, setup: &Setup) -> Result<Outcome, BoxError> {
             }
         }
         for (first, key) in &queries.records {
-            let mut origin = *first;
-            let mut tried = HashSet::new();
-            while ask(&nodes.0[origin], |answer| {
-                Command::Holds(key.clone(), answer)
-            })
-            .await?
-            {
-                tried.insert(origin);
-                if tried.len() == n {
-                    return Err("every node holds the record".into());
-                }
-                origin = (origin + 1) % n;
-            }
+            let origin = nodes.lacking(*first, key).await?;
             nodes.disconnect().await?;
             let lookup = ask(&nodes.0[origin], |done| Command::Get(key.clone(), done))
                 .await?
@@ -718,10 +681,8 @@ pub fn percentile(values: &[Duration], p: usize) -> Duration {
 pub struct Row {
     /// The stack.
     pub stack: Stack,
-    /// On [`Paths::Uniform`].
+    /// On [`Paths::Uniform`] at [`UNIFORM_RTT`].
     pub uniform: Outcome,
-    /// Its RTT.
-    pub rtt: Duration,
     /// On [`Paths::Cities`].
     pub cities: Outcome,
 }
@@ -746,8 +707,8 @@ pub fn markdown(rows: &[Row]) -> String {
             let latencies: Vec<Duration> = lookups.iter().map(|l| l.latency).collect();
             format!(
                 "{:.1} / {:.1}",
-                rtts(percentile(&latencies, 50), row.rtt),
-                rtts(percentile(&latencies, 90), row.rtt)
+                rtts(percentile(&latencies, 50), UNIFORM_RTT),
+                rtts(percentile(&latencies, 90), UNIFORM_RTT)
             )
         };
         let cell_ms = |lookups: &[Lookup]| {
@@ -777,51 +738,27 @@ pub fn markdown(rows: &[Row]) -> String {
 pub const UNIFORM_RTT: Duration = Duration::from_millis(100);
 
 /// The published run: 50 nodes, 40 queries of each kind per pass, 10
-/// records, the cities model seeded with 1.
-pub const PUBLISHED: Published = Published {
+/// records, seed 1.
+pub const PUBLISHED: Setup = Setup {
     nodes: 50,
     queries: 40,
     records: 10,
     seed: 1,
 };
 
-/// The sizes of a table's runs.
-#[derive(Debug, Clone, Copy)]
-pub struct Published {
-    /// Nodes.
-    pub nodes: usize,
-    /// Queries of each kind per pass.
-    pub queries: usize,
-    /// Records.
-    pub records: usize,
-    /// The cities model's seed.
-    pub seed: u64,
-}
-
-impl Published {
-    fn setup(self, paths: Paths) -> Setup {
-        Setup {
-            nodes: self.nodes,
-            queries: self.queries,
-            records: self.records,
-            paths,
-        }
-    }
-}
-
 /// Measures `stacks` on both kinds of paths, each run on a paused clock
 /// runtime of its own, saying on stderr what it did.
 ///
 /// # Errors
 /// The first run that failed.
-pub fn measure_rows(sizes: Published, stacks: &[Stack]) -> Result<Vec<Row>, BoxError> {
+pub fn measure_rows(setup: &Setup, stacks: &[Stack]) -> Result<Vec<Row>, BoxError> {
     let mut rows = Vec::new();
     for &stack in stacks {
         let started = std::time::Instant::now();
         let runtime = onetrip_stack::measure::paused_runtime();
-        let uniform = runtime.block_on(run(stack, &sizes.setup(Paths::Uniform(UNIFORM_RTT))))?;
+        let uniform = runtime.block_on(run(stack, setup, Paths::Uniform(UNIFORM_RTT)))?;
         let runtime = onetrip_stack::measure::paused_runtime();
-        let cities = runtime.block_on(run(stack, &sizes.setup(Paths::Cities(sizes.seed))))?;
+        let cities = runtime.block_on(run(stack, setup, Paths::Cities))?;
         eprintln!(
             "kademlia: {} measured in {:.1} s",
             stack.name(),
@@ -830,7 +767,6 @@ pub fn measure_rows(sizes: Published, stacks: &[Stack]) -> Result<Vec<Row>, BoxE
         rows.push(Row {
             stack,
             uniform,
-            rtt: UNIFORM_RTT,
             cities,
         });
     }
@@ -852,8 +788,8 @@ pub fn cities_rtts(nodes: usize, seed: u64) -> (Duration, Duration, Duration) {
 }
 
 /// `spec/kademlia.md`: the method and the table.
-pub fn spec_md(sizes: Published, rows: &[Row]) -> String {
-    let (p10, p50, p90) = cities_rtts(sizes.nodes, sizes.seed);
+pub fn spec_md(setup: &Setup, rows: &[Row]) -> String {
+    let (p10, p50, p90) = cities_rtts(setup.nodes, setup.seed);
     let cities = CITIES
         .iter()
         .map(|(name, ..)| *name)
@@ -951,12 +887,12 @@ to a first response ([round-trips.md](round-trips.md)), and it has no
 Regenerate: `cargo run --release -p onetrip-bench --bin kademlia`
 (about four minutes on two cores).
 ",
-        nodes = sizes.nodes,
+        nodes = setup.nodes,
         idle = IDLE.as_secs(),
-        records = sizes.records,
-        queries = sizes.queries,
+        records = setup.records,
+        queries = setup.queries,
         uniform = UNIFORM_RTT.as_millis(),
-        seed = sizes.seed,
+        seed = setup.seed,
         access_lo = ACCESS_MS.0,
         access_hi = ACCESS_MS.1,
         stretch = ROUTE_STRETCH,

@@ -394,7 +394,7 @@ const SECTIONS: [(&str, &str); 1] = [(
 )];
 
 /// Writes a section of the summary (Markdown) to `file` under
-/// [`out_dir`]; [`write`] shows it.
+/// [`out_dir`]; [`write()`] shows it.
 ///
 /// # Errors
 /// If the file cannot be written.

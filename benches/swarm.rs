@@ -1,7 +1,8 @@
-//! rust-libp2p at its defaults and at its best, as real `Swarm`s built with
-//! `SwarmBuilder` over netsim links (`onetrip_netsim::libp2p::Transport`
-//! in `with_other_transport`, upgraded by rust-libp2p's own security and
-//! muxer crates), in virtual time.
+//! Real rust-libp2p `Swarm`s built with `SwarmBuilder` over netsim links, in
+//! virtual time: rust-libp2p's own stacks at their defaults and at their
+//! best (`onetrip_netsim::libp2p::Transport` upgraded by rust-libp2p's
+//! security and muxer crates), and onetrip's presets through its
+//! transports for Swarms.
 //!
 //! The clock starts at `Swarm::dial`; libp2p-stream's `Control::open_stream`
 //! then returns the stream once the connection is up and the stream's
@@ -14,7 +15,7 @@ use std::{fmt, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport,
+    PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport,
     core::{muxing::StreamMuxerBox, transport::Boxed, upgrade::Version},
     identity::Keypair,
     noise,
@@ -23,9 +24,10 @@ use libp2p::{
 };
 use onetrip_netsim::{Host, LinkConfig, Network};
 use onetrip_stack::{
-    BindUdp, Preset,
+    BindUdp, Preset, TransportKind,
     libp2p::StreamUpgrade,
     measure::{CLIENT, Measurement, REQUEST_LEN, SERVER},
+    multiaddr,
 };
 use tokio::time::Instant;
 
@@ -184,64 +186,22 @@ pub fn build<B: NetworkBehaviour>(
         .build())
 }
 
-/// A Swarm with `stack` on `host`, its only behaviour libp2p-stream.
-fn swarm(
-    key: Keypair,
-    host: Host,
-    stack: Libp2pTcp,
-) -> Result<Swarm<libp2p_stream::Behaviour>, BoxError> {
-    let transport = libp2p_transport(&key, host, stack)?;
-    build(
-        key,
-        transport,
-        libp2p_stream::Behaviour::new(),
-        stack.substreams(),
-    )
-}
-
 /// rust-libp2p with `stack`, both sides Swarms, over a netsim link of
-/// one-way delay `delay`: from `open_stream` (which dials) to the first
-/// byte of the echo. Must run with a paused clock.
+/// one-way delay `delay`: from the dial to the first byte of the echo.
+/// Must run with a paused clock.
 ///
 /// # Errors
 /// Whatever failed (nothing should on a loss-free link).
 pub async fn libp2p_tcp(stack: Libp2pTcp, delay: Duration) -> Result<Measurement, BoxError> {
-    let network = Network::new(LinkConfig::with_delay(delay))?;
-    let ping = StreamProtocol::new(PING);
-
-    let mut server = swarm(
-        Keypair::ed25519_from_bytes([2; 32])?,
-        network.host(SERVER),
-        stack,
-    )?;
-    let server_peer = *server.local_peer_id();
-    let addr: Multiaddr = format!("/ip4/{SERVER}/tcp/4001").parse()?;
-    server.listen_on(addr.clone())?;
-    serve_echo(server, ping.clone())?;
-
-    let mut client = swarm(
-        Keypair::ed25519_from_bytes([1; 32])?,
-        network.host(CLIENT),
-        stack,
-    )?;
-    let mut control = client.behaviour().new_control();
-    let start = Instant::now();
-    client.dial(DialOpts::peer_id(server_peer).addresses(vec![addr]).build())?;
-    let driver = tokio::spawn(async move {
-        loop {
-            client.select_next_some().await;
-        }
-    });
-    first_byte(&mut control, server_peer, ping).await?;
-    let ttfb = start.elapsed();
-    driver.abort();
-    Ok(Measurement {
-        rtt: network.rtt(CLIENT.into(), SERVER.into()),
-        ttfb,
-        recording: network.recorder().recording().until(ttfb),
-        early_muxer: false,
-        zero_rtt: None,
-    })
+    let transport = move |key: &Keypair, host| libp2p_transport(key, host, stack);
+    two_swarms(
+        transport,
+        stack.substreams(),
+        TransportKind::Tcp,
+        delay,
+        false,
+    )
+    .await
 }
 
 /// Runs `server`, echoing each `protocol` stream's request, in tasks of its
@@ -285,23 +245,6 @@ async fn first_byte(
     Ok(())
 }
 
-/// A Swarm on onetrip's transport with `preset` on `host` (see
-/// [`onetrip_transport`]), with `V1Lazy` substreams; its only behaviour
-/// libp2p-stream.
-fn onetrip_swarm(
-    key: Keypair,
-    host: Host,
-    preset: Preset,
-) -> Result<Swarm<libp2p_stream::Behaviour>, BoxError> {
-    let transport = onetrip_transport(&key, host, preset)?;
-    build(
-        key,
-        transport,
-        libp2p_stream::Behaviour::new(),
-        Version::V1Lazy,
-    )
-}
-
 /// Polls `swarm` until `future` completes.
 async fn driving<T>(
     swarm: &mut Swarm<libp2p_stream::Behaviour>,
@@ -317,11 +260,11 @@ async fn driving<T>(
 }
 
 /// Two Swarms on onetrip's transport with `preset` over a netsim link of
-/// one-way delay `delay`, as [`libp2p_tcp`] measures: from the dial to the
-/// first byte of the echo on a `V1Lazy` stream. With `reconnect`, a first
-/// connection (with one request) leaves what a reconnect may use (QUIC's
-/// session tickets), the client closes it, and its second connection is
-/// measured. Must run with a paused clock.
+/// one-way delay `delay`, as [`libp2p_tcp`] measures, with `V1Lazy`
+/// substreams. With `reconnect`, a first connection (with one request)
+/// leaves what a reconnect may use (QUIC's session tickets), the client
+/// closes it, and its second connection is measured. Must run with a
+/// paused clock.
 ///
 /// # Errors
 /// Whatever failed (nothing should on a loss-free link).
@@ -330,28 +273,44 @@ pub async fn onetrip(
     delay: Duration,
     reconnect: bool,
 ) -> Result<Measurement, BoxError> {
+    let transport = move |key: &Keypair, host| onetrip_transport(key, host, preset);
+    two_swarms(
+        transport,
+        Version::V1Lazy,
+        preset.transport(),
+        delay,
+        reconnect,
+    )
+    .await
+}
+
+/// A client and a server Swarm, each on a transport `transport` makes for
+/// its key and netsim host, over a link of one-way delay `delay`, and their
+/// substreams negotiated with `substreams`: from the client's dial to the
+/// first byte of the server's echo (after a first connection, closed, with
+/// `reconnect`).
+async fn two_swarms(
+    transport: impl Fn(&Keypair, Host) -> Result<Boxed<Connected>, BoxError>,
+    substreams: Version,
+    kind: TransportKind,
+    delay: Duration,
+    reconnect: bool,
+) -> Result<Measurement, BoxError> {
     let network = Network::new(LinkConfig::with_delay(delay))?;
     let ping = StreamProtocol::new(PING);
+    let swarm = |seed: u8, ip| {
+        let key = Keypair::ed25519_from_bytes([seed; 32])?;
+        let transport = transport(&key, network.host(ip))?;
+        build(key, transport, libp2p_stream::Behaviour::new(), substreams)
+    };
 
-    let mut server = onetrip_swarm(
-        Keypair::ed25519_from_bytes([2; 32])?,
-        network.host(SERVER),
-        preset,
-    )?;
+    let mut server = swarm(2, SERVER)?;
     let server_peer = *server.local_peer_id();
-    let addr: Multiaddr = match preset {
-        Preset::Tcp(_) => format!("/ip4/{SERVER}/tcp/4001"),
-        Preset::Quic(_) => format!("/ip4/{SERVER}/udp/4433/quic-v1"),
-    }
-    .parse()?;
+    let addr = multiaddr(kind, SocketAddr::new(SERVER.into(), 4001));
     server.listen_on(addr.clone())?;
     serve_echo(server, ping.clone())?;
 
-    let mut client = onetrip_swarm(
-        Keypair::ed25519_from_bytes([1; 32])?,
-        network.host(CLIENT),
-        preset,
-    )?;
+    let mut client = swarm(1, CLIENT)?;
     let mut control = client.behaviour().new_control();
     if reconnect {
         client.dial(

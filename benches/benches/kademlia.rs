@@ -15,7 +15,7 @@ const WARM_QUIC: kad::Stack = kad::Stack::Onetrip(Preset::Quic(QuicLayering::QUI
 fn main() {
     let smoke = !std::env::args().any(|arg| arg == "--bench");
     let (sizes, stacks) = if smoke {
-        let sizes = kad::Published {
+        let sizes = kad::Setup {
             nodes: 22,
             queries: 1,
             records: 1,
@@ -25,7 +25,7 @@ fn main() {
     } else {
         (kad::PUBLISHED, &kad::Stack::ALL[..])
     };
-    let rows = kad::measure_rows(sizes, stacks).unwrap_or_else(|err| panic!("kademlia: {err}"));
+    let rows = kad::measure_rows(&sizes, stacks).unwrap_or_else(|err| panic!("kademlia: {err}"));
     let table = kad::markdown(&rows);
     println!("{table}");
     if !smoke {

@@ -8,7 +8,7 @@ use std::{path::PathBuf, process::ExitCode};
 use onetrip_bench::{kad, summary};
 
 fn main() -> ExitCode {
-    let rows = match kad::measure_rows(kad::PUBLISHED, &kad::Stack::ALL) {
+    let rows = match kad::measure_rows(&kad::PUBLISHED, &kad::Stack::ALL) {
         Ok(rows) => rows,
         Err(err) => {
             eprintln!("kademlia: {err}");
@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     let table = kad::markdown(&rows);
     println!("{table}");
     let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec/kademlia.md");
-    let written = std::fs::write(&spec, kad::spec_md(kad::PUBLISHED, &rows))
+    let written = std::fs::write(&spec, kad::spec_md(&kad::PUBLISHED, &rows))
         .and_then(|()| summary::write_section(summary::KADEMLIA, &table));
     match written {
         Ok(()) => {

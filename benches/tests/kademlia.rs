@@ -17,7 +17,7 @@ const RTT: Duration = Duration::from_millis(100);
 /// The median `get_closest_peers` and `get_record` of `stack`, in RTTs.
 fn p50_rtts(stack: Stack, setup: &Setup) -> (f64, f64) {
     let outcome = measure::paused_runtime()
-        .block_on(kad::run(stack, setup))
+        .block_on(kad::run(stack, setup, Paths::Uniform(RTT)))
         .unwrap_or_else(|err| panic!("{}: {err}", stack.name()));
     assert_eq!(outcome.closest.len(), setup.queries);
     assert_eq!(outcome.records.len(), setup.queries);
@@ -47,7 +47,7 @@ fn lookups_cost_what_a_fresh_request_costs() {
         nodes: 24,
         queries: 3,
         records: 2,
-        paths: Paths::Uniform(RTT),
+        seed: 1,
     };
     let defaults = p50_rtts(Stack::Libp2p(Libp2pTcp::Defaults), &setup);
     let tcp = p50_rtts(Stack::Onetrip(Preset::Tcp(Layering::TCP_ONETRIP)), &setup);
