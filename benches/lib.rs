@@ -16,6 +16,8 @@ pub mod baseline;
 pub mod emulated;
 #[path = "fixtures.rs"]
 pub mod fixtures;
+#[path = "heap.rs"]
+pub mod heap;
 #[path = "kad.rs"]
 pub mod kad;
 #[path = "relay.rs"]

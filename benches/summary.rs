@@ -386,12 +386,22 @@ pub fn markdown(rows: &[Row]) -> String {
 /// `kademlia` bench and binary (`crate::kad`).
 pub const KADEMLIA: &str = "kademlia.md";
 
+/// The idle bench's section under [`out_dir`]: where an idle
+/// connection's bytes go, by component.
+pub const IDLE_COMPONENTS: &str = "idle-components.md";
+
 /// Sections the summary shows after its table, when they were written:
 /// (file under [`out_dir`], title).
-const SECTIONS: [(&str, &str); 1] = [(
-    KADEMLIA,
-    "Kademlia lookups: 50 Swarms over netsim, latency per stack (see spec/kademlia.md)",
-)];
+const SECTIONS: [(&str, &str); 2] = [
+    (
+        IDLE_COMPONENTS,
+        "Idle connections: heap bytes per connection (both ends), by component",
+    ),
+    (
+        KADEMLIA,
+        "Kademlia lookups: 50 Swarms over netsim, latency per stack (see spec/kademlia.md)",
+    ),
+];
 
 /// Writes a section of the summary (Markdown) to `file` under
 /// [`out_dir`]; [`write()`] shows it.
