@@ -37,6 +37,11 @@ use crate::{
 /// beyond this, new ones are reset.
 const INBOUND_QUEUE: usize = 64;
 
+/// The queue of [`INBOUND_QUEUE`] streams. They wait boxed: a tokio
+/// channel allocates its first block of 32 slots when it is made, and 32
+/// [`Stream`]s would be 11 KiB on every idle connection.
+type InboundQueue = mpsc::Receiver<Box<Stream>>;
+
 /// Inbound streams negotiating their protocol at once per connection;
 /// beyond this, new ones are reset. rust-libp2p's default for the same
 /// bound (`max_negotiating_inbound_streams`): a peer that opens 64
@@ -58,7 +63,7 @@ pub struct Connection {
     open_timeout: Duration,
     streams: Arc<Semaphore>,
     transport: Transport,
-    inbound: mpsc::Receiver<Stream>,
+    inbound: InboundQueue,
     /// A Fast Open dialer's first flight, held until the application uses
     /// the connection (TLS early data).
     first_flight: Option<FirstFlight>,
@@ -258,7 +263,7 @@ impl Connection {
         if let Some(flight) = &self.first_flight {
             flight.request_release();
         }
-        let stream = self.inbound.recv().await.ok_or(Error::ConnectionClosed)?;
+        let stream = *self.inbound.recv().await.ok_or(Error::ConnectionClosed)?;
         Ok((stream.protocol.clone(), stream))
     }
 
@@ -435,7 +440,7 @@ type Negotiating = BoxFuture<'static, Result<Stream, onetrip_multistream::Error>
 /// limits are dropped, which resets them.
 struct Inbound {
     negotiating: FuturesUnordered<Negotiating>,
-    queue: mpsc::Sender<Stream>,
+    queue: mpsc::Sender<Box<Stream>>,
     protocols: Arc<[Protocol]>,
     streams: Arc<Semaphore>,
     ended: Option<CancellationToken>,
@@ -448,7 +453,7 @@ struct Inbound {
 
 impl Inbound {
     fn new(
-        queue: mpsc::Sender<Stream>,
+        queue: mpsc::Sender<Box<Stream>>,
         config: &Config,
         streams: Arc<Semaphore>,
         ended: Option<CancellationToken>,
@@ -493,7 +498,7 @@ impl Inbound {
         while let Poll::Ready(Some(result)) = self.negotiating.poll_next_unpin(cx) {
             match result {
                 Ok(stream) => {
-                    if self.queue.try_send(stream).is_err() {
+                    if self.queue.try_send(Box::new(stream)).is_err() {
                         tracing::debug!("inbound stream queue full or unread: stream reset");
                     }
                 }
