@@ -36,6 +36,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod first_flight;
+mod gather;
 mod layering;
 mod tcp;
 mod tls_server;

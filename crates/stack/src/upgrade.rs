@@ -11,7 +11,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::{TlsConnector, client::TlsStream as TlsClient};
 use tokio_util::{
     compat::{Compat, TokioAsyncReadCompatExt},
@@ -22,6 +22,7 @@ use crate::{
     Config, Error, MuxerNegotiation, Security,
     config::yamux_protocol,
     first_flight::{FirstFlight, FirstFlightIo},
+    gather::Gather,
     tls_server::{EarlyPhase, TlsServer},
 };
 
@@ -95,7 +96,7 @@ pub(crate) struct Secured<T> {
 
 /// What a yamux session runs on: the secure channel, its writes gathered
 /// (see [`coalesce`]).
-pub(crate) type SessionIo<T> = Compat<BufWriter<MuxerIo<T>>>;
+pub(crate) type SessionIo<T> = Compat<Gather<MuxerIo<T>>>;
 
 impl<T: AsyncRead + AsyncWrite + Unpin> Secured<T> {
     /// Whether the muxer was chosen inside the security handshake.
@@ -142,12 +143,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Secured<T> {
 }
 
 /// Gathers yamux's writes (a frame's header and body are separate writes)
-/// until yamux flushes, so that they leave as one Noise frame and one
-/// `write` to the socket instead of several. It holds one full yamux data
-/// frame (16 KiB body and its 12-byte header) and is allocated for each
-/// connection's lifetime, so it is no bigger.
-fn coalesce<T: AsyncWrite>(io: T) -> BufWriter<T> {
-    BufWriter::with_capacity(COALESCE_CAPACITY, io)
+/// until yamux flushes, so that they leave as one Noise frame or TLS
+/// record and one `write` to the socket instead of several. It holds one
+/// full yamux data frame (16 KiB body and its 12-byte header), only while
+/// it holds bytes.
+fn coalesce<T: AsyncWrite>(io: T) -> Gather<T> {
+    Gather::new(io, COALESCE_CAPACITY)
 }
 
 /// yamux's default split send size plus its frame header (yamux spec,
