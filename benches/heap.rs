@@ -283,6 +283,7 @@ fn is_plumbing(name: &str) -> bool {
         "alloc::",
         "core::",
         "std::",
+        "hashbrown::",
         "__rust",
         module_path!(),
     ]

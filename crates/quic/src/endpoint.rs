@@ -103,7 +103,12 @@ impl Endpoint {
             match connecting.into_0rtt() {
                 Ok((inner, accepted)) => {
                     let handshake = Handshake::new(inner.clone(), accepted, dial, deadline);
-                    return Ok(Connection::new(inner, expected, Some(handshake)));
+                    return Ok(Connection::new(
+                        inner,
+                        expected,
+                        Some(handshake),
+                        self.config.max_streams,
+                    ));
                 }
                 Err(fresh) => connecting = fresh,
             }
@@ -115,7 +120,12 @@ impl Endpoint {
             Ok(Ok(inner)) => inner,
         };
         let remote_peer_id = dial.peer_id().ok_or(Error::NoIdentity)?;
-        Ok(Connection::new(inner, remote_peer_id, None))
+        Ok(Connection::new(
+            inner,
+            remote_peer_id,
+            None,
+            self.config.max_streams,
+        ))
     }
 
     /// The next incoming connection attempt, or `None` once the endpoint is
@@ -174,7 +184,7 @@ impl Accepting {
                     .run(connecting)
                     .await
                     .map_err(|_| Error::Timeout)??;
-                return authenticated(inner);
+                return authenticated(inner, self.config.max_streams);
             }
         };
         // A client resuming a session carries its certificate from that
@@ -185,7 +195,12 @@ impl Accepting {
         if self.config.accept_0rtt
             && let Ok(remote_peer_id) = client_peer_id(&inner)
         {
-            return Ok(Connection::new(inner, remote_peer_id, None));
+            return Ok(Connection::new(
+                inner,
+                remote_peer_id,
+                None,
+                self.config.max_streams,
+            ));
         }
         if deadline.run(accepted).await.is_err() {
             inner.close(0u32.into(), b"handshake timeout");
@@ -194,14 +209,14 @@ impl Accepting {
         if let Some(reason) = inner.close_reason() {
             return Err(reason.into());
         }
-        authenticated(inner)
+        authenticated(inner, self.config.max_streams)
     }
 }
 
 /// A server's connection whose handshake completed.
-fn authenticated(inner: quinn::Connection) -> Result<Connection, Error> {
+fn authenticated(inner: quinn::Connection, max_streams: u32) -> Result<Connection, Error> {
     let remote_peer_id = client_peer_id(&inner)?;
-    Ok(Connection::new(inner, remote_peer_id, None))
+    Ok(Connection::new(inner, remote_peer_id, None, max_streams))
 }
 
 /// The client's peer id, from the certificate of its session: the one the

@@ -48,7 +48,7 @@ mod stream;
 pub use crate::{
     config::{
         CONNECTION_WINDOW, Config, Congestion, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_STREAMS,
-        STREAM_RECEIVE_WINDOW,
+        INITIAL_STREAMS, STREAM_RECEIVE_WINDOW,
     },
     connection::Connection,
     early::MAX_EARLY_DATA,

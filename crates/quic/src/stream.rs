@@ -13,6 +13,7 @@ use quinn::{RecvStream, SendStream, WriteError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
+    connection::OpenStream,
     early::{Step, WriteSide},
     error::Error,
     handshake::Handshake,
@@ -34,6 +35,8 @@ pub struct Stream {
     write: WriteSide<Replacement>,
     /// Opened or accepted before the handshake completed.
     early: bool,
+    /// An accepted stream's place among those the peer has open.
+    _open: Option<OpenStream>,
 }
 
 /// What a 0-RTT stream needs to settle: the handshake to wait for, and the
@@ -65,7 +68,15 @@ impl Stream {
             send,
             recv,
             write: WriteSide::settled(),
+            _open: None,
         }
+    }
+
+    /// Counts the stream among those the peer has open until it is
+    /// dropped.
+    pub(crate) fn with_credit(mut self, open: OpenStream) -> Self {
+        self._open = Some(open);
+        self
     }
 
     /// A stream opened on `connection` during its 0-RTT `handshake`.
@@ -84,6 +95,7 @@ impl Stream {
                 connection,
                 opening: None,
             }),
+            _open: None,
         }
     }
 

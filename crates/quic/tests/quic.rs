@@ -7,7 +7,7 @@ use std::{net::Ipv4Addr, sync::Arc, time::Duration};
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_common::Deadline;
 use onetrip_netsim::{GilbertElliott, LinkConfig, LossModel, Network};
-use onetrip_quic::{CertificateError, Config, Endpoint, Error};
+use onetrip_quic::{CertificateError, Config, Endpoint, Error, INITIAL_STREAMS};
 use onetrip_testkit::certificates::{Extension, self_signed, signed_key};
 use onetrip_tls::ALPN;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -341,4 +341,59 @@ async fn a_handshake_fails_at_the_callers_deadline() {
     let (arrived, accepted, ended) = accepting.await.unwrap();
     assert!(matches!(accepted, Err(Error::Timeout)), "{accepted:?}");
     assert_eq!(ended - arrived, Duration::from_secs(3));
+}
+
+/// A peer may open many more streams at once than a new connection grants
+/// ([`INITIAL_STREAMS`]): the grant grows as it uses them, up to the
+/// configured maximum and no further.
+#[tokio::test(start_paused = true)]
+async fn the_stream_grant_grows_to_the_configured_maximum() {
+    const MAX: u32 = 3 * INITIAL_STREAMS;
+    let (client_ip, server_ip) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let network = Network::builder()
+        .default_link(LinkConfig::with_delay(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let server = Endpoint::with_socket(
+        network.host(server_ip).bind_udp(4433).unwrap(),
+        config().with_max_streams(MAX),
+    )
+    .unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let server_id = server.config().peer_id();
+    let accepting = tokio::spawn(async move {
+        let connection = server
+            .accept()
+            .await
+            .unwrap()
+            .establish(Deadline::NONE)
+            .await
+            .unwrap();
+        // Every stream stays open: the peer's grant is all in use.
+        let mut open = Vec::new();
+        while let Ok(stream) = connection.accept_bi().await {
+            open.push(stream);
+        }
+        open.len()
+    });
+    let client =
+        Endpoint::with_socket(network.host(client_ip).bind_udp(0).unwrap(), config()).unwrap();
+    let connection = client
+        .connect(server_addr, Some(server_id), Deadline::NONE)
+        .await
+        .unwrap();
+    let mut streams = Vec::new();
+    for i in 0..MAX {
+        let mut stream = bounded(&format!("stream {i}"), connection.open_bi())
+            .await
+            .unwrap();
+        // A stream reaches the peer with its first byte.
+        stream.write_all(b"x").await.unwrap();
+        stream.flush().await.unwrap();
+        streams.push(stream);
+    }
+    let beyond = tokio::time::timeout(Duration::from_secs(10), connection.open_bi()).await;
+    assert!(beyond.is_err(), "a stream beyond the maximum was granted");
+    connection.close();
+    assert_eq!(accepting.await.unwrap(), MAX as usize);
 }
