@@ -162,6 +162,14 @@ impl InputBuffer {
         &mut self.buf[self.len..]
     }
 
+    /// Frees the buffer if it holds no bytes; [`InputBuffer::spare`]
+    /// allocates again.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.len == 0 {
+            self.buf = Vec::new();
+        }
+    }
+
     /// Takes in the `n` bytes just written to the front of
     /// [`InputBuffer::spare`].
     ///
@@ -222,6 +230,12 @@ mod tests {
         );
         input.discard(PREFIX_LEN + MAX_FRAME_LEN);
         assert!(input.bytes().is_empty());
+        input.release_if_empty();
+        assert_eq!(input.buf.capacity(), 0, "an empty buffer is freed");
+        assert_eq!(input.spare().len(), MIN_READ);
+        input.filled(1).unwrap();
+        input.release_if_empty();
+        assert_eq!(input.bytes().len(), 1, "a buffer holding bytes is kept");
         assert!(matches!(
             input.filled(PREFIX_LEN + MAX_FRAME_LEN + 1),
             Err(Error::Misuse(Misuse::InputOverrun { .. }))

@@ -17,9 +17,10 @@ use crate::Transport;
 /// latency first); a write larger than
 /// [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN) fills a whole frame and
 /// reports that much written. Frames are encrypted and decrypted in place
-/// in two buffers that grow with the frames, to one frame at most: nothing
-/// is allocated per frame. `shutdown` half-closes after the pending frame
-/// is written.
+/// in two buffers that grow with the frames, to one frame at most, and are
+/// freed when the stream goes idle: when a read finds nothing to read, and
+/// when a flush has written everything. `shutdown` half-closes after the
+/// pending frame is written.
 #[derive(Debug)]
 pub struct NoiseStream<IO> {
     io: IO,
@@ -83,8 +84,17 @@ impl<IO: AsyncRead + Unpin> AsyncRead for NoiseStream<IO> {
                 return Poll::Ready(Ok(()));
             }
             let mut read = ReadBuf::new(this.transport.input_buffer());
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
-            match read.filled().len() {
+            let polled = Pin::new(&mut this.io).poll_read(cx, &mut read);
+            let n = read.filled().len();
+            match polled {
+                Poll::Pending => {
+                    // Nothing to read: an idle connection keeps no buffer.
+                    this.transport.release_input();
+                    return Poll::Pending;
+                }
+                Poll::Ready(result) => result?,
+            }
+            match n {
                 0 => return Poll::Ready(Ok(this.transport.handle_eof()?)),
                 n => this.transport.input_filled(n)?,
             }
@@ -116,6 +126,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for NoiseStream<IO> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_send(cx))?;
+        // All written: an idle connection keeps no frame buffer.
+        this.out = Vec::new();
+        this.sent = 0;
         Pin::new(&mut this.io).poll_flush(cx)
     }
 

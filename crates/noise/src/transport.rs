@@ -108,6 +108,16 @@ impl Transport {
         self.input.spare()
     }
 
+    /// Frees the input buffer if it holds no bytes (no frame begun, no
+    /// plaintext unread): for a caller whose read found nothing, so that an
+    /// idle connection holds no buffer. [`Transport::input_buffer`]
+    /// allocates again.
+    pub fn release_input(&mut self) {
+        if self.frame_end == 0 {
+            self.input.release_if_empty();
+        }
+    }
+
     /// Takes in the `n` bytes just written to the front of
     /// [`Transport::input_buffer`].
     ///
