@@ -105,6 +105,37 @@ async fn serve(mut connection: Connection) {
     }
 }
 
+/// Runs `start` on a runtime of its own, on a thread of its own, and keeps
+/// that runtime running the tasks `start` spawned (servers) for the rest
+/// of the process; returns what `start` returned (their addresses). A
+/// server there runs on its own core, as a remote peer would: a transfer
+/// seals on one core and opens on the other.
+///
+/// # Panics
+/// If the runtime cannot be made, or `start` panics.
+pub fn on_server_thread<F, Fut, T>(start: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    let (started, addrs) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("servers".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the servers");
+            rt.block_on(async move {
+                let _ = started.send(start().await);
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("a thread for the servers");
+    addrs.recv().expect("the servers started")
+}
+
 /// A client endpoint for `preset`.
 ///
 /// # Errors

@@ -17,6 +17,10 @@
 //!   transfer; with raw TCP (no security, no muxer) and the cipher
 //!   (ChaCha20-Poly1305 sealing) as ceilings.
 //!
+//! The servers run on a thread and runtime of their own, as remote peers
+//! would, so that a transfer seals on one core and opens on the other; the
+//! clients run on the bench's.
+//!
 //! Ends by writing `target/onetrip-bench/summary.{md,json}`.
 
 use std::time::Duration;
@@ -63,6 +67,8 @@ struct Fixture {
     libp2p_tcp: Vec<(Libp2pTcp, std::net::SocketAddr, Security)>,
     libp2p_quic: libp2p_core::Multiaddr,
     libp2p_quic_client: baseline::QuicTransport,
+    /// A plain TCP perf server.
+    raw_tcp: std::net::SocketAddr,
 }
 
 /// libp2p-quic's two ways of negotiating streams.
@@ -76,20 +82,27 @@ fn fixture() -> Fixture {
         .enable_all()
         .build()
         .unwrap();
-    let (server, libp2p_tcp, libp2p_quic) = rt.block_on(async {
+    // The servers run on a thread of their own, as remote peers would.
+    let (server, libp2p_tcp_servers, libp2p_quic, raw_tcp) = fixtures::on_server_thread(|| async {
         let mut libp2p_tcp = Vec::new();
         for stack in Libp2pTcp::ALL {
             let server = stack.security(&Keypair::generate_ed25519()).unwrap();
-            let client = stack.security(&Keypair::generate_ed25519()).unwrap();
-            let addr = baseline::tcp_server(server).await.unwrap();
-            libp2p_tcp.push((stack, addr, client));
+            libp2p_tcp.push((stack, baseline::tcp_server(server).await.unwrap()));
         }
         (
             OnetripServer::start().await.unwrap(),
             libp2p_tcp,
             baseline::quic_server().await.unwrap(),
+            fixtures::raw_tcp_server().await.unwrap(),
         )
     });
+    let libp2p_tcp = libp2p_tcp_servers
+        .into_iter()
+        .map(|(stack, addr)| {
+            let client = stack.security(&Keypair::generate_ed25519()).unwrap();
+            (stack, addr, client)
+        })
+        .collect();
     let clients: Vec<_> = Preset::all()
         .map(|(name, preset)| (name, preset, fixtures::client(preset).unwrap()))
         .collect();
@@ -116,6 +129,7 @@ fn fixture() -> Fixture {
         libp2p_tcp,
         libp2p_quic,
         libp2p_quic_client,
+        raw_tcp,
     }
 }
 
@@ -367,7 +381,7 @@ fn streams(c: &mut Criterion, f: &mut Fixture) {
 }
 
 fn throughput(c: &mut Criterion, f: &mut Fixture) {
-    let raw = f.rt.block_on(fixtures::raw_tcp_server()).unwrap();
+    let raw = f.raw_tcp;
     for (group_name, params) in [(group::DOWNLOAD, DOWNLOAD), (group::UPLOAD, UPLOAD)] {
         // Fresh connections for each group: one left idle through a whole
         // group of other stacks' transfers can outlast QUIC's idle timeout.

@@ -46,6 +46,16 @@ pub const MAX_YAMUX_WINDOW: usize = 1 << 30;
 /// The largest frame body yamux 0.14 accepts (`MAX_FRAME_BODY_LEN`).
 const YAMUX_MAX_FRAME_BODY: usize = 1024 * 1024;
 
+/// A yamux frame's header (yamux spec, "Framing").
+pub(crate) const YAMUX_HEADER_LEN: usize = 12;
+
+/// The largest data frame body we send: with its header, exactly the
+/// plaintext of one full Noise frame, so that a bulk transfer seals and
+/// writes whole 65,535-byte frames (yamux's default, 16 KiB, takes four
+/// times the frames, seals and system calls). go-libp2p and js-libp2p
+/// send and take frames of up to 64 KiB.
+pub(crate) const YAMUX_SPLIT_SEND_SIZE: usize = onetrip_noise::MAX_PLAINTEXT_LEN - YAMUX_HEADER_LEN;
+
 /// An endpoint's configuration: identity, layering, the protocols it
 /// answers on inbound streams, and its limits.
 ///
@@ -386,6 +396,7 @@ impl Config {
         let mut config = yamux::Config::default();
         // In this order: each setter checks the window covers the streams.
         config
+            .set_split_send_size(YAMUX_SPLIT_SEND_SIZE)
             .set_max_num_streams(streams)
             .set_max_connection_receive_window(Some(
                 streams * YAMUX_STREAM_WINDOW + (self.yamux_window - YAMUX_STREAM_WINDOW),

@@ -20,7 +20,7 @@ use tokio_util::{
 
 use crate::{
     Config, Error, MuxerNegotiation, Security,
-    config::yamux_protocol,
+    config::{YAMUX_HEADER_LEN, YAMUX_SPLIT_SEND_SIZE, yamux_protocol},
     first_flight::{FirstFlight, FirstFlightIo},
     gather::Gather,
     tls_server::{EarlyPhase, TlsServer},
@@ -143,17 +143,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Secured<T> {
 }
 
 /// Gathers yamux's writes (a frame's header and body are separate writes)
-/// until yamux flushes, so that they leave as one Noise frame or TLS
-/// record and one `write` to the socket instead of several. It holds one
-/// full yamux data frame (16 KiB body and its 12-byte header), only while
-/// it holds bytes.
+/// until yamux flushes, so that they leave as one Noise frame (or as few
+/// TLS records as they fill) and one `write` to the socket instead of
+/// several. It holds one full yamux data frame, only while it holds bytes.
 fn coalesce<T: AsyncWrite>(io: T) -> Gather<T> {
     Gather::new(io, COALESCE_CAPACITY)
 }
 
-/// yamux's default split send size plus its frame header (yamux spec,
-/// "Framing").
-const COALESCE_CAPACITY: usize = 16 * 1024 + 12;
+/// One whole yamux data frame, header included: as much as one Noise frame
+/// carries.
+const COALESCE_CAPACITY: usize = YAMUX_SPLIT_SEND_SIZE + YAMUX_HEADER_LEN;
 
 /// The security protocol as a [`Protocol`].
 fn security_protocol(security: Security) -> Protocol {
