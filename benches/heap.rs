@@ -9,9 +9,17 @@
 //! tokio task's allocation is the whole future the task runs, so it is
 //! reported as the tasks of whoever spawned it.
 //!
-//! ```ignore
+//! ```no_run
+//! use onetrip_bench::heap::{self, Profiler};
+//!
 //! #[global_allocator]
 //! static GLOBAL: Profiler = Profiler;
+//!
+//! let recording = heap::Recording::start();
+//! let kept = vec![0u8; 4096];
+//! let report = recording.finish(1);
+//! println!("{} B in use; by component: {:?}", heap::in_use(), report.components);
+//! # drop(kept);
 //! ```
 
 use std::{

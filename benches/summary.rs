@@ -96,6 +96,24 @@ fn suite(stack: &str) -> &'static str {
     }
 }
 
+/// The cipher bounds, benchmarks of [`group::DOWNLOAD`]: one core sealing
+/// 64 KiB in place, with each cipher the stacks run.
+pub mod bound {
+    /// ChaCha20-Poly1305 (ring): Noise's, and rust-libp2p's TLS and QUIC.
+    pub const CHACHA20_POLY1305: &str = "chacha20-poly1305-seal";
+    /// AES-256-GCM (ring): onetrip's TLS and QUIC.
+    pub const AES_256_GCM: &str = "aes-256-gcm-seal";
+}
+
+/// The bound of the cipher `stack` runs (see [`suite`]).
+fn cipher_bound(stack: &str) -> &'static str {
+    if suite(stack).contains("AES-256-GCM") {
+        bound::AES_256_GCM
+    } else {
+        bound::CHACHA20_POLY1305
+    }
+}
+
 /// Group names, shared by the benches and the summary.
 pub mod group {
     /// Dial to first response byte on loopback sockets.
@@ -184,6 +202,9 @@ pub struct Row {
     pub download_bytes_per_sec: Option<f64>,
     /// 64 MiB upload, bytes per second.
     pub upload_bytes_per_sec: Option<f64>,
+    /// One core sealing with the stack's cipher, bytes per second, from the
+    /// same run: the ceiling of a transfer whose ends each have a core.
+    pub cipher_bound_bytes_per_sec: Option<f64>,
     /// New stream and 1-byte round trip, seconds.
     pub stream_latency_secs: Option<f64>,
     /// Fresh connections with a one-byte request per second, 64 at once.
@@ -222,6 +243,8 @@ pub fn rows() -> Vec<Row> {
                 loopback_ttfb_secs: ttfb(stack),
                 download_bytes_per_sec: rate(group::DOWNLOAD),
                 upload_bytes_per_sec: rate(group::UPLOAD),
+                cipher_bound_bytes_per_sec: criterion_mean(group::DOWNLOAD, cipher_bound(stack))
+                    .map(|secs| TRANSFER as f64 / secs),
                 stream_latency_secs: criterion_mean(group::STREAMS, stack),
                 handshakes_per_sec: criterion_mean(group::HANDSHAKES, stack)
                     .map(|secs| HANDSHAKES as f64 / secs),
@@ -320,7 +343,8 @@ pub fn markdown(rows: &[Row]) -> String {
         "Written by `cargo bench` from its results (criterion's, under `target/criterion/`, and the \
          idle bench's). RTT: round trips to the first response byte, measured in netsim virtual time. \
          TTFB: dial to first response byte on loopback (CPU cost). Throughput: one 64 MiB perf transfer \
-         on loopback. Stream: a new stream and a 1-byte round trip on an open connection. Conn/s: fresh \
+         on loopback, the server on a core of its own; of cipher bound: download and upload over one \
+         core sealing 64 KiB in place with the stack's cipher, in the same run. Stream: a new stream and a 1-byte round trip on an open connection. Conn/s: fresh \
          connections with a one-byte request per second, 64 at once. Idle: heap bytes per idle \
          connection at 1,000 connections, both ends together. Ratio: loopback TTFB over that of the \
          best (fastest) rust-libp2p row of the same transport, named in the next column. A dash: not \
@@ -343,13 +367,13 @@ pub fn markdown(rows: &[Row]) -> String {
         let _ = writeln!(out, "- `{group}`: {when}{earlier}");
     }
     out.push_str(
-        "\n| stack | RTT | loopback TTFB | download | upload | stream | conn/s | idle | TTFB ratio | to | cryptography |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "\n| stack | RTT | loopback TTFB | download | upload | of cipher bound | stream | conn/s | idle | TTFB ratio | to | cryptography |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.stack,
             cell(row.rtts, |r| format!("{r:.2}")),
             cell(row.loopback_ttfb_secs, |s| format!("{:.0} µs", s * 1e6)),
@@ -361,6 +385,17 @@ pub fn markdown(rows: &[Row]) -> String {
                 "{:.0} MiB/s",
                 b / 1048576.0
             )),
+            cell(
+                row.download_bytes_per_sec
+                    .zip(row.upload_bytes_per_sec)
+                    .zip(row.cipher_bound_bytes_per_sec),
+                |((down, up), bound)| format!(
+                    "{:.0} % / {:.0} % of {:.0} MiB/s",
+                    100.0 * down / bound,
+                    100.0 * up / bound,
+                    bound / 1048576.0
+                )
+            ),
             cell(row.stream_latency_secs, |s| format!("{:.0} µs", s * 1e6)),
             cell(row.handshakes_per_sec, |r| format!("{r:.0}")),
             cell(row.idle_bytes, |b| format!("{:.1} KiB", b as f64 / 1024.0)),

@@ -14,8 +14,8 @@
 //! - `handshakes-per-second`: the perf spec's connections per second, 64
 //!   fresh connections at once, each with a one-byte request.
 //! - `throughput-download-64MiB`, `throughput-upload-64MiB`: one perf
-//!   transfer; with raw TCP (no security, no muxer) and the cipher
-//!   (ChaCha20-Poly1305 sealing) as ceilings.
+//!   transfer; with raw TCP (no security, no muxer) and the ciphers
+//!   (ChaCha20-Poly1305 and AES-256-GCM sealing on one core) as ceilings.
 //!
 //! The servers run on a thread and runtime of their own, as remote peers
 //! would, so that a transfer seals on one core and opens on the other; the
@@ -31,7 +31,9 @@ use multistream_select::Version;
 use onetrip_bench::{
     baseline::{self, Libp2pConnection, Security},
     fixtures::{self, OnetripServer},
-    summary::{self, HANDSHAKES, LIBP2P_QUIC, LIBP2P_QUIC_LAZY, RUST_LIBP2P_TCP, TRANSFER, group},
+    summary::{
+        self, HANDSHAKES, LIBP2P_QUIC, LIBP2P_QUIC_LAZY, RUST_LIBP2P_TCP, TRANSFER, bound, group,
+    },
     swarm::{self, Libp2pTcp},
 };
 use onetrip_perf::{Progress, RunParams};
@@ -39,7 +41,7 @@ use onetrip_stack::{
     Connection, Endpoint, Preset,
     measure::{self, ZeroRttServer},
 };
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use tokio::runtime::Runtime;
 
 /// The virtual RTT's one-way delay: RTT 50 ms.
@@ -422,30 +424,35 @@ fn throughput(c: &mut Criterion, f: &mut Fixture) {
         });
         group.finish();
     }
-    // The cipher every TCP stack here runs (Noise's ChaCha20-Poly1305),
-    // sealing as many bytes in 64 KiB frames: a ceiling for one core.
+    // The ciphers the stacks run (summary::suite), sealing as many bytes
+    // in 64 KiB frames: the ceiling of one core.
     let mut group = c.benchmark_group(group::DOWNLOAD);
     group
         .throughput(Throughput::Bytes(TRANSFER))
         .sample_size(10);
-    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[7; 32]).unwrap());
-    let mut frame = vec![0x5a; 64 << 10];
-    group.bench_function("chacha20-poly1305-seal", |b| {
-        b.iter(|| {
-            for n in 0..TRANSFER / (64 << 10) {
-                let mut nonce = [0; 12];
-                nonce[4..].copy_from_slice(&n.to_le_bytes());
-                let tag = key
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(nonce),
-                        Aad::empty(),
-                        &mut frame,
-                    )
-                    .unwrap();
-                let _ = std::hint::black_box(tag);
-            }
+    for (name, algorithm) in [
+        (bound::CHACHA20_POLY1305, &CHACHA20_POLY1305),
+        (bound::AES_256_GCM, &AES_256_GCM),
+    ] {
+        let key = LessSafeKey::new(UnboundKey::new(algorithm, &[7; 32]).unwrap());
+        let mut frame = vec![0x5a; 64 << 10];
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for n in 0..TRANSFER / (64 << 10) {
+                    let mut nonce = [0; 12];
+                    nonce[4..].copy_from_slice(&n.to_le_bytes());
+                    let tag = key
+                        .seal_in_place_separate_tag(
+                            Nonce::assume_unique_for_key(nonce),
+                            Aad::empty(),
+                            &mut frame,
+                        )
+                        .unwrap();
+                    let _ = std::hint::black_box(tag);
+                }
+            });
         });
-    });
+    }
     group.finish();
 }
 

@@ -148,6 +148,14 @@ pub enum Misuse {
         /// The room the buffer offered.
         room: usize,
     },
+    /// A frame given to
+    /// [`Transport::seal_in_place`](crate::Transport::seal_in_place) with
+    /// more plaintext than one frame carries, or no room for its length.
+    #[error("{len} bytes of plaintext do not make one frame")]
+    FrameTooLong {
+        /// The plaintext bytes.
+        len: usize,
+    },
 }
 
 /// The [`io::ErrorKind`] of an error that surfaces through `AsyncRead` /

@@ -8,27 +8,37 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::Transport;
+use crate::{
+    MAX_PLAINTEXT_LEN, TAG_LEN, Transport,
+    frame::{self, PREFIX_LEN},
+};
 
 /// An encrypted stream over `IO` after a Noise handshake: it moves bytes
 /// between `IO` and a [`Transport`], which frames, seals and opens them.
 ///
-/// Each write becomes one frame at once (small writes are not held back:
-/// latency first); a write larger than
-/// [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN) fills a whole frame and
-/// reports that much written. Frames are encrypted and decrypted in place
-/// in two buffers that grow with the frames, to one frame at most, and are
-/// freed when the stream goes idle: when a read finds nothing to read, and
-/// when a flush has written everything. `shutdown` half-closes after the
-/// pending frame is written.
+/// Writes are gathered into one frame, built in place, until a flush or
+/// until the frame is full ([`MAX_PLAINTEXT_LEN`] bytes): then it is
+/// sealed where it lies and written, so that a muxer's frame header and
+/// body leave as one Noise frame and one write, and plaintext is copied
+/// once on its way. As with any buffered writer, flush to send what was
+/// written. Frames are decrypted in place. Both buffers hold one frame at
+/// most, and are freed when the stream goes idle: when a read finds
+/// nothing to read, and when a flush has written everything. `shutdown`
+/// half-closes after the pending frame is written.
 #[derive(Debug)]
 pub struct NoiseStream<IO> {
     io: IO,
     transport: Transport,
-    /// The frame being written: `out[sent..]` is still to go.
+    /// One frame: being built (its length prefix, then the plaintext
+    /// gathered so far) while `sealed` is false, then sealed and going out,
+    /// `out[sent..]` still to be written.
     out: Vec<u8>,
+    sealed: bool,
     sent: usize,
 }
+
+/// One whole frame on the wire: its length, the largest plaintext, the tag.
+const FRAME_CAPACITY: usize = PREFIX_LEN + MAX_PLAINTEXT_LEN + TAG_LEN;
 
 impl<IO> NoiseStream<IO> {
     /// A secure stream over `io`, in the transport phase of a handshake run
@@ -38,6 +48,7 @@ impl<IO> NoiseStream<IO> {
             io,
             transport,
             out: Vec::new(),
+            sealed: false,
             sent: 0,
         }
     }
@@ -55,8 +66,21 @@ impl<IO> NoiseStream<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> NoiseStream<IO> {
-    /// Writes what is left of the pending frame.
+    /// Seals the frame being built, if any.
+    fn seal(&mut self) -> io::Result<()> {
+        if !self.sealed && !self.out.is_empty() {
+            self.transport.seal_in_place(&mut self.out, 0)?;
+            self.sealed = true;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left of the sealed frame; the buffer is empty (its
+    /// memory kept) once it is all written.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.sealed {
+            return Poll::Ready(Ok(()));
+        }
         while self.sent < self.out.len() {
             let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.sent..]))?;
             if n == 0 {
@@ -64,6 +88,17 @@ impl<IO: AsyncWrite + Unpin> NoiseStream<IO> {
             }
             self.sent += n;
         }
+        self.out.clear();
+        self.sealed = false;
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Seals and writes everything written so far, then frees the buffer.
+    fn poll_send_all(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.seal()?;
+        ready!(self.poll_send(cx))?;
+        self.out = Vec::new();
         Poll::Ready(Ok(()))
     }
 }
@@ -113,28 +148,38 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for NoiseStream<IO> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        this.out.clear();
-        this.sent = 0;
-        let n = this.transport.seal(buf, &mut this.out)?;
-        // The frame is ours now; start it on its way without waiting.
-        if let Poll::Ready(Err(err)) = this.poll_send(cx) {
-            return Poll::Ready(Err(err));
+        if this.out.is_empty() {
+            frame::begin(&mut this.out);
+        }
+        let gathered = this.out.len() - PREFIX_LEN;
+        let n = buf.len().min(MAX_PLAINTEXT_LEN - gathered);
+        // Room for these bytes and the tag, growing at least twofold (many
+        // small writes) and never beyond one whole frame.
+        let needed = this.out.len() + n + TAG_LEN;
+        if needed > this.out.capacity() {
+            let target = needed.max(2 * this.out.capacity()).min(FRAME_CAPACITY);
+            this.out.reserve_exact(target - this.out.len());
+        }
+        this.out.extend_from_slice(&buf[..n]);
+        if gathered + n == MAX_PLAINTEXT_LEN {
+            // A full frame: sealed and on its way, without waiting.
+            this.seal()?;
+            if let Poll::Ready(Err(err)) = this.poll_send(cx) {
+                return Poll::Ready(Err(err));
+            }
         }
         Poll::Ready(Ok(n))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send(cx))?;
-        // All written: an idle connection keeps no frame buffer.
-        this.out = Vec::new();
-        this.sent = 0;
+        ready!(this.poll_send_all(cx))?;
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send(cx))?;
+        ready!(this.poll_send_all(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }

@@ -2,7 +2,7 @@
 //! place on the way in.
 
 use crate::{
-    Error, InvalidFrame,
+    Error, InvalidFrame, Misuse,
     cipher::{CipherState, TAG_LEN},
     frame::{self, Frames, InputBuffer, MAX_FRAME_LEN, PREFIX_LEN},
 };
@@ -83,15 +83,37 @@ impl Transport {
         let n = plaintext.len().min(MAX_PLAINTEXT_LEN);
         let start = frame::begin(out);
         out.extend_from_slice(&plaintext[..n]);
-        match self.send.seal(&mut out[start + PREFIX_LEN..]) {
-            Ok(tag) => out.extend_from_slice(tag.as_ref()),
+        self.seal_in_place(out, start)?;
+        Ok(n)
+    }
+
+    /// Seals a frame built in place, without copying its plaintext: the
+    /// frame starts at `start` with [`PREFIX_LEN`] bytes of room for its
+    /// length, and its plaintext runs from there to the end of `frame`.
+    /// Writes the length and appends the tag. On error the frame is
+    /// removed (`frame` is cut back to `start`).
+    ///
+    /// # Errors
+    /// [`Misuse::FrameTooLong`](crate::Misuse::FrameTooLong) for more than
+    /// [`MAX_PLAINTEXT_LEN`] bytes of plaintext, or no room for the
+    /// length; [`Error::NonceExhausted`] after 2^64 - 1 frames; an
+    /// earlier error.
+    pub fn seal_in_place(&mut self, frame: &mut Vec<u8>, start: usize) -> Result<(), Error> {
+        self.check()?;
+        let plaintext = frame.len().saturating_sub(start + PREFIX_LEN);
+        if frame.len() < start + PREFIX_LEN || plaintext > MAX_PLAINTEXT_LEN {
+            frame.truncate(start);
+            return Err(Misuse::FrameTooLong { len: plaintext }.into());
+        }
+        match self.send.seal(&mut frame[start + PREFIX_LEN..]) {
+            Ok(tag) => frame.extend_from_slice(tag.as_ref()),
             Err(err) => {
-                out.truncate(start);
+                frame.truncate(start);
                 return Err(self.fail(err));
             }
         }
-        frame::end(out, start);
-        Ok(n)
+        frame::end(frame, start);
+        Ok(())
     }
 
     /// Copies in as much of `input` as the input buffer takes (it holds one

@@ -79,10 +79,12 @@ async fn peers_authenticate_and_exchange_data_both_ways() {
     assert_eq!(l_out.remote_peer_id, dialer.peer_id());
     assert_eq!((d_out.muxer, l_out.muxer), (None, None));
     d_stream.write_all(b"to the listener").await.unwrap();
+    d_stream.flush().await.unwrap();
     let mut buf = [0; 15];
     l_stream.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"to the listener");
     l_stream.write_all(b"to the dialer").await.unwrap();
+    l_stream.flush().await.unwrap();
     let mut buf = [0; 13];
     d_stream.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"to the dialer");

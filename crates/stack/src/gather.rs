@@ -15,7 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// An idle connection spends nothing on it.
 ///
 /// A write of `capacity` bytes or more, with nothing gathered, goes
-/// straight through. Reads pass through.
+/// straight through: with a capacity of 0, every write does, for a writer
+/// that gathers by itself. Reads pass through.
 #[derive(Debug)]
 pub(crate) struct Gather<W> {
     inner: W,

@@ -136,18 +136,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Secured<T> {
         config: &Config,
         mode: yamux::Mode,
     ) -> (PeerId, yamux::Connection<SessionIo<T>>) {
-        let io = coalesce(self.io).compat();
+        let io = coalesce(self.security(), self.io).compat();
         let session = yamux::Connection::new(io, config.yamux(), mode);
         (self.remote_peer_id, session)
     }
 }
 
 /// Gathers yamux's writes (a frame's header and body are separate writes)
-/// until yamux flushes, so that they leave as one Noise frame (or as few
-/// TLS records as they fill) and one `write` to the socket instead of
-/// several. It holds one full yamux data frame, only while it holds bytes.
-fn coalesce<T: AsyncWrite>(io: T) -> Gather<T> {
-    Gather::new(io, COALESCE_CAPACITY)
+/// until yamux flushes, so that they leave as one TLS record (or as few as
+/// they fill) and one `write` to the socket instead of several. It holds
+/// one full yamux data frame, only while it holds bytes. A Noise stream
+/// gathers its frames itself, sealing them where they were gathered: over
+/// Noise, writes pass straight through.
+fn coalesce<T: AsyncWrite>(security: Security, io: T) -> Gather<T> {
+    match security {
+        Security::Noise => Gather::new(io, 0),
+        Security::Tls => Gather::new(io, COALESCE_CAPACITY),
+    }
 }
 
 /// One whole yamux data frame, header included: as much as one Noise frame
