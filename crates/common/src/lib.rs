@@ -10,7 +10,9 @@
 //!   the one that was dialed, whichever layer found out;
 //! - [`Deadline`]: the caller's deadline for a whole connection setup. The
 //!   adapters take it as a parameter and own no timer of their own, so one
-//!   deadline bounds every step, whichever step is slow.
+//!   deadline bounds every step, whichever step is slow;
+//! - [`poll_write_out`]: writing out the bytes an adapter holds for its
+//!   inner writer.
 //!
 //! [`io::Error`]: std::io::Error
 
@@ -18,8 +20,10 @@ mod deadline;
 mod io_error;
 #[cfg(feature = "identity")]
 mod peer;
+mod write_out;
 
 pub use deadline::{Deadline, Elapsed};
 pub use io_error::IoError;
 #[cfg(feature = "identity")]
 pub use peer::PeerIdMismatch;
+pub use write_out::poll_write_out;

@@ -7,7 +7,7 @@ use std::{
     task::{Context, Poll, Waker, ready},
 };
 
-use onetrip_common::Deadline;
+use onetrip_common::{Deadline, poll_write_out};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::{Dialer, Error, Listener, MAX_MESSAGE_LEN, Mode, Protocol, Status};
@@ -303,13 +303,12 @@ impl<IO> Negotiated<IO> {
 impl<IO: AsyncWrite + Unpin> Negotiated<IO> {
     /// Writes the pending negotiation (and coalesced) bytes.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.out_pos < self.out.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.out_pos..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.out_pos += n;
-        }
+        ready!(poll_write_out(
+            &mut self.io,
+            cx,
+            &self.out,
+            &mut self.out_pos
+        ))?;
         if !self.out.is_empty() {
             self.out = Vec::new();
             self.out_pos = 0;

@@ -6,6 +6,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
+use onetrip_common::poll_write_out;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
@@ -81,13 +82,7 @@ impl<IO: AsyncWrite + Unpin> NoiseStream<IO> {
         if !self.sealed {
             return Poll::Ready(Ok(()));
         }
-        while self.sent < self.out.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.out[self.sent..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.sent += n;
-        }
+        ready!(poll_write_out(&mut self.io, cx, &self.out, &mut self.sent))?;
         self.out.clear();
         self.sealed = false;
         self.sent = 0;

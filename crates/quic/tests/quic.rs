@@ -26,6 +26,17 @@ fn loopback() -> std::net::SocketAddr {
     (Ipv4Addr::LOCALHOST, 0).into()
 }
 
+/// The next connection `server` accepts, its handshake completed.
+async fn accept(server: &Endpoint) -> onetrip_quic::Connection {
+    server
+        .accept()
+        .await
+        .unwrap()
+        .establish(Deadline::NONE)
+        .await
+        .unwrap()
+}
+
 fn endpoint(config: Config) -> Endpoint {
     Endpoint::bind(loopback(), config).unwrap()
 }
@@ -212,13 +223,7 @@ async fn ten_megabytes_through_gilbert_elliott_loss() {
         .collect();
     let expected = data.clone();
     let receiver = tokio::spawn(async move {
-        let connection = server
-            .accept()
-            .await
-            .unwrap()
-            .establish(Deadline::NONE)
-            .await
-            .unwrap();
+        let connection = accept(&server).await;
         let mut stream = connection.accept_bi().await.unwrap();
         let mut received = Vec::with_capacity(LEN);
         stream.read_to_end(&mut received).await.unwrap();
@@ -362,13 +367,7 @@ async fn the_stream_grant_grows_to_the_configured_maximum() {
     let server_addr = server.local_addr().unwrap();
     let server_id = server.config().peer_id();
     let accepting = tokio::spawn(async move {
-        let connection = server
-            .accept()
-            .await
-            .unwrap()
-            .establish(Deadline::NONE)
-            .await
-            .unwrap();
+        let connection = accept(&server).await;
         // Every stream stays open: the peer's grant is all in use.
         let mut open = Vec::new();
         while let Ok(stream) = connection.accept_bi().await {

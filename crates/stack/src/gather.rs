@@ -6,6 +6,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
+use onetrip_common::poll_write_out;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Gathers small writes until a flush, so that they reach the inner writer
@@ -47,13 +48,12 @@ impl<W> Gather<W> {
 impl<W: AsyncWrite + Unpin> Gather<W> {
     /// Writes out what is gathered, then releases the buffer.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.buf.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.buf[self.written..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.written += n;
-        }
+        ready!(poll_write_out(
+            &mut self.inner,
+            cx,
+            &self.buf,
+            &mut self.written
+        ))?;
         self.buf = Vec::new();
         self.written = 0;
         Poll::Ready(Ok(()))
