@@ -1,17 +1,15 @@
 //! Authenticated connections.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
-    },
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use libp2p_identity::PeerId;
 
 use crate::{
-    config::INITIAL_STREAMS, early::Outcome, error::Error, handshake::Handshake, stream::Stream,
+    credit::{OpenStream, StreamCredit},
+    early::Outcome,
+    error::Error,
+    handshake::Handshake,
+    stream::Stream,
 };
 
 /// An authenticated QUIC connection.
@@ -35,11 +33,7 @@ impl Connection {
             inner,
             remote_peer_id,
             handshake,
-            credit: Arc::new(StreamCredit {
-                open: AtomicU32::new(0),
-                limit: Mutex::new(max_streams.min(INITIAL_STREAMS)),
-                max: max_streams,
-            }),
+            credit: Arc::new(StreamCredit::new(max_streams)),
         }
     }
 
@@ -132,51 +126,5 @@ impl Connection {
     /// Waits until the connection is closed, and says why.
     pub async fn closed(&self) -> Error {
         self.inner.closed().await.into()
-    }
-}
-
-/// The streams the peer may have open at once, granted as it uses them:
-/// quinn sets up state for every stream the peer may open, so a connection
-/// starts with [`INITIAL_STREAMS`] and doubles the grant, up to the
-/// configured maximum, whenever half of it is open.
-#[derive(Debug)]
-struct StreamCredit {
-    /// Accepted streams not yet dropped.
-    open: AtomicU32,
-    /// The peer's current grant.
-    limit: Mutex<u32>,
-    /// The configured maximum.
-    max: u32,
-}
-
-impl StreamCredit {
-    /// Raises the grant if half of it is open.
-    fn grow(&self, connection: &quinn::Connection) {
-        let open = self.open.load(Ordering::Relaxed);
-        let mut limit = self
-            .limit
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *limit < self.max && 2 * open >= *limit {
-            *limit = limit.saturating_mul(2).min(self.max);
-            connection.set_max_concurrent_bi_streams((*limit).into());
-        }
-    }
-}
-
-/// An accepted stream's place in its connection's [`StreamCredit`].
-#[derive(Debug)]
-pub(crate) struct OpenStream(Arc<StreamCredit>);
-
-impl OpenStream {
-    fn new(credit: &Arc<StreamCredit>) -> Self {
-        credit.open.fetch_add(1, Ordering::Relaxed);
-        OpenStream(credit.clone())
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -39,6 +39,7 @@
 
 mod config;
 mod connection;
+mod credit;
 mod early;
 mod endpoint;
 mod error;

@@ -13,7 +13,7 @@ use quinn::{RecvStream, SendStream, WriteError};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
-    connection::OpenStream,
+    credit::OpenStream,
     early::{Step, WriteSide},
     error::Error,
     handshake::Handshake,
