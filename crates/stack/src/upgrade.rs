@@ -299,10 +299,13 @@ where
         .await
         .map_err(tls_io_error)?;
     let connection = stream.connection();
-    // A resumed session keeps the client's certificate chain.
+    // The verifier accepted the client's certificate chain, in this
+    // handshake or in the one whose session it resumes (the ticket keeps
+    // the chain): read its peer id without checking it again.
     let remote_peer_id = match connection.peer_certificates() {
         Some([end_entity, intermediates @ ..]) => {
-            onetrip_tls::peer_id(end_entity, intermediates).map_err(onetrip_tls::Error::from)?
+            onetrip_tls::verified_peer_id(end_entity, intermediates)
+                .map_err(onetrip_tls::Error::from)?
         }
         // The verifier requires a certificate: rustls would have failed.
         _ => {

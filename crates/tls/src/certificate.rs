@@ -39,33 +39,80 @@ pub fn peer_id(
     }
 }
 
-/// Why `libp2p-tls` refused a certificate: finds the first rule of the
-/// libp2p TLS spec it breaks.
-fn diagnose(der: &CertificateDer<'_>) -> CertificateError {
+/// The peer id of a certificate chain that a verifier of ours has
+/// accepted: in this connection's handshake, or in the handshake whose
+/// session it resumes (the server keeps the chain in its ticket). It is
+/// read from the extension without checking the certificate's and the
+/// extension's signatures again: [`peer_id`] would spend an ECDSA and an
+/// Ed25519 verification on every connection, resumed ones included.
+///
+/// # Errors
+/// [`CertificateError::NotSingle`], [`CertificateError::Malformed`],
+/// [`CertificateError::MissingExtension`],
+/// [`CertificateError::InvalidExtension`]: none for a chain a verifier
+/// accepted.
+pub fn verified_peer_id(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+) -> Result<PeerId, CertificateError> {
+    if !intermediates.is_empty() {
+        return Err(CertificateError::NotSingle);
+    }
+    let (_, extension) = extension(end_entity)?;
+    Ok(extension.public_key.to_peer_id())
+}
+
+/// The libp2p Public Key Extension of a certificate, decoded, unchecked.
+struct SignedKey {
+    public_key: PublicKey,
+    signature: Vec<u8>,
+}
+
+/// Parses a certificate and decodes its libp2p extension, checking no
+/// signature.
+fn extension<'a>(
+    der: &'a CertificateDer<'_>,
+) -> Result<(x509_parser::certificate::X509Certificate<'a>, SignedKey), CertificateError> {
     let Ok((_, certificate)) = x509_parser::parse_x509_certificate(der.as_ref()) else {
-        return CertificateError::Malformed;
+        return Err(CertificateError::Malformed);
     };
     let Ok(oid) = x509_parser::der_parser::oid::Oid::from(&EXTENSION_OID) else {
-        return CertificateError::Malformed;
+        return Err(CertificateError::Malformed);
     };
     let Some(extension) = certificate
         .extensions()
         .iter()
         .find(|extension| extension.oid == oid)
     else {
-        return CertificateError::MissingExtension;
+        return Err(CertificateError::MissingExtension);
     };
     // SignedKey ::= SEQUENCE { publicKey OCTET STRING, signature OCTET STRING }
     let Ok((public_key, signature)) = yasna::decode_der::<(Vec<u8>, Vec<u8>)>(extension.value)
     else {
-        return CertificateError::InvalidExtension;
+        return Err(CertificateError::InvalidExtension);
     };
     let Ok(public_key) = PublicKey::try_decode_protobuf(&public_key) else {
-        return CertificateError::InvalidExtension;
+        return Err(CertificateError::InvalidExtension);
+    };
+    Ok((
+        certificate,
+        SignedKey {
+            public_key,
+            signature,
+        },
+    ))
+}
+
+/// Why `libp2p-tls` refused a certificate: finds the first rule of the
+/// libp2p TLS spec it breaks.
+fn diagnose(der: &CertificateDer<'_>) -> CertificateError {
+    let (certificate, extension) = match extension(der) {
+        Ok(parsed) => parsed,
+        Err(err) => return err,
     };
     let mut signed = SIGNATURE_PREFIX.to_vec();
     signed.extend_from_slice(certificate.public_key().raw);
-    if !public_key.verify(&signed, &signature) {
+    if !extension.public_key.verify(&signed, &extension.signature) {
         return CertificateError::BadExtensionSignature;
     }
     // Extension fine: the certificate itself is at fault (validity period,
@@ -100,4 +147,34 @@ pub(crate) fn schemes() -> Vec<SignatureScheme> {
         SignatureScheme::RSA_PKCS1_SHA384,
         SignatureScheme::RSA_PKCS1_SHA512,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p_identity::Keypair;
+
+    use super::*;
+
+    /// A verified chain's peer id is the one the full check finds.
+    #[test]
+    fn a_verified_chain_names_the_same_peer() {
+        let keypair = Keypair::generate_ed25519();
+        let (certificate, _) = libp2p_tls::certificate::generate(&keypair).unwrap();
+        assert_eq!(
+            verified_peer_id(&certificate, &[]).unwrap(),
+            keypair.public().to_peer_id()
+        );
+        assert_eq!(
+            peer_id(&certificate, &[]).unwrap(),
+            keypair.public().to_peer_id()
+        );
+        assert!(matches!(
+            verified_peer_id(&certificate, std::slice::from_ref(&certificate)),
+            Err(CertificateError::NotSingle)
+        ));
+        assert!(matches!(
+            verified_peer_id(&CertificateDer::from(vec![0x30, 0x03, 1, 2, 3]), &[]),
+            Err(CertificateError::Malformed)
+        ));
+    }
 }

@@ -8,4 +8,5 @@ use rustls::pki_types::CertificateDer;
 pub fn certificate(data: &[u8]) {
     let certificate = CertificateDer::from(data);
     let _ = crate::certificate::peer_id(&certificate, &[]);
+    let _ = crate::certificate::verified_peer_id(&certificate, &[]);
 }

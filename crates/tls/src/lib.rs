@@ -41,7 +41,7 @@ pub mod fuzzing;
 
 pub use crate::{
     alpn::ALPN,
-    certificate::{EXTENSION_OID, SIGNATURE_PREFIX, peer_id},
+    certificate::{EXTENSION_OID, SIGNATURE_PREFIX, peer_id, verified_peer_id},
     dial::Dial,
     error::{CertificateError, Error},
     identity::Identity,
