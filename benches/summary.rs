@@ -235,16 +235,16 @@ pub fn rows() -> Vec<Row> {
         .iter()
         .map(|&stack| {
             let best = best(transport(stack));
-            let rate = |group| criterion_mean(group, stack).map(|secs| TRANSFER as f64 / secs);
+            // Bytes per second of a benchmark that moves TRANSFER bytes.
+            let rate = |group, name| criterion_mean(group, name).map(|secs| TRANSFER as f64 / secs);
             Row {
                 stack: stack.into(),
                 rtts: criterion_mean(group::HANDSHAKE_VIRTUAL, stack)
                     .map(|secs| secs / VIRTUAL_RTT_SECS),
                 loopback_ttfb_secs: ttfb(stack),
-                download_bytes_per_sec: rate(group::DOWNLOAD),
-                upload_bytes_per_sec: rate(group::UPLOAD),
-                cipher_bound_bytes_per_sec: criterion_mean(group::DOWNLOAD, cipher_bound(stack))
-                    .map(|secs| TRANSFER as f64 / secs),
+                download_bytes_per_sec: rate(group::DOWNLOAD, stack),
+                upload_bytes_per_sec: rate(group::UPLOAD, stack),
+                cipher_bound_bytes_per_sec: rate(group::DOWNLOAD, cipher_bound(stack)),
                 stream_latency_secs: criterion_mean(group::STREAMS, stack),
                 handshakes_per_sec: criterion_mean(group::HANDSHAKES, stack)
                     .map(|secs| HANDSHAKES as f64 / secs),
@@ -344,7 +344,8 @@ pub fn markdown(rows: &[Row]) -> String {
          idle bench's). RTT: round trips to the first response byte, measured in netsim virtual time. \
          TTFB: dial to first response byte on loopback (CPU cost). Throughput: one 64 MiB perf transfer \
          on loopback, the server on a core of its own; of cipher bound: download and upload over one \
-         core sealing 64 KiB in place with the stack's cipher, in the same run. Stream: a new stream and a 1-byte round trip on an open connection. Conn/s: fresh \
+         core sealing 64 KiB in place with the stack's cipher, in the same run. Stream: a new stream \
+         and a 1-byte round trip on an open connection. Conn/s: fresh \
          connections with a one-byte request per second, 64 at once. Idle: heap bytes per idle \
          connection at 1,000 connections, both ends together. Ratio: loopback TTFB over that of the \
          best (fastest) rust-libp2p row of the same transport, named in the next column. A dash: not \

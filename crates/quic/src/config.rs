@@ -24,6 +24,14 @@ pub const DEFAULT_MAX_STREAMS: u32 = 100;
 /// 32 costs 2.7 KiB (64 buckets, which hold 56 streams: room for ours).
 pub const INITIAL_STREAMS: u32 = 32;
 
+/// The streams a new connection grants the peer under a cap of `max`: the
+/// transport parameter it sends, and where its [`StreamCredit`] starts.
+///
+/// [`StreamCredit`]: crate::credit::StreamCredit
+pub(crate) fn initial_grant(max: u32) -> u32 {
+    max.min(INITIAL_STREAMS)
+}
+
 /// How much a peer may send on one stream before we read it: 10 MB, as
 /// libp2p-quic (`max_stream_data`). A stream moves at most this per round
 /// trip: 1.27 Gbit/s at RTT 63 ms (quinn's default, 1.25 MB, caps it at
@@ -188,7 +196,7 @@ impl Config {
         let mut transport = quinn::TransportConfig::default();
         transport
             .max_idle_timeout(Some(idle))
-            .max_concurrent_bidi_streams(self.max_streams.min(INITIAL_STREAMS).into())
+            .max_concurrent_bidi_streams(initial_grant(self.max_streams).into())
             .max_concurrent_uni_streams(0u32.into())
             .keep_alive_interval(self.keep_alive)
             .stream_receive_window(STREAM_RECEIVE_WINDOW.into())

@@ -6,11 +6,11 @@ use std::sync::{
     atomic::{AtomicU32, Ordering},
 };
 
-use crate::config::INITIAL_STREAMS;
+use crate::config::initial_grant;
 
 /// The streams the peer may have open at once, granted as it uses them:
 /// quinn sets up state for every stream the peer may open, so a connection
-/// starts with [`INITIAL_STREAMS`] and doubles the grant, up to the
+/// starts with [`INITIAL_STREAMS`](crate::INITIAL_STREAMS) and doubles the grant, up to the
 /// configured maximum, whenever half of it is open.
 #[derive(Debug)]
 pub(crate) struct StreamCredit {
@@ -23,11 +23,11 @@ pub(crate) struct StreamCredit {
 }
 
 impl StreamCredit {
-    /// A new connection's: [`INITIAL_STREAMS`] granted, up to `max`.
+    /// A new connection's: [`INITIAL_STREAMS`](crate::INITIAL_STREAMS) granted, up to `max`.
     pub(crate) fn new(max: u32) -> Self {
         StreamCredit {
             open: AtomicU32::new(0),
-            limit: Mutex::new(max.min(INITIAL_STREAMS)),
+            limit: Mutex::new(initial_grant(max)),
             max,
         }
     }
