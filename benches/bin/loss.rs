@@ -128,7 +128,7 @@ fn main() -> Result<(), BoxError> {
                 .get(ttfbs.len() / 2)
                 .copied()
                 .ok_or_else(|| failed.unwrap_or_default());
-            let goodput = real_run(&emulator, &servers, stack, Way::Download, bytes)
+            let goodput = real_run(&emulator, &servers, stack, Way::Download, bytes, 1)
                 .map(|throughput| throughput.whole);
             eprintln!(
                 "{name}, {}: ttfb {ttfb:?}, goodput {goodput:?}",

@@ -24,8 +24,8 @@
 use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
 use onetrip_bench::emulated::{
-    BoxError, STACKS, Servers, Stack, Throughput, WAN_YAMUX_WINDOW, Way, bottleneck, config,
-    measured, onetrip_transfer, real_run, start_servers,
+    BoxError, STACKS, Stack, Throughput, WAN_YAMUX_WINDOW, Way, bottleneck, config, measured,
+    onetrip_transfer, real_run, start_servers,
 };
 use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{LinkConfig, Network};
@@ -109,32 +109,9 @@ async fn virtual_run(stack: Stack, way: Way, bytes: u64) -> Result<Throughput, B
 
 // ---- The real kernel -------------------------------------------------
 
-/// Transfers per real-kernel cell: the kernel's congestion control and the
-/// scheduling of two shared cores move one transfer's rate by several
-/// percent, so each cell is the median of these.
+/// Transfers per real-kernel cell, whose median it shows (see
+/// `emulated::real_run`).
 const REAL_RUNS: usize = 3;
-
-/// The figure a cell leads with: the steady rate of a download, the whole
-/// transfer's for an upload.
-fn headline(throughput: &Throughput) -> f64 {
-    throughput.steady.unwrap_or(throughput.whole)
-}
-
-/// [`REAL_RUNS`] transfers, each on a fresh connection: the median by
-/// [`headline`] (the first error, if any failed).
-fn real_median(
-    emulator: &Emulator,
-    servers: &Servers,
-    stack: Stack,
-    way: Way,
-    bytes: u64,
-) -> Result<Throughput, String> {
-    let mut runs = (0..REAL_RUNS)
-        .map(|_| real_run(emulator, servers, stack, way, bytes))
-        .collect::<Result<Vec<_>, _>>()?;
-    runs.sort_by(|a, b| headline(a).total_cmp(&headline(b)));
-    Ok(runs.swap_remove(REAL_RUNS / 2))
-}
 
 // ---- The table -------------------------------------------------------
 
@@ -224,7 +201,7 @@ fn main() -> Result<(), BoxError> {
                         cells.push(fraction(&Err("not measured".into()), real_rate));
                         continue;
                     }
-                    let measured = real_median(&emulator, &servers, *stack, way, bytes);
+                    let measured = real_run(&emulator, &servers, *stack, way, bytes, REAL_RUNS);
                     let cell = fraction(&measured, real_rate);
                     eprintln!("real {rate_mbit} Mbit/s {} {way:?}: {cell}", stack.name());
                     cells.push(cell);
