@@ -9,7 +9,9 @@ use multistream_select::Version;
 use onetrip_netem::{Emulator, SERVER};
 use onetrip_netsim::LinkConfig;
 use onetrip_perf::{Progress, RunParams, runner};
-use onetrip_stack::{Config, Connection, Endpoint, Preset, TransportKind, measure, multiaddr};
+use onetrip_stack::{
+    Config, Congestion, Connection, Endpoint, Preset, TransportKind, measure, multiaddr,
+};
 
 pub use crate::baseline::BoxError;
 use crate::{baseline, fixtures};
@@ -239,16 +241,18 @@ pub struct Servers {
 
 /// Starts every server in the server namespace, on a thread and runtime of
 /// its own there. The onetrip server's yamux window is the WAN one (a
-/// receiver's window limits a download's sender).
+/// receiver's window limits a download's sender), and its QUIC connections
+/// run `congestion` (what a download's sender does about loss).
 ///
 /// # Panics
 /// If a server cannot start.
-pub fn start_servers(emulator: &Emulator) -> Servers {
-    emulator.server.start(|| async {
+pub fn start_servers(emulator: &Emulator, congestion: Congestion) -> Servers {
+    emulator.server.start(move || async move {
         let config = fixtures::OnetripServer::config()
             .unwrap()
             .with_yamux_window(WAN_YAMUX_WINDOW)
-            .unwrap();
+            .unwrap()
+            .with_quic_congestion(congestion);
         let onetrip = fixtures::OnetripServer::start_on(
             config,
             SocketAddr::from((SERVER, 4001)),

@@ -3,22 +3,27 @@
 //! no loss, then 1 % and 5 % mean loss, Bernoulli against Gilbert-Elliott
 //! (mean bursts of 4 packets, the chain stepping every millisecond) with
 //! the same mean. Time to first byte (a dial and a ping on a fresh stream,
-//! the median of five) and goodput (a download on one stream).
+//! the median of five) and goodput (a download on one stream), each stack
+//! under BBR and under CUBIC (the kernel's for TCP, quinn's for QUIC).
 //!
 //! Then a replay of a cellular downlink: a synthetic delivery trace (see
 //! [`cellular_trace`] for the method) in the Mahimahi format, the uplink at
 //! 10 Mbit/s.
 //!
 //! `cargo run --release -p onetrip-bench --bin loss [-- --bytes N]` prints
-//! the table and writes `spec/loss.md` and `spec/loss.svg`. Needs root.
+//! the table and writes `spec/loss.md` and `spec/loss.svg`. Needs root: it
+//! also adds BBR and CUBIC to the host's
+//! `net.ipv4.tcp_allowed_congestion_control` while it runs (a namespace may
+//! choose only an allowed controller), and puts the list back.
 
 use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
 use onetrip_bench::emulated::{
-    BoxError, Stack, Way, bottleneck, real_run, real_ttfb, start_servers,
+    BoxError, Servers, Stack, Way, bottleneck, real_run, real_ttfb, start_servers,
 };
 use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{DeliveryTrace, GilbertElliott, LinkConfig, LossModel};
+use onetrip_stack::Congestion;
 
 const RTT: Duration = Duration::from_millis(63);
 const RATE: u64 = 100_000_000;
@@ -31,6 +36,88 @@ const STACKS: [Stack; 3] = [
     Stack::Onetrip("tcp-tls-onetrip", None),
     Stack::Onetrip("quic-optimistic", None),
 ];
+
+/// The congestion controllers each stack runs under, one emulator each:
+/// the kernel's for TCP (`net.ipv4.tcp_congestion_control` in both
+/// namespaces), quinn's for QUIC (the onetrip server's, which sends the
+/// downloads). TCP against QUIC compares transports only under the same
+/// controller: BBR does not take a loss for congestion, CUBIC does.
+const CONTROLLERS: [Controller; 2] = [Controller::Bbr, Controller::Cubic];
+
+#[derive(Debug, Clone, Copy)]
+enum Controller {
+    Bbr,
+    Cubic,
+}
+
+impl Controller {
+    fn name(self) -> &'static str {
+        match self {
+            Controller::Bbr => "BBR",
+            Controller::Cubic => "CUBIC",
+        }
+    }
+
+    /// The kernel's name for it.
+    fn kernel(self) -> &'static str {
+        match self {
+            Controller::Bbr => "bbr",
+            Controller::Cubic => "cubic",
+        }
+    }
+
+    fn quic(self) -> Congestion {
+        match self {
+            Controller::Bbr => Congestion::Bbr,
+            Controller::Cubic => Congestion::Cubic,
+        }
+    }
+}
+
+/// The host's `net.ipv4.tcp_allowed_congestion_control`, with the
+/// [`CONTROLLERS`] added for as long as this lives. A network namespace
+/// may make only an allowed controller its default, and the list is the
+/// host's alone; the previous list is written back on drop.
+struct AllowedControllers {
+    previous: String,
+}
+
+const ALLOWED: &str = "/proc/sys/net/ipv4/tcp_allowed_congestion_control";
+
+impl AllowedControllers {
+    fn allow() -> std::io::Result<Self> {
+        let previous = std::fs::read_to_string(ALLOWED)?.trim().to_owned();
+        let mut allowed: Vec<&str> = previous.split_whitespace().collect();
+        for controller in CONTROLLERS {
+            if !allowed.contains(&controller.kernel()) {
+                allowed.push(controller.kernel());
+            }
+        }
+        std::fs::write(ALLOWED, allowed.join(" "))?;
+        Ok(AllowedControllers { previous })
+    }
+}
+
+impl Drop for AllowedControllers {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::write(ALLOWED, &self.previous) {
+            eprintln!("could not restore {ALLOWED} to {:?}: {err}", self.previous);
+        }
+    }
+}
+
+/// What one row measures, in the table's order: every stack under each
+/// controller in turn.
+fn runs() -> impl Iterator<Item = (Controller, Stack)> {
+    CONTROLLERS
+        .into_iter()
+        .flat_map(|controller| STACKS.into_iter().map(move |stack| (controller, stack)))
+}
+
+/// How the table and the plot name a run.
+fn run_name(controller: Controller, stack: Stack) -> String {
+    format!("{}, {}", stack.name(), controller.name())
+}
 
 /// The paths, by name: the loss models at the bottleneck, then the
 /// cellular replay.
@@ -99,6 +186,26 @@ struct Cell {
     goodput: Result<f64, String>,
 }
 
+/// The median TTFB of [`DIALS`] dials of `stack`, and the goodput of one
+/// download of `bytes`.
+fn measure(emulator: &Emulator, servers: &Servers, stack: Stack, bytes: u64) -> Cell {
+    let mut ttfbs = Vec::new();
+    let mut failed = None;
+    for _ in 0..DIALS {
+        match real_ttfb(emulator, servers, stack) {
+            Ok(ttfb) => ttfbs.push(ttfb),
+            Err(err) => failed = Some(err),
+        }
+    }
+    ttfbs.sort();
+    let ttfb = ttfbs
+        .get(ttfbs.len() / 2)
+        .copied()
+        .ok_or_else(|| failed.unwrap_or_default());
+    let goodput = real_run(emulator, servers, stack, Way::Download, bytes, 1).map(|run| run.whole);
+    Cell { ttfb, goodput }
+}
+
 fn main() -> Result<(), BoxError> {
     let mut bytes = BYTES;
     let mut args = std::env::args().skip(1);
@@ -109,32 +216,28 @@ fn main() -> Result<(), BoxError> {
         }
     }
     let paths = paths()?;
+    let _allowed = AllowedControllers::allow()
+        .map_err(|err| format!("cannot allow the controllers in {ALLOWED} (needs root): {err}"))?;
     let mut cells: Vec<Vec<Cell>> = Vec::new();
     for (name, path) in &paths {
-        let emulator = Emulator::start(path.clone())?;
-        let servers = start_servers(&emulator);
         let mut row = Vec::new();
-        for stack in STACKS {
-            let mut ttfbs = Vec::new();
-            let mut failed = None;
-            for _ in 0..DIALS {
-                match real_ttfb(&emulator, &servers, stack) {
-                    Ok(ttfb) => ttfbs.push(ttfb),
-                    Err(err) => failed = Some(err),
-                }
+        for controller in CONTROLLERS {
+            // A fresh emulator and servers for each controller.
+            let emulator = Emulator::start(path.clone())?;
+            for namespace in [&emulator.server, &emulator.client] {
+                namespace.set_sysctl("net/ipv4/tcp_congestion_control", controller.kernel())?;
             }
-            ttfbs.sort();
-            let ttfb = ttfbs
-                .get(ttfbs.len() / 2)
-                .copied()
-                .ok_or_else(|| failed.unwrap_or_default());
-            let goodput = real_run(&emulator, &servers, stack, Way::Download, bytes, 1)
-                .map(|throughput| throughput.whole);
-            eprintln!(
-                "{name}, {}: ttfb {ttfb:?}, goodput {goodput:?}",
-                stack.name()
-            );
-            row.push(Cell { ttfb, goodput });
+            let servers = start_servers(&emulator, controller.quic());
+            for stack in STACKS {
+                let cell = measure(&emulator, &servers, stack, bytes);
+                eprintln!(
+                    "{name}, {}: ttfb {:?}, goodput {:?}",
+                    run_name(controller, stack),
+                    cell.ttfb,
+                    cell.goodput
+                );
+                row.push(cell);
+            }
         }
         cells.push(row);
     }
@@ -157,8 +260,12 @@ outages in 2 % of the intervals: `cellular_trace` in
 Mahimahi's default). TTFB: from the dial to the first byte of the
 answer to a ping on a fresh stream, the median of {DIALS} dials. Goodput: a
 download of {} MB on one stream, from the request to the last byte. TCP is
-the kernel's (its default congestion control here, BBR), QUIC is quinn's
-(CUBIC).
+the kernel's, QUIC is quinn's, each measured under BBR and under CUBIC
+(the kernel's controller in both namespaces; quinn's on the onetrip
+server, which sends the downloads): compare TCP with QUIC under the same
+controller. BBR does not take a loss for congestion; CUBIC does, and its
+goodput through random loss falls as 1/√p (about 2 Mbit/s at 1 % and RTT
+63 ms, by Mathis' formula for 1,200-byte packets).
 
 ![goodput by loss model](loss.svg)
 
@@ -170,7 +277,7 @@ the kernel's (its default congestion control here, BBR), QUIC is quinn's
         bytes as f64 / 1e6,
     );
     for ((name, _), row) in paths.iter().zip(&cells) {
-        for (stack, cell) in STACKS.iter().zip(row) {
+        for ((controller, stack), cell) in runs().zip(row) {
             let ttfb = match &cell.ttfb {
                 Ok(t) => format!(
                     "{:.0} ms ({:.2} RTT)",
@@ -183,7 +290,11 @@ the kernel's (its default congestion control here, BBR), QUIC is quinn's
                 Ok(bps) => format!("{:.1} Mbit/s", bps / 1e6),
                 Err(err) => format!("— ({err})"),
             };
-            let _ = writeln!(out, "| {name} | {} | {ttfb} | {goodput} |", stack.name());
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {ttfb} | {goodput} |",
+                run_name(controller, stack)
+            );
         }
     }
     println!("{out}");
@@ -194,18 +305,22 @@ the kernel's (its default congestion control here, BBR), QUIC is quinn's
     Ok(())
 }
 
-/// Goodput as grouped bars: one group per loss model, one bar per stack.
+/// Goodput as grouped bars: one group per loss model, one bar per stack
+/// and controller (CUBIC's in a lighter shade of the stack's colour).
 fn svg(models: &[(&str, Path)], cells: &[Vec<Cell>]) -> String {
-    const WIDTH: f64 = 760.0;
-    const HEIGHT: f64 = 320.0;
+    const WIDTH: f64 = 860.0;
+    const HEIGHT: f64 = 340.0;
     const LEFT: f64 = 60.0;
     const BOTTOM: f64 = 60.0;
     const TOP: f64 = 30.0;
-    const COLOURS: [&str; 3] = ["#1f77b4", "#ff7f0e", "#2ca02c"];
+    const COLOURS: [&str; 6] = [
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#aec7e8", "#ffbb78", "#98df8a",
+    ];
+    let bars = runs().count();
     let max = RATE as f64 / 1e6;
     let plot_height = HEIGHT - BOTTOM - TOP;
     let group = (WIDTH - LEFT - 20.0) / models.len() as f64;
-    let bar = group / (STACKS.len() as f64 + 1.0);
+    let bar = group / (bars as f64 + 1.0);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -245,20 +360,21 @@ fn svg(models: &[(&str, Path)], cells: &[Vec<Cell>]) -> String {
         let _ = writeln!(
             out,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{name}</text>"#,
-            x0 + bar * STACKS.len() as f64 / 2.0,
+            x0 + bar * bars as f64 / 2.0,
             HEIGHT - BOTTOM + 16.0
         );
     }
-    for (s, stack) in STACKS.iter().enumerate() {
-        let x = LEFT + 200.0 * s as f64;
-        let y = HEIGHT - 18.0;
+    for (s, (controller, stack)) in runs().enumerate() {
+        // A line of the legend per controller.
+        let x = LEFT + 260.0 * (s % STACKS.len()) as f64;
+        let y = HEIGHT - 30.0 + 16.0 * (s / STACKS.len()) as f64;
         let _ = writeln!(
             out,
             r#"<rect x="{x:.1}" y="{:.1}" width="10" height="10" fill="{}"/><text x="{:.1}" y="{y:.1}">{}</text>"#,
             y - 9.0,
             COLOURS[s % COLOURS.len()],
             x + 14.0,
-            stack.name().replace('`', "")
+            run_name(controller, stack).replace('`', "")
         );
     }
     out.push_str("</svg>\n");

@@ -30,7 +30,7 @@ use onetrip_bench::emulated::{
 use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{LinkConfig, Network};
 use onetrip_perf::{ServerLimits, runner};
-use onetrip_stack::{Endpoint, Preset, measure};
+use onetrip_stack::{Congestion, Endpoint, Preset, measure};
 
 const RTT: Duration = Duration::from_millis(63);
 /// The size of each transfer in virtual time, and the least on the real
@@ -193,7 +193,7 @@ fn main() -> Result<(), BoxError> {
                 namespace.set_sysctl("net/ipv4/tcp_rmem", "4096 131072 67108864")?;
                 namespace.set_sysctl("net/ipv4/tcp_wmem", "4096 16384 67108864")?;
             }
-            let servers = start_servers(&emulator);
+            let servers = start_servers(&emulator, Congestion::Cubic);
             let began = std::time::Instant::now();
             for (stack, cells) in &mut rows {
                 for way in [Way::Download, Way::Upload] {

@@ -128,6 +128,11 @@ impl Config {
         self
     }
 
+    /// The congestion controller.
+    pub fn congestion(&self) -> Congestion {
+        self.congestion
+    }
+
     /// Caps the streams the peer may have open at once. A connection grants
     /// [`INITIAL_STREAMS`] of them at first, and doubles the grant whenever
     /// half of it is open, up to this cap.

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 use libp2p_identity::{Keypair, PeerId};
 use onetrip_multistream::{Deadline, Protocol};
 use onetrip_noise::MuxerPolicy;
+use onetrip_quic::Congestion;
 use onetrip_tls::{DEFAULT_SERVER_SESSIONS, DEFAULT_TICKET_PEERS, ServerSessions, TicketStore};
 
 use crate::{ConfigError, Error, Layering, MuxerNegotiation, Preset, QuicLayering, YAMUX};
@@ -140,6 +141,15 @@ impl Config {
     /// Negotiates QUIC connections by `layering`.
     pub fn with_quic_layering(mut self, layering: QuicLayering) -> Self {
         self.quic_layering = layering;
+        self
+    }
+
+    /// The congestion controller of QUIC connections (quinn's): CUBIC by
+    /// default, as libp2p-quic's. BBR does not take a loss for congestion,
+    /// which matters on a lossy path (see `spec/loss.md`). On TCP, the
+    /// kernel's controller applies (`net.ipv4.tcp_congestion_control`).
+    pub fn with_quic_congestion(mut self, congestion: Congestion) -> Self {
+        self.quic = self.quic.with_congestion(congestion);
         self
     }
 
@@ -452,6 +462,14 @@ pub(crate) fn yamux_protocol() -> Protocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quic_congestion_controller_reaches_the_quic_configuration() {
+        let config = Config::new(Keypair::generate_ed25519()).unwrap();
+        assert_eq!(config.quic().congestion(), Congestion::Cubic);
+        let bbr = config.with_quic_congestion(Congestion::Bbr);
+        assert_eq!(bbr.quic().congestion(), Congestion::Bbr);
+    }
 
     #[test]
     fn the_yamux_window_sets_how_far_the_connection_window_grows() {

@@ -66,6 +66,7 @@ pub use crate::{
 };
 pub use onetrip_multistream::{Mode, Protocol};
 pub use onetrip_noise::MuxerPolicy;
+pub use onetrip_quic::Congestion;
 
 /// The yamux protocol id (libp2p specs: yamux/README.md).
 pub const YAMUX: &str = "/yamux/1.0.0";
