@@ -6,8 +6,8 @@
 //! [`PacketLink`] (the same model netsim's virtual-time links run on: MTU,
 //! delay, bandwidth with a drop-tail queue, Bernoulli or Gilbert-Elliott
 //! loss, delivery and loss/delay traces) when it arrives, and writes it
-//! into the other namespace then (a few tens of microseconds late: the
-//! writer sleeps rather than spins). This is how
+//! into the other namespace then (under a tenth of a millisecond late,
+//! measured: the writer sleeps rather than spins). This is how
 //! Mahimahi emulates links; here one [`LinkConfig`] describes both the
 //! virtual link and the real one, so the kernel's own TCP (its handshake,
 //! loss recovery, congestion control, TCP Fast Open) and any program, ours
