@@ -216,8 +216,12 @@ fn main() -> Result<(), BoxError> {
         }
     }
     let paths = paths()?;
-    let _allowed = AllowedControllers::allow()
-        .map_err(|err| format!("cannot allow the controllers in {ALLOWED} (needs root): {err}"))?;
+    let _allowed = AllowedControllers::allow().map_err(|err| {
+        format!(
+            "cannot allow the controllers in {ALLOWED} ({err}): this needs root, and the \
+                 kernel's tcp_bbr module (modprobe tcp_bbr)"
+        )
+    })?;
     let mut cells: Vec<Vec<Cell>> = Vec::new();
     for (name, path) in &paths {
         let mut row = Vec::new();

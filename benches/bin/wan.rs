@@ -194,7 +194,7 @@ fn main() -> Result<(), BoxError> {
                 namespace.set_sysctl("net/ipv4/tcp_wmem", "4096 16384 67108864")?;
             }
             let servers = start_servers(&emulator, Congestion::Cubic);
-            let began = std::time::Instant::now();
+            let (began, cpu_before) = (std::time::Instant::now(), emulator.forwarder_cpu());
             for (stack, cells) in &mut rows {
                 for way in [Way::Download, Way::Upload] {
                     if !chosen(*stack) {
@@ -207,7 +207,8 @@ fn main() -> Result<(), BoxError> {
                     cells.push(cell);
                 }
             }
-            let cores = emulator.forwarder_cpu().as_secs_f64() / began.elapsed().as_secs_f64();
+            let cpu = emulator.forwarder_cpu() - cpu_before;
+            let cores = cpu.as_secs_f64() / began.elapsed().as_secs_f64();
             forwarder_cores.push((rate_mbit, cores));
         }
     }
@@ -246,7 +247,8 @@ One `LinkConfig` describes both paths:
 - **the real kernel** through the TUN emulator (`onetrip-netem`) at {},
   a drop-tail queue of one bandwidth-delay product, the kernel's TCP (its
   default congestion control here, BBR) with `tcp_rmem`/`tcp_wmem` up to
-  64 MB.
+  64 MB, and QUIC under CUBIC (quinn's, onetrip's default: see
+  [loss.md](loss.md) for both transports under both controllers).
 
 The onetrip server listens with a yamux window of {} MiB; the
 default yamux window (1 MiB) is kept where a row says so (it is what
