@@ -16,11 +16,15 @@ use onetrip_stack::{
 pub use crate::baseline::BoxError;
 use crate::{baseline, fixtures};
 
-/// A yamux window for long fat paths: four times the bandwidth-delay
-/// product at 1 Gbit/s and 63 ms, since yamux sends a window update only
-/// once half the window is used (16 MiB measured 58 % of 1 Gbit/s where
-/// 32 MiB measured 70 %, with 400 MB transfers).
-pub const WAN_YAMUX_WINDOW: usize = 32 << 20;
+/// A yamux window for long fat paths. At 1 Gbit/s and 63 ms the
+/// bandwidth-delay product is 7.9 MB, and twice that once the bottleneck's
+/// queue (one more bandwidth-delay product) fills; yamux sends a window
+/// update only once half the window is used, so the window must be twice
+/// what is in flight. With 32 MiB, three full runs of the `wan` binary
+/// measured `tcp-onetrip` and `tcp-tls-onetrip` at 86-94 % of 1 Gbit/s
+/// (rust-libp2p, whose window may grow to 1 GiB, at 96-98 %); with 64 MiB,
+/// 96-102 % in one run of those rows.
+pub const WAN_YAMUX_WINDOW: usize = 64 << 20;
 
 /// A bottleneck of `rate` bits per second on a path of round-trip time
 /// `rtt`: half of it each way, and a drop-tail queue of one

@@ -11,7 +11,7 @@
 //!   bandwidth-delay product, and quinn's congestion control runs. No
 //!   stack over yamux on TCP is measured there ([`WALL_CLOCK`]);
 //! - **the real kernel**: the TUN emulator (`onetrip-netem`) at each rate
-//!   of `--rate-mbit` (100 and 1000 by default, comma-separated), a
+//!   of `--rate-mbit` (100, 500 and 1000 by default, comma-separated), a
 //!   drop-tail queue of one bandwidth-delay product, the kernel's TCP (BBR
 //!   or CUBIC, as the host's namespaces default) with `tcp_rmem`/`tcp_wmem`
 //!   up to 64 MB. Needs root.
@@ -138,7 +138,7 @@ fn fraction(measured: &Result<Throughput, String>, rate: u64) -> String {
 }
 
 fn main() -> Result<(), BoxError> {
-    let (mut rates_mbit, mut bytes, mut only) = (vec![100, 1000], None::<u64>, None::<String>);
+    let (mut rates_mbit, mut bytes, mut only) = (vec![100, 500, 1000], None::<u64>, None::<String>);
     let mut stack_filter = None::<String>;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -285,7 +285,7 @@ Read with care:
             .iter()
             .map(|r| format!("{r} Mbit/s"))
             .collect::<Vec<_>>()
-            .join(" and "),
+            .join(", "),
         WAN_YAMUX_WINDOW >> 20,
         rates_mbit
             .iter()
