@@ -146,7 +146,7 @@ fn handshake_loopback(c: &mut Criterion, f: &mut Fixture) {
         .measurement_time(Duration::from_secs(2));
     for (name, preset, client) in &f.clients {
         let (server, preset) = (&f.server, *preset);
-        let tickets = resumes(preset).then(|| tickets(client, preset));
+        let tickets = early_data_tickets(client, preset);
         group.bench_function(*name, |b| {
             b.to_async(&f.rt).iter_custom(|iters| {
                 let tickets = tickets.clone();
@@ -204,20 +204,18 @@ fn handshake_loopback(c: &mut Criterion, f: &mut Fixture) {
     group.finish();
 }
 
-/// Whether `preset` sends early data on a session ticket (TLS 1.3 early
-/// data, QUIC 0-RTT); TCP Fast Open alone needs no ticket of ours.
-fn resumes(preset: Preset) -> bool {
+/// The session tickets `client` keeps for its dials of `preset`, if those
+/// send early data on a ticket (TLS 1.3 early data, QUIC 0-RTT); TCP Fast
+/// Open alone needs no ticket of ours.
+fn early_data_tickets(client: &Endpoint, preset: Preset) -> Option<Arc<TicketStore>> {
     match preset {
-        Preset::Tcp(layering) => layering.early_data,
-        Preset::Quic(layering) => layering.zero_rtt,
-    }
-}
-
-/// The session tickets `client` keeps for its dials of `preset`.
-fn tickets(client: &Endpoint, preset: Preset) -> Arc<TicketStore> {
-    match preset {
-        Preset::Tcp(_) => client.config().tls_ticket_store().clone(),
-        Preset::Quic(_) => client.config().quic().ticket_store().clone(),
+        Preset::Tcp(layering) if layering.early_data => {
+            Some(client.config().tls_ticket_store().clone())
+        }
+        Preset::Quic(layering) if layering.zero_rtt => {
+            Some(client.config().quic().ticket_store().clone())
+        }
+        _ => None,
     }
 }
 

@@ -62,13 +62,9 @@ struct Timed {
 }
 
 impl Timed {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        lock(&self.queue)
-    }
-
     /// Queues `due`; wakes the writer only if it is now the first due.
     fn push(&self, due: Due) {
-        let mut queue = self.lock();
+        let mut queue = lock(&self.queue);
         let first = queue.waiting.peek().is_none_or(|Reverse(head)| due < *head);
         queue.waiting.push(Reverse(due));
         drop(queue);
@@ -78,14 +74,14 @@ impl Timed {
     }
 
     fn close(&self) {
-        self.lock().closed = true;
+        lock(&self.queue).closed = true;
         self.head_changed.notify_one();
     }
 
     /// Waits until packets are due, and moves them (in order) into
     /// `ready`; returns false once the queue is closed and empty.
     fn wait_due(&self, ready: &mut Vec<Vec<u8>>) -> bool {
-        let mut queue = self.lock();
+        let mut queue = lock(&self.queue);
         loop {
             let now = Instant::now();
             while let Some(Reverse(head)) = queue.waiting.peek() {
