@@ -209,7 +209,8 @@ fn main() -> Result<(), BoxError> {
             }
             let cpu = emulator.forwarder_cpu() - cpu_before;
             let cores = cpu.as_secs_f64() / began.elapsed().as_secs_f64();
-            forwarder_cores.push((rate_mbit, cores));
+            let (up, down) = emulator.counters();
+            forwarder_cores.push((rate_mbit, cores, up.not_read + down.not_read));
         }
     }
 
@@ -306,10 +307,13 @@ Read with care:
         let _ = writeln!(
             out,
             "\nThe forwarder's own CPU time over the real-kernel runs, as cores kept busy \
-             on average: {}.",
+             on average, and the packets a TUN device dropped because the forwarder was not \
+             scheduled in time to read them (loss the link did not decide): {}.",
             forwarder_cores
                 .iter()
-                .map(|(rate, cores)| format!("{cores:.2} at {rate} Mbit/s"))
+                .map(|(rate, cores, not_read)| {
+                    format!("{cores:.2} and {not_read} at {rate} Mbit/s")
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );

@@ -145,6 +145,8 @@ impl Direction {
             link: lock(&self.link).counters(),
             written: self.written.load(Ordering::Relaxed),
             write_failed: self.write_failed.load(Ordering::Relaxed),
+            // The sending namespace's kernel counts these.
+            not_read: 0,
         }
     }
 }
