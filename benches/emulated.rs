@@ -130,8 +130,9 @@ pub struct Throughput {
     /// the senders' ramp-up included.
     pub whole: f64,
     /// For a download: the rate while the client read the middle half of
-    /// the bytes (from a quarter to three quarters), what the connection
-    /// sustains once its windows are open. Not for an upload: its client
+    /// the bytes (from a quarter to three quarters), fitted through its
+    /// byte count read every millisecond: what the connection sustains
+    /// once its windows are open. Not for an upload: its client
     /// counts what it wrote, which runs ahead of what arrived by as much as
     /// its buffers took in meanwhile (up to 64 MB here).
     pub steady: Option<f64>,
@@ -145,8 +146,7 @@ impl Throughput {
     }
 }
 
-/// How often [`measured`] reads the client's byte count: at most this
-/// error on each end of the middle half, which takes seconds.
+/// How often [`measured`] reads the client's byte count.
 const SAMPLE: Duration = Duration::from_millis(1);
 
 /// Runs one transfer of `bytes` one `way` (the connection is set up
@@ -165,7 +165,9 @@ where
 {
     let progress = Arc::new(Progress::default());
     let marks = [bytes / 4, bytes / 4 * 3];
-    let mut crossed = [None; 2];
+    // (seconds since the start, bytes read) from the first sample at or
+    // past the first mark to the first at or past the second.
+    let mut middle = Vec::new();
     let start = tokio::time::Instant::now();
     let transfer = run(progress.clone());
     tokio::pin!(transfer);
@@ -174,27 +176,41 @@ where
     loop {
         tokio::select! {
             done = &mut transfer => break done?,
-            now = tick.tick(), if way == Way::Download => {
+            // The time the count is read, not the tick's (earlier) deadline:
+            // a sample taken late must not be dated early.
+            _ = tick.tick(), if way == Way::Download => {
                 let read = progress.downloaded();
-                for (at, mark) in crossed.iter_mut().zip(marks) {
-                    if at.is_none() && read >= mark {
-                        *at = Some(now);
-                    }
+                let past_end = middle.last().is_some_and(|&(_, last)| last >= marks[1] as f64);
+                if read >= marks[0] && !past_end {
+                    middle.push((start.elapsed().as_secs_f64(), read as f64));
                 }
             }
         }
     }
     let whole = bytes as f64 * 8.0 / start.elapsed().as_secs_f64();
-    let steady = match (way, crossed) {
-        (Way::Upload, _) => None,
-        (Way::Download, [Some(first), Some(last)]) if last > first => {
-            Some((marks[1] - marks[0]) as f64 * 8.0 / (last - first).as_secs_f64())
-        }
-        (Way::Download, _) => {
-            return Err("the download ended before its middle half was timed".into());
+    let steady = match way {
+        Way::Upload => None,
+        Way::Download => {
+            Some(slope(&middle).ok_or("the download ended before its middle half was timed")? * 8.0)
         }
     };
     Ok(Throughput { whole, steady })
+}
+
+/// The least-squares slope of `samples` (x, y): bytes per second over
+/// the middle half of a download. A fit through every sample, rather than
+/// the two ends alone, keeps a client that read late at one end (its
+/// bytes waiting in buffers meanwhile) from moving the rate by the lag.
+/// `None` for fewer than two distinct times.
+fn slope(samples: &[(f64, f64)]) -> Option<f64> {
+    let n = samples.len() as f64;
+    let (mx, my) = samples
+        .iter()
+        .fold((0.0, 0.0), |(x, y), &(sx, sy)| (x + sx / n, y + sy / n));
+    let (sxy, sxx) = samples.iter().fold((0.0, 0.0), |(xy, xx), &(x, y)| {
+        (xy + (x - mx) * (y - my), xx + (x - mx) * (x - mx))
+    });
+    (samples.len() >= 2 && sxx > 0.0).then(|| sxy / sxx)
 }
 
 /// [`measured`]: one perf request on a fresh stream of a onetrip
@@ -287,20 +303,21 @@ pub fn start_servers(emulator: &Emulator, congestion: Congestion) -> Servers {
 }
 
 /// Runs `stack` one `way` from the client namespace, `runs` times (at
-/// least once), each on a fresh connection: the median run by
-/// [`Throughput::headline`]. The kernel's congestion control and the
-/// scheduling of shared cores move one transfer's rate by several percent.
+/// least once), each on a fresh connection; returns every run, slowest
+/// first by [`Throughput::headline`] ([`median`] picks the middle one).
+/// The kernel's congestion control and the scheduling of shared cores
+/// move one transfer's rate by several percent.
 ///
 /// # Errors
 /// The first failed run's, as text.
-pub fn real_run(
+pub fn real_runs(
     emulator: &Emulator,
     servers: &Servers,
     stack: Stack,
     way: Way,
     bytes: u64,
     runs: usize,
-) -> Result<Throughput, String> {
+) -> Result<Vec<Throughput>, String> {
     let mut measured = (0..runs.max(1))
         .map(|_| {
             let servers = servers.clone();
@@ -312,7 +329,15 @@ pub fn real_run(
         })
         .collect::<Result<Vec<_>, _>>()?;
     measured.sort_by(|a, b| a.headline().total_cmp(&b.headline()));
-    Ok(measured.swap_remove(measured.len() / 2))
+    Ok(measured)
+}
+
+/// The middle one of `runs` sorted as [`real_runs`] returns them.
+///
+/// # Panics
+/// If `runs` is empty ([`real_runs`] never returns none).
+pub fn median(runs: &[Throughput]) -> Throughput {
+    runs[runs.len() / 2]
 }
 
 async fn real_run_here(
@@ -381,4 +406,28 @@ pub fn real_ttfb(emulator: &Emulator, servers: &Servers, stack: Stack) -> Result
         };
         ttfb.await.map_err(|err| err.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slope;
+
+    #[test]
+    fn the_steady_rate_is_the_fitted_slope() {
+        let line: Vec<_> = (0..100)
+            .map(|t| (f64::from(t), 5.0 * f64::from(t) + 3.0))
+            .collect();
+        assert!((slope(&line).unwrap() - 5.0).abs() < 1e-9);
+        assert_eq!(slope(&line[..1]), None);
+        assert_eq!(slope(&[(1.0, 1.0), (1.0, 9.0)]), None);
+        // A first sample read late (its bytes still waiting, counted at
+        // the next one): the two ends alone would give (498 - 3) / 90 =
+        // 5.5, 10 % high; the fit much less.
+        let mut lagged = line.clone();
+        for sample in &mut lagged[..10] {
+            sample.1 = 3.0;
+        }
+        let fitted = slope(&lagged[9..]).unwrap();
+        assert!(fitted < 5.3, "{fitted}");
+    }
 }

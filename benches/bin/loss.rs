@@ -19,7 +19,7 @@
 use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
 use onetrip_bench::emulated::{
-    BoxError, Servers, Stack, Way, bottleneck, real_run, real_ttfb, start_servers,
+    BoxError, Servers, Stack, Way, bottleneck, median, real_runs, real_ttfb, start_servers,
 };
 use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{DeliveryTrace, GilbertElliott, LinkConfig, LossModel};
@@ -202,7 +202,8 @@ fn measure(emulator: &Emulator, servers: &Servers, stack: Stack, bytes: u64) -> 
         .get(ttfbs.len() / 2)
         .copied()
         .ok_or_else(|| failed.unwrap_or_default());
-    let goodput = real_run(emulator, servers, stack, Way::Download, bytes, 1).map(|run| run.whole);
+    let goodput = real_runs(emulator, servers, stack, Way::Download, bytes, 1)
+        .map(|runs| median(&runs).whole);
     Cell { ttfb, goodput }
 }
 

@@ -25,7 +25,7 @@ use std::{fmt::Write as _, path::PathBuf, time::Duration};
 
 use onetrip_bench::emulated::{
     BoxError, STACKS, Stack, Throughput, WAN_YAMUX_WINDOW, Way, bottleneck, config, measured,
-    onetrip_transfer, real_run, start_servers,
+    median, onetrip_transfer, real_runs, start_servers,
 };
 use onetrip_netem::{Emulator, Path};
 use onetrip_netsim::{LinkConfig, Network};
@@ -110,7 +110,7 @@ async fn virtual_run(stack: Stack, way: Way, bytes: u64) -> Result<Throughput, B
 // ---- The real kernel -------------------------------------------------
 
 /// Transfers per real-kernel cell, whose median it shows (see
-/// `emulated::real_run`).
+/// `emulated::real_runs`).
 const REAL_RUNS: usize = 3;
 
 // ---- The table -------------------------------------------------------
@@ -201,9 +201,20 @@ fn main() -> Result<(), BoxError> {
                         cells.push(fraction(&Err("not measured".into()), real_rate));
                         continue;
                     }
-                    let measured = real_run(&emulator, &servers, *stack, way, bytes, REAL_RUNS);
-                    let cell = fraction(&measured, real_rate);
-                    eprintln!("real {rate_mbit} Mbit/s {} {way:?}: {cell}", stack.name());
+                    let runs = real_runs(&emulator, &servers, *stack, way, bytes, REAL_RUNS);
+                    let cell = fraction(
+                        &runs.as_deref().map(median).map_err(String::clone),
+                        real_rate,
+                    );
+                    let spread = runs
+                        .iter()
+                        .flatten()
+                        .map(|run| format!("{:.0} %", run.headline() / real_rate as f64 * 100.0));
+                    eprintln!(
+                        "real {rate_mbit} Mbit/s {} {way:?}: {cell} (runs: {})",
+                        stack.name(),
+                        spread.collect::<Vec<_>>().join(", ")
+                    );
                     cells.push(cell);
                 }
             }
@@ -228,7 +239,8 @@ of {} transfers (virtual time is deterministic: one). Each is read two ways:
 
 - **steady** (in bold), downloads: the rate while the client read the
   middle half of the bytes, from a quarter to three quarters of the
-  transfer (its byte count read every millisecond). The senders' windows
+  transfer: the least-squares slope of its byte count, read every
+  millisecond, against the time it was read. The senders' windows
   are open by then: this is what a connection sustains, as iperf reports
   it. Uploads have none: their client counts what it wrote, which runs
   ahead of what arrived by whatever its buffers took in meanwhile (bare
