@@ -224,6 +224,9 @@ fn main() -> Result<(), BoxError> {
         )
     })?;
     let mut cells: Vec<Vec<Cell>> = Vec::new();
+    // Loss the models did not decide: packets a TUN device dropped before
+    // the forwarder read them.
+    let mut not_read = Some(0);
     for (name, path) in &paths {
         let mut row = Vec::new();
         for controller in CONTROLLERS {
@@ -243,6 +246,7 @@ fn main() -> Result<(), BoxError> {
                 );
                 row.push(cell);
             }
+            not_read = not_read.zip(emulator.not_read()).map(|(a, b)| a + b);
         }
         cells.push(row);
     }
@@ -302,6 +306,12 @@ goodput through random loss falls as 1/√p (about 2 Mbit/s at 1 % and RTT
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "\nPackets a TUN device dropped before the forwarder read them (loss no model \
+         decided), over all the runs: {}.",
+        not_read.map_or("unknown".to_owned(), |n| n.to_string())
+    );
     println!("{out}");
     let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec");
     std::fs::write(spec.join("loss.md"), &out)?;

@@ -115,6 +115,11 @@ const REAL_RUNS: usize = 3;
 
 // ---- The table -------------------------------------------------------
 
+/// A count of the kernel's, or that it could not be read.
+fn count(n: Option<u64>) -> String {
+    n.map_or("unknown".to_owned(), |n| n.to_string())
+}
+
 fn fraction(measured: &Result<Throughput, String>, rate: u64) -> String {
     let percent = |bps: f64| bps / rate as f64 * 100.0;
     match measured {
@@ -201,7 +206,9 @@ fn main() -> Result<(), BoxError> {
                         cells.push(fraction(&Err("not measured".into()), real_rate));
                         continue;
                     }
+                    let not_read_before = emulator.not_read();
                     let runs = real_runs(&emulator, &servers, *stack, way, bytes, REAL_RUNS);
+                    let not_read = emulator.not_read().zip(not_read_before).map(|(a, b)| a - b);
                     let cell = fraction(
                         &runs.as_deref().map(median).map_err(String::clone),
                         real_rate,
@@ -211,17 +218,18 @@ fn main() -> Result<(), BoxError> {
                         .flatten()
                         .map(|run| format!("{:.0} %", run.headline() / real_rate as f64 * 100.0));
                     eprintln!(
-                        "real {rate_mbit} Mbit/s {} {way:?}: {cell} (runs: {})",
+                        "real {rate_mbit} Mbit/s {} {way:?}: {cell} (runs: {}; packets dropped \
+                         unread: {})",
                         stack.name(),
-                        spread.collect::<Vec<_>>().join(", ")
+                        spread.collect::<Vec<_>>().join(", "),
+                        count(not_read)
                     );
                     cells.push(cell);
                 }
             }
             let cpu = emulator.forwarder_cpu() - cpu_before;
             let cores = cpu.as_secs_f64() / began.elapsed().as_secs_f64();
-            let (up, down) = emulator.counters();
-            forwarder_cores.push((rate_mbit, cores, up.not_read + down.not_read));
+            forwarder_cores.push((rate_mbit, cores, emulator.not_read()));
         }
     }
 
@@ -324,7 +332,10 @@ Read with care:
             forwarder_cores
                 .iter()
                 .map(|(rate, cores, not_read)| {
-                    format!("{cores:.2} and {not_read} at {rate} Mbit/s")
+                    format!(
+                        "{cores:.2} cores and {} packets at {rate} Mbit/s",
+                        count(*not_read)
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ")

@@ -146,7 +146,7 @@ impl Direction {
             written: self.written.load(Ordering::Relaxed),
             write_failed: self.write_failed.load(Ordering::Relaxed),
             // The sending namespace's kernel counts these.
-            not_read: 0,
+            not_read: None,
         }
     }
 }

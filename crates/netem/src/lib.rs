@@ -26,9 +26,11 @@
 mod forward;
 
 use std::{
+    fs::File,
+    io::{Read, Seek, SeekFrom},
     net::Ipv4Addr,
     process::{Child, Command},
-    sync::{Arc, mpsc},
+    sync::{Arc, Mutex, PoisonError, mpsc},
     thread,
     time::Instant,
 };
@@ -51,7 +53,9 @@ pub const MTU: usize = 1500;
 /// emulated link's queue, which the [`LinkConfig`] sets: it only absorbs
 /// the moments the forwarder is not scheduled. At 1 Gbit/s 500 packets
 /// last 6 ms, and a busy 2-core machine can keep a thread waiting longer;
-/// the packets dropped here are counted ([`Counters::not_read`]).
+/// the packets dropped here are counted ([`Counters::not_read`]). A packet
+/// that waited here reaches the link late by that wait, which no counter
+/// shows: a long queue turns a stalled forwarder's loss into delay.
 pub const TUN_QUEUE: u32 = 10_000;
 
 /// What can go wrong setting up the emulator.
@@ -75,8 +79,10 @@ pub enum Error {
     Link(#[from] onetrip_netsim::Error),
 }
 
-/// What became of one direction's packets: the link model's account, and
-/// how many of those it carried the other namespace's kernel took.
+/// What became of one direction's packets: how many the sending
+/// namespace's TUN device dropped before the forwarder read them, the link
+/// model's account of the others, and how many of those it carried the
+/// other namespace's kernel took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     /// The link model's account (offered, delivered, lost, …).
@@ -87,9 +93,11 @@ pub struct Counters {
     /// was full).
     pub write_failed: u64,
     /// Packets the sending namespace's TUN device dropped before the
-    /// forwarder read them (its [`TUN_QUEUE`] was full): loss the link
-    /// model did not decide, which an honest run keeps at zero.
-    pub not_read: u64,
+    /// forwarder read them: loss the link model did not decide, which an
+    /// honest run keeps at zero. It is the device's transmit drop count,
+    /// which counts a full [`TUN_QUEUE`] (and the driver's filters, which
+    /// nothing here sets). `None` if the kernel's count could not be read.
+    pub not_read: Option<u64>,
 }
 
 /// The two directions of the emulated path and the seed of their loss
@@ -124,8 +132,9 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct Namespace {
     addr: Ipv4Addr,
     jobs: mpsc::Sender<Job>,
-    /// The namespace's thread, which lives as long as `jobs`.
-    thread: nix::unistd::Pid,
+    /// The namespace's `/proc/thread-self/net/dev`, opened by its thread:
+    /// the open file stays bound to the namespace.
+    dev: Mutex<std::fs::File>,
 }
 
 impl Namespace {
@@ -135,13 +144,11 @@ impl Namespace {
     }
 
     /// The packets this side's TUN device dropped on their way out, as the
-    /// kernel counts them for the namespace (`/proc/<tid>/net/dev`, read
-    /// through the namespace's thread without waiting for its jobs).
-    fn tun_dropped(&self) -> u64 {
-        let file = format!("/proc/self/task/{}/net/dev", self.thread);
-        let dev = std::fs::read_to_string(&file)
-            .unwrap_or_else(|err| panic!("the namespace's {file}: {err}"));
-        tx_dropped(&dev, TUN_NAME).unwrap_or_else(|| panic!("no {TUN_NAME} in {file}"))
+    /// kernel counts them for the namespace (its `net/dev`, opened at
+    /// setup, read again without waiting for the namespace's jobs).
+    fn tun_dropped(&self) -> Option<u64> {
+        let mut file = self.dev.lock().unwrap_or_else(PoisonError::into_inner);
+        read_tx_dropped(&mut file).ok()
     }
 
     /// Runs `f` on this namespace's thread and returns its result: the
@@ -302,11 +309,14 @@ impl Emulator {
         self.forwarder.cpu_time()
     }
 
+    /// The packets both TUN devices dropped before the forwarder read them,
+    /// so far ([`Counters::not_read`] both ways); `None` if a count could
+    /// not be read.
+    pub fn not_read(&self) -> Option<u64> {
+        Some(self.client.tun_dropped()? + self.server.tun_dropped()?)
+    }
+
     /// What became of the packets each way so far: `(up, down)`.
-    ///
-    /// # Panics
-    /// If the kernel does not show a namespace's TUN device in
-    /// `/proc/<tid>/net/dev`, which it does while the emulator lives.
     pub fn counters(&self) -> (Counters, Counters) {
         let counters = self.forwarder.counters();
         let up = Counters {
@@ -330,12 +340,12 @@ fn namespace(
     forwarder: &forward::Forwarder,
 ) -> Result<(Namespace, Arc<Tun>), Error> {
     let (jobs, inbox) = mpsc::channel::<Job>();
-    let (ready, setup) = mpsc::channel::<Result<(Arc<Tun>, nix::unistd::Pid), Error>>();
+    let (ready, setup) = mpsc::channel::<Result<(Arc<Tun>, File), Error>>();
     let runtime = forwarder.handle();
     thread::Builder::new()
         .name(format!("netem-{name}"))
         .spawn(move || {
-            let made = (|| -> Result<(Arc<Tun>, nix::unistd::Pid), Error> {
+            let made = (|| -> Result<(Arc<Tun>, File), Error> {
                 unshare(CloneFlags::CLONE_NEWNET).map_err(Error::Namespace)?;
                 ip(&["link", "set", "lo", "up"])?;
                 std::fs::write("/proc/sys/net/ipv4/tcp_fastopen", "3")
@@ -364,7 +374,12 @@ fn namespace(
                     "txqueuelen",
                     &TUN_QUEUE.to_string(),
                 ])?;
-                Ok((Arc::new(tuns.remove(0)), nix::unistd::gettid()))
+                let setup = |err: std::io::Error| {
+                    Error::Setup(format!("the namespace's /proc/thread-self/net/dev: {err}"))
+                };
+                let mut dev = File::open("/proc/thread-self/net/dev").map_err(setup)?;
+                read_tx_dropped(&mut dev).map_err(setup)?;
+                Ok((Arc::new(tuns.remove(0)), dev))
             })();
             let ok = made.is_ok();
             let _ = ready.send(made);
@@ -375,15 +390,33 @@ fn namespace(
             }
         })
         .map_err(|err| Error::Setup(format!("cannot start a thread: {err}")))?;
-    let (tun, thread) = setup
+    let (tun, dev) = setup
         .recv()
         .map_err(|_| Error::Setup(format!("the {name} namespace's thread died")))??;
-    let namespace = Namespace { addr, jobs, thread };
+    let namespace = Namespace {
+        addr,
+        jobs,
+        dev: Mutex::new(dev),
+    };
     Ok((namespace, tun))
 }
 
 /// The TUN device's name in each namespace.
 const TUN_NAME: &str = "netem0";
+
+/// The transmit drop count of the TUN device in `dev`, a namespace's
+/// `net/dev`, read from its start.
+fn read_tx_dropped(dev: &mut File) -> std::io::Result<u64> {
+    let mut text = String::new();
+    dev.seek(SeekFrom::Start(0))?;
+    dev.read_to_string(&mut text)?;
+    tx_dropped(&text, TUN_NAME).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("no {TUN_NAME} transmit drop count"),
+        )
+    })
+}
 
 /// The transmit `drop` count of `device` in `dev`, the text of a
 /// `/proc/net/dev`: after the device's name and colon come eight receive

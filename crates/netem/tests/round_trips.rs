@@ -11,6 +11,9 @@
 //! of [`RUNS`] dials (the one least disturbed by the machine) must measure
 //! at least its virtual count and less than [`TOLERANCE`] more: the same
 //! whole number of round trips, since one more would add at least 50 ms.
+//! Its median dial must also stay within a round trip more, so that a
+//! saving that works once (a ticket, a cookie, used and not renewed)
+//! still fails the test.
 
 mod common;
 
@@ -36,9 +39,14 @@ const TOLERANCE: Duration = Duration::from_millis(40);
 /// use what an earlier connection left).
 const RUNS: usize = 3;
 
-/// The fastest TTFB of [`RUNS`] dials of `preset` from the client
-/// namespace, after a warm-up dial for a preset that sends early data.
-fn real_ttfb(emulator: &Emulator, preset: Preset, addr: SocketAddr, peer: PeerId) -> Duration {
+/// The TTFBs of [`RUNS`] dials of `preset` from the client namespace,
+/// fastest first, after a warm-up dial for a preset that sends early data.
+fn real_ttfbs(
+    emulator: &Emulator,
+    preset: Preset,
+    addr: SocketAddr,
+    peer: PeerId,
+) -> Vec<Duration> {
     emulator.client.block_on(move || async move {
         let config = Config::new(Keypair::generate_ed25519())
             .unwrap()
@@ -59,7 +67,8 @@ fn real_ttfb(emulator: &Emulator, preset: Preset, addr: SocketAddr, peer: PeerId
             tokio::time::sleep(4 * RTT).await;
             connection.close().await.unwrap();
         }
-        samples.into_iter().min().expect("at least one run")
+        samples.sort();
+        samples
     })
 }
 
@@ -90,15 +99,20 @@ fn every_preset_on_the_real_kernel_takes_its_virtual_round_trips() {
             Preset::Tcp(_) => tcp,
             Preset::Quic(_) => quic,
         };
-        let real = real_ttfb(&emulator, preset, addr, peer);
+        let real = real_ttfbs(&emulator, preset, addr, peer);
+        let (fastest, median) = (real[0], real[real.len() / 2]);
         let virtual_time = virtual_ttfb(preset);
         let rtts = |t: Duration| t.as_secs_f64() / RTT.as_secs_f64();
         report.push_str(&format!(
-            "{name:<20} real {:.2} RTT, virtual {:.2} RTT\n",
-            rtts(real),
+            "{name:<20} real {:.2} RTT (median {:.2}), virtual {:.2} RTT\n",
+            rtts(fastest),
+            rtts(median),
             rtts(virtual_time)
         ));
-        if real < virtual_time || real > virtual_time + TOLERANCE {
+        if fastest < virtual_time
+            || fastest > virtual_time + TOLERANCE
+            || median >= virtual_time + RTT
+        {
             failures.push(name);
         }
     }

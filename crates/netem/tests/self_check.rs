@@ -185,7 +185,7 @@ fn loss_matches_its_model_and_every_packet_is_counted() {
         // where it was dropped before it, and what the link carried
         // arrived, and nothing else.
         assert_eq!(
-            up.link.offered + up.not_read,
+            up.link.offered + up.not_read.expect("the TUN device's drop count"),
             count as u64,
             "{name}: {up:?}"
         );
@@ -246,7 +246,7 @@ fn the_forwarding_rate_without_a_bottleneck() {
         up.written,
         down.written,
         up.write_failed + down.write_failed,
-        up.not_read + down.not_read,
+        emulator.not_read().expect("the TUN devices' drop counts"),
         cpu.as_secs_f64() * 1e6 / packets as f64,
     );
 }

@@ -177,7 +177,8 @@ fn main() -> Result<(), String> {
 }
 
 fn counters_json(c: onetrip_netem::Counters) -> String {
-    let (link, written, write_failed, not_read) = (c.link, c.written, c.write_failed, c.not_read);
+    let (link, written, write_failed) = (c.link, c.written, c.write_failed);
+    let not_read = c.not_read.map_or("null".to_owned(), |n| n.to_string());
     format!(
         "{{\"not_read\":{not_read},\"offered\":{},\"delivered\":{},\"delivered_bytes\":{},\"lost\":{},\"too_big\":{},\"queue_full\":{},\"written\":{written},\"write_failed\":{write_failed}}}",
         link.offered,
