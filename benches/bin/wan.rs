@@ -295,6 +295,11 @@ Read with care:
   for instance), in onetrip's and rust-libp2p's rows alike; the median
   leaves such a transfer out, unless it is not alone. Its cause is not
   known yet.
+- TCP rows over yamux can read above 100 % (up to 109 % at 500 Mbit/s),
+  where bare TCP and QUIC read 96–97 %: those clients had a few
+  megabytes more waiting unread at a quarter of the bytes than at three
+  quarters, which the fit counts as rate. Their whole figures (75–80 %)
+  sit with bare TCP's. The cause of the lag is not known yet.
 
 | stack | transport | virtual download | virtual upload |{}
 |---|---|---|---|{}
