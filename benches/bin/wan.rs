@@ -115,6 +115,21 @@ const REAL_RUNS: usize = 5;
 
 // ---- The table -------------------------------------------------------
 
+/// The CPU time, in seconds, this process's threads have used so far:
+/// both endpoints, their servers and the forwarder all run in it (the
+/// kernel's network work is counted to whichever thread it ran in), on a
+/// machine whose cores the run's log compares it with. From
+/// `/proc/self/stat`, whose times are in USER_HZ, 100 a second on Linux.
+fn process_cpu() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces), from the
+    // third on: utime and stime are the 14th and 15th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 /// A count of the kernel's, or that it could not be read.
 fn count(n: Option<u64>) -> String {
     n.map_or("unknown".to_owned(), |n| n.to_string())
@@ -207,7 +222,11 @@ fn main() -> Result<(), BoxError> {
                         continue;
                     }
                     let not_read_before = emulator.not_read();
+                    let (cpu_before, began) = (process_cpu(), std::time::Instant::now());
                     let runs = real_runs(&emulator, &servers, *stack, way, bytes, REAL_RUNS);
+                    let cores = process_cpu()
+                        .zip(cpu_before)
+                        .map(|(after, before)| (after - before) / began.elapsed().as_secs_f64());
                     let not_read = emulator.not_read().zip(not_read_before).map(|(a, b)| a - b);
                     let mut cell = fraction(
                         &runs.as_deref().map(median).map_err(String::clone),
@@ -220,9 +239,11 @@ fn main() -> Result<(), BoxError> {
                         let _ = write!(cell, "; runs {} %", spread.collect::<Vec<_>>().join(", "));
                     }
                     eprintln!(
-                        "real {rate_mbit} Mbit/s {} {way:?}: {cell}; packets dropped unread: {}",
+                        "real {rate_mbit} Mbit/s {} {way:?}: {cell}; packets dropped unread: {}; \
+                         cores busy: {}",
                         stack.name(),
-                        count(not_read)
+                        count(not_read),
+                        cores.map_or("unknown".to_owned(), |cores| format!("{cores:.2}"))
                     );
                     cells.push(cell);
                 }
